@@ -1,8 +1,158 @@
-"""The `ldmkit` command line."""
+"""The `ldmkit` command line: a thin skin over the library."""
+
+import json
+from pathlib import Path
+from typing import Annotated
 
 import typer
+import yaml
+
+from ldmkit.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 
 app = typer.Typer(no_args_is_help=True, help="Latent Diffusion Models: train, sample, evaluate.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate checkpoints on held-out data.")
+data_app = typer.Typer(no_args_is_help=True, help="Prepare the real datasets that install offline.")
+app.add_typer(eval_app, name="eval")
+app.add_typer(data_app, name="data")
+
+Overrides = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a config key: --set run.steps=500")
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
+
+
+def autoencoder_config(preset: str | None, config: Path | None, overrides: list[str]):
+    """Resolve --preset / --config / --set into an AutoencoderTrainConfig."""
+    from ldmkit.training.config import AutoencoderTrainConfig
+    from ldmkit.training.presets import PRESETS
+
+    if preset and config:
+        raise _fail("give --preset or --config, not both")
+    if config:
+        data = load_yaml(config)
+    else:
+        name = preset or "kl-f4"
+        if name not in PRESETS:
+            raise _fail(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+        data = to_dict(PRESETS[name])
+    return from_dict(AutoencoderTrainConfig, apply_overrides(data, overrides))
+
+
+@app.command("train-autoencoder")
+def train_autoencoder_command(
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoints, pictures, model/")],
+    preset: Annotated[str | None, typer.Option(help="Named preset (see `ldmkit presets`)")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config file")] = None,
+    overrides: Overrides = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run's latest checkpoint")] = True,
+) -> None:
+    """Train a KL- or VQ-regularised autoencoder (the first stage)."""
+    from ldmkit.training.autoencoder_trainer import train_autoencoder
+
+    try:
+        cfg = autoencoder_config(preset, config, overrides or [])
+    except ConfigError as error:
+        raise _fail(str(error)) from error
+    result = train_autoencoder(cfg, out, resume=resume)
+    typer.echo(
+        json.dumps(
+            {"model": str(result.model_dir), "steps": result.step, "minutes": result.elapsed_s / 60}
+        )
+    )
+
+
+@app.command("presets")
+def presets_command(
+    name: Annotated[str | None, typer.Argument(help="Print this preset as YAML")] = None,
+) -> None:
+    """List the named presets, or print one as YAML (a starting point for --config)."""
+    from ldmkit.training.presets import PRESETS
+
+    if name is None:
+        for key, value in PRESETS.items():
+            m = value.model
+            typer.echo(f"{key:14s} {m.kind} f={m.factor} ch={m.ch} ch_mult={list(m.ch_mult)}")
+        return
+    if name not in PRESETS:
+        raise _fail(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
+    typer.echo(yaml.safe_dump(to_dict(PRESETS[name]), sort_keys=False))
+
+
+@eval_app.command("reconstruction")
+def eval_reconstruction_command(
+    checkpoint: Annotated[Path, typer.Option(help="Autoencoder folder (RUN/model)")],
+    data: Annotated[
+        str, typer.Option(help="shapes, fashion-mnist, emoji:PATH or an image folder")
+    ] = "shapes",
+    n: Annotated[int, typer.Option(help="Number of held-out images")] = 512,
+    resolution: Annotated[int | None, typer.Option(help="Default: the training resolution")] = None,
+    batch_size: int = 64,
+    device: str = "auto",
+) -> None:
+    """PSNR / SSIM and encode/decode throughput on held-out data; prints JSON."""
+    from ldmkit.checkpoint import CheckpointError, load_autoencoder, read_config
+    from ldmkit.data.config import DataConfig
+    from ldmkit.data.factory import build_dataset
+    from ldmkit.evaluation.reconstruction import evaluate_reconstruction
+    from ldmkit.training.runtime import select_device
+
+    try:
+        model = load_autoencoder(checkpoint, select_device(device))
+        trained = read_config(checkpoint, "autoencoder").get("training", {}).get("data", {})
+    except CheckpointError as error:
+        raise _fail(str(error)) from error
+    res = resolution or trained.get("resolution", 64)
+    try:
+        data_config = _data_config(data, res, DataConfig)
+        dataset = build_dataset(data_config, "heldout", n)
+    except (ValueError, FileNotFoundError) as error:
+        raise _fail(str(error)) from error
+    result = evaluate_reconstruction(model, dataset, n, batch_size)
+    typer.echo(
+        json.dumps({"checkpoint": str(checkpoint), "data": data, "resolution": res, **result})
+    )
+
+
+def _data_config(spec: str, resolution: int, cls):
+    """`shapes` | `fashion-mnist` | `emoji:PATH` | a folder path -> DataConfig."""
+    if spec in ("shapes", "fashion-mnist"):
+        return cls(kind=spec, resolution=resolution, cache=False)
+    if spec.startswith("emoji:"):
+        return cls(kind="emoji", path=spec[6:], resolution=resolution, cache=False)
+    return cls(kind="folder", path=spec, resolution=resolution, cache=False)
+
+
+@data_app.command("prepare")
+def data_prepare_command(
+    name: Annotated[str, typer.Argument(help="fashion-mnist or emoji")],
+    out: Annotated[Path | None, typer.Option(help="Default: data/NAME")] = None,
+) -> None:
+    """Prepare a real dataset from its offline Debian package into data/NAME."""
+    from ldmkit.data.prepare import DATASETS, prepare_dataset
+
+    if name not in DATASETS:
+        raise _fail(f"unknown dataset {name!r}; datasets: {', '.join(DATASETS)}")
+    try:
+        path = prepare_dataset(name, out or Path("data") / name)
+    except (FileNotFoundError, ValueError) as error:
+        raise _fail(str(error)) from error
+    typer.echo(str(path))
+
+
+@app.command("demo")
+def demo_command(
+    out: Annotated[Path, typer.Option(help="Output folder")] = Path("runs/demo"),
+    minutes: Annotated[float, typer.Option(help="Training budget")] = 3.0,
+) -> None:
+    """Train a small KL f=4 autoencoder on built-in shapes and show its reconstructions."""
+    from ldmkit.demo import run_demo
+
+    report = run_demo(out, minutes)
+    typer.echo(json.dumps(report, indent=2))
 
 
 def main() -> None:

@@ -1,0 +1,51 @@
+"""Typed configuration of the perceptual autoencoders (first stage)."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+VALID_FACTORS = (1, 2, 4, 8, 16, 32)
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    """Architecture of a KL- or VQ-regularised autoencoder; f = 2 ** (len(ch_mult) - 1)."""
+
+    kind: Literal["kl", "vq"] = "kl"
+    in_channels: int = 3
+    out_channels: int = 3
+    ch: int = 64
+    ch_mult: tuple[int, ...] = (1, 2, 4)
+    num_res_blocks: int = 2
+    # Self-attention inside the levels whose downsampling factor is listed (the mid block
+    # always has one when mid_attention is true).
+    attn_factors: tuple[int, ...] = ()
+    mid_attention: bool = True
+    z_channels: int = 3
+    dropout: float = 0.0
+    norm_groups: int = 32
+    # KL: the log-variance is clamped to this range before exponentiation.
+    logvar_min: float = -30.0
+    logvar_max: float = 20.0
+    # VQ: codebook size, commitment cost (beta), dead-code restart threshold (0 = off).
+    codebook_size: int = 512
+    commitment_beta: float = 0.25
+    dead_code_threshold: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.factor not in VALID_FACTORS:
+            raise ValueError(
+                f"ch_mult {self.ch_mult} gives f={self.factor}; len(ch_mult) must be 1..6 "
+                f"for f in {VALID_FACTORS}"
+            )
+        for name in ("ch", "num_res_blocks", "z_channels", "norm_groups", "codebook_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        bad = [a for a in self.attn_factors if a not in (2**i for i in range(len(self.ch_mult)))]
+        if bad:
+            levels = [2**i for i in range(len(self.ch_mult))]
+            raise ValueError(f"attn_factors {bad} are not levels of this network {levels}")
+
+    @property
+    def factor(self) -> int:
+        """Spatial downsampling factor f."""
+        return 2 ** (len(self.ch_mult) - 1)

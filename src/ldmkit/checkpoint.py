@@ -1,0 +1,151 @@
+"""Checkpoints on disk: a directory of safetensors weights plus a JSON config, written atomically.
+
+Layout of a model directory::
+
+    config.json         {"format": "ldmkit", "model": "<kind>", "config": {...}, ...}
+    model.safetensors   every parameter and persistent buffer
+
+Nothing here unpickles: tensors come from safetensors, everything else from JSON.
+"""
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
+from ldmkit.config import ConfigError, from_dict, to_dict
+
+FORMAT = "ldmkit"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt or of the wrong kind; the message says which."""
+
+
+def write_directory_atomically(target: Path, write: Callable[[Path], None]) -> Path:
+    """Have `write` fill a temporary directory, then move it to `target` in one rename.
+
+    An existing `target` is replaced only after the new one is complete, so a crash mid-write
+    never leaves a half-written checkpoint under the final name.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        write(tmp)
+        for path in tmp.iterdir():
+            with path.open("rb") as handle:
+                os.fsync(handle.fileno())
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return target
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON to `path` through a temporary file and an atomic rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Save tensors as safetensors (copies made contiguous and unshared)."""
+    save_file({k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}, str(path))
+
+
+def load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Load a safetensors file with a clear error when it is missing or corrupt."""
+    if not path.is_file():
+        raise CheckpointError(f"missing weights file {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{path} is not a readable safetensors file: {error}") from error
+
+
+def read_config(directory: Path, expected_model: str) -> dict[str, Any]:
+    """Read and check a checkpoint's config.json; `expected_model` names the model kind."""
+    directory = Path(directory)
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(
+            f"{directory} is not an ldmkit checkpoint: {CONFIG_FILE} is missing "
+            "(pass the directory written by `ldmkit train-autoencoder`, e.g. RUN/model)"
+        )
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is not valid JSON: {error}") from error
+    if meta.get("format") != FORMAT or "model" not in meta:
+        raise CheckpointError(f"{path} is not an ldmkit checkpoint config")
+    if meta["model"] != expected_model:
+        raise CheckpointError(
+            f"{directory} holds a {meta['model']!r} checkpoint, but a {expected_model!r} one "
+            "is needed here"
+        )
+    return meta
+
+
+def save_autoencoder(
+    model: Autoencoder, directory: Path, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write an autoencoder (weights, config, latent statistics) to `directory` atomically."""
+    meta = {
+        "format": FORMAT,
+        "model": "autoencoder",
+        "config": to_dict(model.config),
+        "latent": {"shift": float(model.latent_shift), "scale": float(model.latent_scale)},
+        **(extra or {}),
+    }
+
+    def write(tmp: Path) -> None:
+        save_tensors(model.state_dict(), tmp / WEIGHTS_FILE)
+        write_json(tmp / CONFIG_FILE, meta)
+
+    return write_directory_atomically(directory, write)
+
+
+def load_autoencoder(directory: Path, device: str | torch.device = "cpu") -> Autoencoder:
+    """Load an autoencoder saved by `save_autoencoder`; needs nothing but the directory."""
+    directory = Path(directory)
+    meta = read_config(directory, "autoencoder")
+    try:
+        config = from_dict(AutoencoderConfig, meta["config"])
+    except ConfigError as error:
+        raise CheckpointError(f"{directory}: invalid autoencoder config: {error}") from error
+    model = Autoencoder(config)
+    load_state(model, load_tensors(directory / WEIGHTS_FILE), directory)
+    return model.to(device).eval()
+
+
+def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """Strict load_state_dict with an error that lists missing and unexpected keys."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+    if missing or unexpected or shapes:
+        raise CheckpointError(
+            f"{source}: weights do not match the config: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}, wrong shape {shapes[:5]}"
+        )
+    module.load_state_dict(state)

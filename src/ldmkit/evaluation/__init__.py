@@ -1,0 +1,1 @@
+"""L5: evaluation of trained checkpoints on held-out data."""

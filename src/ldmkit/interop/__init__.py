@@ -1,0 +1,1 @@
+"""L4: weights people already have (diffusers, CompVis) mapped onto ldmkit's modules."""

@@ -1,0 +1,13 @@
+"""Group normalisation as used throughout the LDM networks."""
+
+from torch import nn
+
+
+def group_norm(channels: int, groups: int = 32, eps: float = 1e-6) -> nn.GroupNorm:
+    """GroupNorm with `groups` groups (must divide `channels`), affine, eps 1e-6 as in LDM."""
+    if channels % groups != 0:
+        raise ValueError(
+            f"group norm: {channels} channels cannot be split into {groups} groups; "
+            "choose norm_groups dividing every channel count (ch * ch_mult)"
+        )
+    return nn.GroupNorm(num_groups=groups, num_channels=channels, eps=eps, affine=True)

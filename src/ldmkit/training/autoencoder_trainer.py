@@ -1,0 +1,218 @@
+"""Train a KL or VQ autoencoder: two optimisers (autoencoder, discriminator), exact resume."""
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ldmkit.autoencoder import Autoencoder, AutoencoderLoss, measure_latent_statistics
+from ldmkit.checkpoint import save_autoencoder, write_json
+from ldmkit.config import save_yaml, to_dict
+from ldmkit.data.collate import collate
+from ldmkit.data.factory import build_dataset
+from ldmkit.metrics.image_quality import psnr
+from ldmkit.training.checkpoints import latest_checkpoint, write_checkpoint
+from ldmkit.training.config import AutoencoderTrainConfig
+from ldmkit.training.data_stream import batch_loader
+from ldmkit.training.progress_bar import TrainingProgress
+from ldmkit.training.runtime import (
+    autocast,
+    restore_rng_state,
+    rng_state,
+    seed_everything,
+    select_device,
+    set_threads,
+    tune_allocator,
+)
+from ldmkit.training.train_state import load_train_state, save_train_state
+from ldmkit.training.visuals import image_grid, save_loss_curve
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many consecutive non-finite losses; the last good checkpoint is left intact."""
+
+
+@dataclass
+class TrainResult:
+    """Where the trained model went and how the run went."""
+
+    model_dir: Path
+    step: int
+    elapsed_s: float
+    history: list[dict[str, Any]]
+
+
+def build_perceptual(config: AutoencoderTrainConfig) -> torch.nn.Module | None:
+    """The LPIPS network from local files, or None when the perceptual weight is 0."""
+    if config.loss.perceptual_weight <= 0:
+        return None
+    if not (config.loss.lpips_vgg_path and config.loss.lpips_lin_path):
+        raise ValueError(
+            "loss.perceptual_weight > 0 needs loss.lpips_vgg_path and loss.lpips_lin_path "
+            "(local weight files, see docs/lpips.md), or set loss.perceptual_weight=0"
+        )
+    from ldmkit.autoencoder.lpips import LPIPS
+
+    return LPIPS.from_files(Path(config.loss.lpips_vgg_path), Path(config.loss.lpips_lin_path))
+
+
+def train_autoencoder(
+    config: AutoencoderTrainConfig, run_dir: Path, resume: bool = True, show_progress: bool = True
+) -> TrainResult:
+    """Train per `config` into `run_dir` (checkpoints, pictures, final model in run_dir/model)."""
+    run, run_dir = config.run, Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    set_threads(run.threads)
+    tune_allocator()
+    seed_everything(run.seed)
+    device = select_device(run.device)
+
+    model = Autoencoder(config.model).to(device)
+    loss_fn = AutoencoderLoss(
+        config.loss, config.model.kind, config.model.in_channels, build_perceptual(config)
+    ).to(device)
+    ae_params = [p for p in model.parameters()] + [p for p in [loss_fn.logvar] if p.requires_grad]
+    opt_ae = torch.optim.Adam(ae_params, lr=config.optim.lr, betas=config.optim.betas)
+    disc_lr = config.optim.disc_lr or config.optim.lr
+    opt_d = torch.optim.Adam(
+        loss_fn.discriminator.parameters(), lr=disc_lr, betas=config.optim.betas
+    )
+    modules = {"autoencoder": model, "loss": loss_fn}
+    optimizers = {"autoencoder": opt_ae, "discriminator": opt_d}
+
+    step, elapsed, bad_steps, skipped, history = 0, 0.0, 0, 0, []
+    found = latest_checkpoint(run_dir) if resume else None
+    if found is not None:
+        rng, info = load_train_state(found, modules, optimizers)
+        restore_rng_state(rng, device)
+        step, elapsed, history = info["step"], info["elapsed_s"], info["history"]
+        skipped = info["skipped_steps"]
+    save_yaml(config, run_dir / "config.yaml")
+
+    train_data = build_dataset(config.data, "train")
+    heldout = collate(
+        [
+            build_dataset(config.data, "heldout", run.heldout_images)[i]
+            for i in range(run.heldout_images)
+        ]
+    )["image"].to(device)
+    loader = batch_loader(train_data, run.batch_size, run.seed, step, run.steps, run.num_workers)
+    scaler = torch.amp.GradScaler(device.type, enabled=run.precision == "fp16")
+
+    def save(at_step: int) -> None:
+        def write(tmp: Path) -> None:
+            save_train_state(
+                tmp,
+                modules,
+                optimizers,
+                rng_state(device),
+                {
+                    "step": at_step,
+                    "elapsed_s": elapsed,
+                    "skipped_steps": skipped,
+                    "history": history,
+                },
+            )
+            (tmp / "config.json").write_text(json.dumps(to_dict(config), indent=2))
+
+        write_checkpoint(run_dir, at_step, write, run.keep_checkpoints)
+        write_json(run_dir / "history.json", history)
+
+    def snapshot(at_step: int) -> float:
+        model.eval()
+        with torch.no_grad():
+            rec = model(heldout, sample_posterior=False).reconstruction.float().clamp(-1, 1)
+        model.train()
+        image_grid(torch.cat([heldout, rec]), nrow=len(heldout)).save(
+            run_dir / "reconstructions.png"
+        )
+        (run_dir / "samples").mkdir(exist_ok=True)
+        image_grid(torch.cat([heldout, rec]), nrow=len(heldout)).save(
+            run_dir / "samples" / f"recon-{at_step:08d}.png"
+        )
+        return float(psnr(rec, heldout).mean())
+
+    model.train()
+    loss_fn.train()
+    started = time.perf_counter() - elapsed
+    bar = TrainingProgress(run.steps, step, enabled=show_progress, title="autoencoder")
+    with bar:
+        for batch in loader:
+            x = batch["image"].to(device, non_blocking=True)
+            warmup = config.optim.warmup_steps
+            lr_scale = min(1.0, (step + 1) / warmup) if warmup else 1.0
+            for group in opt_ae.param_groups:
+                group["lr"] = config.optim.lr * lr_scale
+            with autocast(device, run.precision):
+                out = model(x, sample_posterior=run.sample_posterior)
+                g_loss, logs = loss_fn.generator_loss(x, out, step, model.decoder.last_layer)
+            if not math.isfinite(logs["loss"]):
+                bad_steps += 1
+                skipped += 1
+                if bad_steps >= run.max_bad_steps:
+                    raise TrainingDiverged(
+                        f"{bad_steps} consecutive non-finite losses at step {step}; the last "
+                        "good checkpoint is intact. Lower optim.lr or use run.precision=fp32."
+                    )
+                step += 1
+                continue
+            bad_steps = 0
+            opt_ae.zero_grad(set_to_none=True)
+            scaler.scale(g_loss).backward()
+            if config.optim.grad_clip > 0:
+                scaler.unscale_(opt_ae)
+                torch.nn.utils.clip_grad_norm_(ae_params, config.optim.grad_clip)
+            scaler.step(opt_ae)
+            if loss_fn.disc_active(step):
+                with autocast(device, run.precision):
+                    d_loss, d_logs = loss_fn.discriminator_loss(x, out.reconstruction, step)
+                opt_d.zero_grad(set_to_none=True)
+                scaler.scale(d_loss).backward()
+                scaler.step(opt_d)
+                logs.update(d_logs)
+            scaler.update()
+            restart = run.dead_code_restart_every
+            if model.quantize is not None and restart and (step + 1) % restart == 0:
+                logs["restarted_codes"] = model.quantize.restart_dead_codes(
+                    out.posterior.mean, config.model.dead_code_threshold
+                )
+                logs["dead_codes"] = int(
+                    model.quantize.dead_codes(config.model.dead_code_threshold).sum()
+                )
+            step += 1
+            elapsed = time.perf_counter() - started
+            if step % run.log_every == 0 or step == run.steps:
+                row = {"step": step, "time_s": round(elapsed, 2), **logs, "skipped_steps": skipped}
+                history.append(row)
+                bar.update(step, logs)
+            else:
+                bar.update(step)
+            if run.image_every and step % run.image_every == 0:
+                history.append(
+                    {"step": step, "time_s": round(elapsed, 2), "val_psnr": snapshot(step)}
+                )
+            if run.checkpoint_every and step % run.checkpoint_every == 0:
+                save(step)
+            if run.max_minutes and elapsed >= 60 * run.max_minutes:
+                break
+
+    save(step)
+    history.append({"step": step, "time_s": round(elapsed, 2), "val_psnr": snapshot(step)})
+    write_json(run_dir / "history.json", history)
+    save_loss_curve(
+        history,
+        run_dir / "loss.png",
+        ("rec", "kl", "codebook", "perplexity", "g_loss", "d_loss", "val_psnr"),
+    )
+    stat_loader = batch_loader(train_data, run.batch_size, run.seed + 1, 0, run.latent_stat_batches)
+    shift, scale = measure_latent_statistics(model, (b["image"].to(device) for b in stat_loader))
+    model.set_latent_statistics(shift, scale)
+    extra = {
+        "training": {"steps": step, "elapsed_s": round(elapsed, 1), "data": to_dict(config.data)}
+    }
+    model_dir = save_autoencoder(model, run_dir / "model", extra)
+    return TrainResult(model_dir, step, elapsed, history)

@@ -1,0 +1,53 @@
+"""Configuration of a training run: optimiser, loop settings, and the autoencoder experiment."""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ldmkit.autoencoder import AutoencoderConfig, AutoencoderLossConfig
+from ldmkit.data.config import DataConfig
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam(W) settings with linear warm-up and optional gradient clipping."""
+
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.5, 0.9)
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    grad_clip: float = 0.0  # max global norm; 0 disables clipping
+    disc_lr: float = 0.0  # discriminator learning rate; 0 means the same as lr
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Loop settings: length, batch, precision, logging and checkpoint cadence."""
+
+    steps: int = 2000
+    batch_size: int = 64
+    seed: int = 0
+    max_minutes: float = 0.0  # stop (and save) after this wall-clock budget; 0 = no limit
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    device: str = "auto"
+    threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    num_workers: int = 0
+    log_every: int = 25
+    image_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
+    sample_posterior: bool = True
+    dead_code_restart_every: int = 200  # VQ only; 0 disables restarts
+    heldout_images: int = 16  # images in the reconstruction grid
+    latent_stat_batches: int = 8  # batches used to measure the latent scale
+
+
+@dataclass(frozen=True)
+class AutoencoderTrainConfig:
+    """Everything that defines an autoencoder training run."""
+
+    model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    loss: AutoencoderLossConfig = field(default_factory=AutoencoderLossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    run: RunConfig = field(default_factory=RunConfig)

@@ -1,0 +1,59 @@
+"""Named autoencoder presets: `tiny` (tests), CPU-sized `kl-f4`... and the paper's sizes."""
+
+from dataclasses import replace
+
+from ldmkit.autoencoder import AutoencoderConfig, AutoencoderLossConfig
+from ldmkit.data.config import DataConfig
+from ldmkit.training.config import AutoencoderTrainConfig, OptimConfig, RunConfig
+
+# Small networks for this 2-core CPU: width 16, one residual block per level, norm groups of 8,
+# batch 16 in bf16 autocast (measured fastest per image here; see docs/results/autoencoders.md).
+_CPU = AutoencoderConfig(ch=16, num_res_blocks=1, norm_groups=8)
+_CPU_RUN = RunConfig(
+    steps=3000, batch_size=16, precision="bf16", image_every=250, checkpoint_every=500
+)
+_CPU_OPTIM = OptimConfig(lr=1e-3, betas=(0.9, 0.99), warmup_steps=100)
+
+
+def _cpu(kind: str, ch_mult: tuple[int, ...], z: int) -> AutoencoderTrainConfig:
+    model = replace(_CPU, kind=kind, ch_mult=ch_mult, z_channels=z)  # type: ignore[arg-type]
+    return AutoencoderTrainConfig(model=model, optim=_CPU_OPTIM, run=_CPU_RUN)
+
+
+def _paper(kind: str, ch_mult: tuple[int, ...], z: int) -> AutoencoderTrainConfig:
+    # Rombach et al. 2022, Tab. 8 / first-stage configs: ch 128, 2 res blocks, LPIPS + GAN.
+    model = AutoencoderConfig(
+        kind=kind,  # type: ignore[arg-type]
+        ch=128,
+        ch_mult=ch_mult,
+        num_res_blocks=2,
+        z_channels=z,
+        codebook_size=8192 if kind == "vq" else 512,
+    )
+    return AutoencoderTrainConfig(
+        model=model,
+        loss=AutoencoderLossConfig(perceptual_weight=1.0, disc_start=50001, disc_weight=0.5),
+        data=DataConfig(resolution=256),
+        optim=OptimConfig(lr=4.5e-6 * 12, betas=(0.5, 0.9)),
+        run=RunConfig(steps=200_000, batch_size=12, image_every=2000, checkpoint_every=5000),
+    )
+
+
+PRESETS: dict[str, AutoencoderTrainConfig] = {
+    "tiny": AutoencoderTrainConfig(
+        model=AutoencoderConfig(
+            ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4, z_channels=3
+        ),
+        data=DataConfig(resolution=32, size=256),
+        optim=OptimConfig(lr=2e-3),
+        run=RunConfig(steps=20, batch_size=8, image_every=10, checkpoint_every=10, log_every=5),
+    ),
+    "kl-f4": _cpu("kl", (1, 2, 4), 3),
+    "kl-f8": _cpu("kl", (1, 2, 4, 4), 4),
+    "vq-f4": _cpu("vq", (1, 2, 4), 3),
+    "vq-f8": _cpu("vq", (1, 2, 4, 4), 4),
+    "kl-f4-paper": _paper("kl", (1, 2, 4), 3),
+    "kl-f8-paper": _paper("kl", (1, 2, 4, 4), 4),
+    "vq-f4-paper": _paper("vq", (1, 2, 4), 3),
+    "vq-f8-paper": _paper("vq", (1, 2, 2, 4), 4),
+}

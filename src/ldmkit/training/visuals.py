@@ -1,0 +1,56 @@
+"""Pictures people can look at: image grids and loss curves."""
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(B, C, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
+    x = ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    if x.shape[1] == 1:
+        x = x.repeat(1, 3, 1, 1)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> Image.Image:
+    """Tile a batch (B, C, H, W) in [-1, 1] into one RGB picture, `nrow` images per row."""
+    arrays = to_uint8(images)
+    b, h, w, _ = arrays.shape
+    nrow = nrow or math.ceil(math.sqrt(b))
+    rows = math.ceil(b / nrow)
+    canvas = np.full(
+        (rows * (h + padding) + padding, nrow * (w + padding) + padding, 3), 255, np.uint8
+    )
+    for i, image in enumerate(arrays):
+        r, c = divmod(i, nrow)
+        y, x = padding + r * (h + padding), padding + c * (w + padding)
+        canvas[y : y + h, x : x + w] = image
+    return Image.fromarray(canvas)
+
+
+def save_loss_curve(history: list[dict[str, Any]], path: Path, keys: tuple[str, ...]) -> None:
+    """Plot the logged `keys` against step (log-scale y where positive) into a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    present = [k for k in keys if any(k in row for row in history)]
+    fig, axes = plt.subplots(1, len(present), figsize=(4 * len(present), 3), squeeze=False)
+    for ax, key in zip(axes[0], present, strict=True):
+        rows = [r for r in history if key in r]
+        steps, values = [r["step"] for r in rows], [r[key] for r in rows]
+        ax.plot(steps, values, lw=1)
+        if all(v > 0 for v in values):
+            ax.set_yscale("log")
+        ax.set_title(key)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,122 @@
+"""Encoder/decoder shapes for every f, posteriors, quantiser gradients, latent statistics."""
+
+import pytest
+import torch
+
+from ldmkit.autoencoder import Autoencoder, AutoencoderConfig, measure_latent_statistics
+from ldmkit.autoencoder.quantizer import VectorQuantizer
+from ldmkit.data.shapes import ShapesConfig, ShapesDataset
+
+MULTS = {1: (1,), 2: (1, 2), 4: (1, 2, 2), 8: (1, 1, 2, 2), 16: (1, 1, 1, 2, 2), 32: (1,) * 6}
+
+
+def tiny(kind: str = "kl", f: int = 4, **overrides) -> AutoencoderConfig:
+    base = dict(kind=kind, ch=8, ch_mult=MULTS[f], num_res_blocks=1, norm_groups=4, z_channels=3)
+    return AutoencoderConfig(**(base | overrides))
+
+
+@pytest.mark.parametrize("kind", ["kl", "vq"])
+@pytest.mark.parametrize("f", [1, 2, 4, 8, 16, 32])
+def test_shapes_for_every_factor(kind: str, f: int) -> None:
+    model = Autoencoder(tiny(kind, f, attn_factors=(f,)))
+    assert model.factor == f
+    x = torch.randn(2, 3, 64, 64)
+    posterior = model.encode(x)
+    assert posterior.mode().shape == (2, 3, 64 // f, 64 // f)
+    out = model(x)
+    assert out.reconstruction.shape == x.shape
+    assert model.decode(posterior.mode()).shape == x.shape
+    assert model.to_latent(x).shape == (2, 3, 64 // f, 64 // f)
+
+
+def test_invalid_configs_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match="len\\(ch_mult\\)"):
+        AutoencoderConfig(ch_mult=(1,) * 7)
+    with pytest.raises(ValueError, match="attn_factors"):
+        AutoencoderConfig(ch_mult=(1, 2), attn_factors=(4,))
+    with pytest.raises(ValueError, match="groups"):
+        Autoencoder(AutoencoderConfig(ch=12, norm_groups=8))
+
+
+def test_kl_posterior_is_gaussian_with_clamped_logvar() -> None:
+    model = Autoencoder(tiny("kl"))
+    posterior = model.encode(torch.randn(3, 3, 32, 32))
+    assert torch.all(posterior.kl() >= 0)
+    torch.manual_seed(0)
+    a = posterior.sample()
+    torch.manual_seed(0)
+    b = posterior.sample()
+    assert torch.equal(a, b) and not torch.equal(a, posterior.mode())
+    from ldmkit.autoencoder.distributions import DiagonalGaussian
+
+    extreme = DiagonalGaussian(
+        torch.cat([torch.zeros(1, 2, 2, 2), torch.full((1, 2, 2, 2), 99.0)], 1)
+    )
+    assert float(extreme.logvar.max()) == 20.0
+
+
+def test_vq_straight_through_gradient_reaches_encoder() -> None:
+    quantizer = VectorQuantizer(16, 3)
+    z = torch.randn(2, 3, 4, 4, requires_grad=True)
+    q = quantizer(z)
+    upstream = torch.randn_like(q.z_q)
+    (q.z_q * upstream).sum().backward()
+    # Straight-through: d z_q / d z is the identity.
+    assert torch.allclose(z.grad, upstream)
+    assert torch.allclose(q.z_q.detach(), quantizer.embed(q.indices), atol=1e-6)
+    assert q.indices.shape == (2, 4, 4)
+
+
+def test_vq_loss_trains_codebook_and_commitment() -> None:
+    quantizer = VectorQuantizer(8, 3, beta=0.25)
+    z = torch.randn(2, 3, 4, 4, requires_grad=True)
+    quantizer(z).loss.backward()
+    assert quantizer.embedding.weight.grad.abs().sum() > 0
+    assert z.grad.abs().sum() > 0
+
+
+def test_dead_codes_are_restarted_onto_encodings() -> None:
+    quantizer = VectorQuantizer(32, 3)
+    quantizer.train()
+    z = torch.randn(4, 3, 8, 8) + 10.0  # far from the tiny initial codebook: one code wins
+    for _ in range(50):
+        quantizer(z)
+    dead = quantizer.dead_codes(1.0)
+    assert dead.sum() >= 30
+    restarted = quantizer.restart_dead_codes(z, 1.0, torch.Generator().manual_seed(0))
+    assert restarted == int(dead.sum())
+    flat = z.permute(0, 2, 3, 1).reshape(-1, 3)
+    for code in quantizer.embedding.weight[dead]:
+        assert (flat - code).abs().sum(1).min() < 1e-6  # every restarted code is an encoding
+    q = quantizer(z)
+    assert q.perplexity > 2.0
+
+
+def test_latent_statistics_give_unit_std() -> None:
+    torch.manual_seed(0)
+    model = Autoencoder(tiny("kl"))
+    batches = [torch.randn(4, 3, 32, 32) for _ in range(3)]
+    shift, scale = measure_latent_statistics(model, batches, use_shift=True)
+    model.set_latent_statistics(shift, scale)
+    z = torch.cat([model.to_latent(x) for x in batches])
+    assert abs(float(z.detach().mean())) < 1e-4
+    assert abs(float(z.detach().std()) - 1.0) < 1e-3
+    x = batches[0]
+    expected = model.decode(model.encode(x).mode())
+    assert torch.allclose(model.from_latent(model.to_latent(x)), expected, atol=1e-5)
+
+
+def test_tiny_autoencoder_overfits_a_fixed_batch() -> None:
+    torch.manual_seed(0)
+    model = Autoencoder(tiny("kl", 2, ch=16, norm_groups=8))
+    data = ShapesDataset(ShapesConfig(resolution=32), size=2, seed=0)
+    x = torch.stack([data[i]["image"] for i in range(2)])
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(250):
+        loss = (model(x, sample_posterior=False).reconstruction - x).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])

@@ -1,0 +1,65 @@
+"""The command line: train, evaluate, presets, and clear errors for bad input."""
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from ldmkit.cli import app
+
+runner = CliRunner()
+TINY = [
+    "--preset",
+    "tiny",
+    "--set",
+    "run.steps=4",
+    "--set",
+    "data.size=32",
+    "--set",
+    "run.image_every=2",
+    "--set",
+    "run.checkpoint_every=2",
+    "--set",
+    "run.heldout_images=4",
+    "--set",
+    "run.latent_stat_batches=1",
+]
+
+
+def test_train_then_eval_reconstruction(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train-autoencoder", "--out", str(tmp_path), *TINY])
+    assert result.exit_code == 0, result.output
+    model = json.loads(result.output.strip().splitlines()[-1])["model"]
+    result = runner.invoke(app, ["eval", "reconstruction", "--checkpoint", model, "--n", "12"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output.strip().splitlines()[-1])
+    assert metrics["n"] == 12 and metrics["resolution"] == 32
+    assert 0 < metrics["psnr"] < 100 and -1 <= metrics["ssim"] <= 1
+    assert metrics["encode_images_per_s"] > 0
+
+
+def test_bad_config_key_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["train-autoencoder", "--out", str(tmp_path), "--set", "run.stepz=3"]
+    )
+    assert result.exit_code == 2
+    assert "unknown key 'stepz'" in result.output and "steps" in result.output
+    result = runner.invoke(app, ["train-autoencoder", "--out", str(tmp_path), "--preset", "nope"])
+    assert result.exit_code == 2 and "kl-f4" in result.output
+
+
+def test_eval_on_a_non_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["eval", "reconstruction", "--checkpoint", str(tmp_path)])
+    assert result.exit_code == 2 and "config.json is missing" in result.output
+
+
+def test_presets_listing_and_yaml() -> None:
+    result = runner.invoke(app, ["presets"])
+    assert result.exit_code == 0 and "kl-f8-paper" in result.output
+    result = runner.invoke(app, ["presets", "vq-f4"])
+    assert result.exit_code == 0 and "kind: vq" in result.output
+
+
+def test_data_prepare_unknown_name() -> None:
+    result = runner.invoke(app, ["data", "prepare", "imagenet"])
+    assert result.exit_code == 2 and "fashion-mnist" in result.output

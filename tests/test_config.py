@@ -1,0 +1,58 @@
+"""Strict config loading: unknown keys, wrong types, overrides, presets round trip."""
+
+from pathlib import Path
+
+import pytest
+
+from ldmkit.config import ConfigError, apply_overrides, from_dict, load_yaml, save_yaml, to_dict
+from ldmkit.training.config import AutoencoderTrainConfig
+from ldmkit.training.presets import PRESETS
+
+
+def test_unknown_key_names_key_and_valid_keys() -> None:
+    with pytest.raises(ConfigError, match=r"model\.chanels.*valid keys here: .*ch_mult"):
+        from_dict(AutoencoderTrainConfig, {"model": {"chanels": 3}})
+
+
+def test_wrong_types_and_literals_are_errors() -> None:
+    with pytest.raises(ConfigError, match=r"run\.steps: expected int"):
+        from_dict(AutoencoderTrainConfig, {"run": {"steps": "many"}})
+    with pytest.raises(ConfigError, match=r"run\.steps: expected int"):
+        from_dict(AutoencoderTrainConfig, {"run": {"steps": True}})
+    with pytest.raises(ConfigError, match=r"model\.kind: 'gan' is not one of 'kl', 'vq'"):
+        from_dict(AutoencoderTrainConfig, {"model": {"kind": "gan"}})
+    with pytest.raises(ConfigError, match=r"optim\.betas: expected 2 values"):
+        from_dict(AutoencoderTrainConfig, {"optim": {"betas": [0.9]}})
+
+
+def test_component_validation_surfaces_as_config_error() -> None:
+    with pytest.raises(ConfigError, match="ch_mult"):
+        from_dict(AutoencoderTrainConfig, {"model": {"ch_mult": [1] * 7}})
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_round_trip(name: str, tmp_path: Path) -> None:
+    preset = PRESETS[name]
+    assert from_dict(AutoencoderTrainConfig, to_dict(preset)) == preset
+    save_yaml(preset, tmp_path / "c.yaml")
+    assert from_dict(AutoencoderTrainConfig, load_yaml(tmp_path / "c.yaml")) == preset
+
+
+def test_overrides_parse_values_and_reject_unknown_keys() -> None:
+    data = to_dict(PRESETS["tiny"])
+    out = apply_overrides(data, ["optim.lr=1e-3", "model.ch_mult=[1, 2, 4]", "model.kind=vq"])
+    config = from_dict(AutoencoderTrainConfig, out)
+    assert config.optim.lr == 1e-3 and config.model.ch_mult == (1, 2, 4)
+    assert config.model.kind == "vq"
+    assert data["model"]["kind"] == "kl"  # the input is not modified
+    with pytest.raises(ConfigError, match=r"unknown key 'lrate'.*valid keys here"):
+        apply_overrides(data, ["optim.lrate=1"])
+    with pytest.raises(ConfigError, match="not a config section"):
+        apply_overrides(data, ["optim.lr.x=1"])
+    with pytest.raises(ConfigError, match=r"key\.path=value"):
+        apply_overrides(data, ["optim.lr"])
+
+
+def test_missing_yaml_is_clear(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_yaml(tmp_path / "nope.yaml")

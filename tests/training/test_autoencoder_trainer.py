@@ -1,0 +1,89 @@
+"""The autoencoder training loop: outputs, exact resume, the non-finite-loss guard."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ldmkit.autoencoder import AutoencoderLoss
+from ldmkit.checkpoint import load_autoencoder
+from ldmkit.training.autoencoder_trainer import TrainingDiverged, train_autoencoder
+from ldmkit.training.checkpoints import latest_checkpoint
+from ldmkit.training.presets import PRESETS
+
+
+def tiny(kind: str = "kl", steps: int = 8, **run) -> "object":
+    preset = PRESETS["tiny"]
+    return dataclasses.replace(
+        preset,
+        model=dataclasses.replace(preset.model, kind=kind),
+        data=dataclasses.replace(preset.data, size=64),
+        run=dataclasses.replace(
+            preset.run,
+            steps=steps,
+            image_every=4,
+            checkpoint_every=4,
+            log_every=2,
+            heldout_images=4,
+            latent_stat_batches=2,
+            **run,
+        ),
+    )
+
+
+@pytest.mark.parametrize("kind", ["kl", "vq"])
+def test_run_writes_model_pictures_and_checkpoints(kind: str, tmp_path: Path) -> None:
+    extra = {"dead_code_restart_every": 3} if kind == "vq" else {}
+    result = train_autoencoder(tiny(kind, **extra), tmp_path, show_progress=False)
+    assert result.step == 8
+    for name in ("reconstructions.png", "loss.png", "history.json", "config.yaml"):
+        assert (tmp_path / name).is_file()
+    assert latest_checkpoint(tmp_path).name == "step-00000008"
+    model = load_autoencoder(result.model_dir)
+    assert float(model.latent_scale) != 1.0  # measured from data, not a constant
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert any("val_psnr" in row for row in history)
+    if kind == "vq":
+        assert any("restarted_codes" in row or "perplexity" in row for row in history)
+
+
+def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
+    straight = train_autoencoder(tiny(steps=8), tmp_path / "a", show_progress=False)
+    train_autoencoder(tiny(steps=4), tmp_path / "b", show_progress=False)
+    resumed = train_autoencoder(tiny(steps=8), tmp_path / "b", show_progress=False)
+    assert resumed.step == straight.step == 8
+    a = load_file(str(straight.model_dir / "model.safetensors"))
+    b = load_file(str(resumed.model_dir / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    state_a = load_file(str(latest_checkpoint(tmp_path / "a") / "train_state.safetensors"))
+    state_b = load_file(str(latest_checkpoint(tmp_path / "b") / "train_state.safetensors"))
+    for key in state_a:
+        assert torch.equal(state_a[key], state_b[key]), key
+
+
+def test_non_finite_losses_are_skipped_then_stop_the_run(tmp_path: Path, monkeypatch) -> None:
+    original = AutoencoderLoss.generator_loss
+    poisoned: set[int] = {5}
+
+    def generator_loss(self, x, out, step, last_layer):
+        loss, logs = original(self, x, out, step, last_layer)
+        if step in poisoned:
+            logs["loss"] = float("nan")
+            return loss * float("nan"), logs
+        return loss, logs
+
+    monkeypatch.setattr(AutoencoderLoss, "generator_loss", generator_loss)
+    result = train_autoencoder(tiny(steps=8), tmp_path / "a", show_progress=False)
+    assert result.step == 8
+    assert max(row.get("skipped_steps", 0) for row in result.history) == 1
+    assert all(torch.isfinite(p).all() for p in load_autoencoder(result.model_dir).parameters())
+
+    poisoned.update(range(4, 100))
+    with pytest.raises(TrainingDiverged, match="last good checkpoint is intact"):
+        train_autoencoder(tiny(steps=20, max_bad_steps=3), tmp_path / "b", show_progress=False)
+    assert latest_checkpoint(tmp_path / "b").name == "step-00000004"
