@@ -51,13 +51,16 @@ def train_autoencoder_command(
     resume: Annotated[bool, typer.Option(help="Continue from the run's latest checkpoint")] = True,
 ) -> None:
     """Train a KL- or VQ-regularised autoencoder (the first stage)."""
-    from ldmkit.training.autoencoder_trainer import train_autoencoder
+    from ldmkit.training.autoencoder_trainer import TrainingDiverged, train_autoencoder
 
     try:
         cfg = autoencoder_config(preset, config, overrides or [])
     except ConfigError as error:
         raise _fail(str(error)) from error
-    result = train_autoencoder(cfg, out, resume=resume)
+    try:
+        result = train_autoencoder(cfg, out, resume=resume)
+    except (ValueError, FileNotFoundError, TrainingDiverged) as error:
+        raise _fail(str(error)) from error
     typer.echo(
         json.dumps(
             {"model": str(result.model_dir), "steps": result.step, "minutes": result.elapsed_s / 60}
@@ -146,12 +149,12 @@ def data_prepare_command(
 @app.command("demo")
 def demo_command(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("runs/demo"),
-    minutes: Annotated[float, typer.Option(help="Training budget")] = 3.0,
+    steps: Annotated[int, typer.Option(help="Training steps (800 take ~3 min on 2 cores)")] = 800,
 ) -> None:
     """Train a small KL f=4 autoencoder on built-in shapes and show its reconstructions."""
     from ldmkit.demo import run_demo
 
-    report = run_demo(out, minutes)
+    report = run_demo(out, steps)
     typer.echo(json.dumps(report, indent=2))
 
 

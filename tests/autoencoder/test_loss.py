@@ -56,7 +56,7 @@ def test_gan_terms_start_at_disc_start() -> None:
     d_before, _ = loss_fn.discriminator_loss(x, out.reconstruction, step=4)
     assert float(d_before.detach()) == 0.0
     d_after, _ = loss_fn.discriminator_loss(x, out.reconstruction, step=5)
-    assert float(d_after) > 0.0
+    assert float(d_after.detach()) > 0.0
     loss, g_logs = loss_fn.generator_loss(x, out, 5, model.decoder.last_layer)
     assert "g_loss" in g_logs and g_logs["d_weight"] > 0
     loss.backward()

@@ -87,3 +87,13 @@ def test_non_finite_losses_are_skipped_then_stop_the_run(tmp_path: Path, monkeyp
     with pytest.raises(TrainingDiverged, match="last good checkpoint is intact"):
         train_autoencoder(tiny(steps=20, max_bad_steps=3), tmp_path / "b", show_progress=False)
     assert latest_checkpoint(tmp_path / "b").name == "step-00000004"
+
+
+def test_resume_refuses_a_different_model(tmp_path: Path) -> None:
+    train_autoencoder(tiny(steps=4), tmp_path, show_progress=False)
+    other = tiny(steps=8)
+    other = dataclasses.replace(other, model=dataclasses.replace(other.model, z_channels=4))
+    with pytest.raises(ValueError, match=r"different model config.*--no-resume"):
+        train_autoencoder(other, tmp_path, show_progress=False)
+    restarted = train_autoencoder(other, tmp_path, resume=False, show_progress=False)
+    assert restarted.step == 8

@@ -1,8 +1,21 @@
 """L0: generic layers shared by the autoencoder and the denoiser."""
 
+from ldmkit.nn.attention import Attention
+from ldmkit.nn.feed_forward import GEGLU, FeedForward
 from ldmkit.nn.normalization import group_norm
 from ldmkit.nn.resampling import Downsample, Upsample
 from ldmkit.nn.resnet_block import ResnetBlock
 from ldmkit.nn.spatial_attention import SpatialSelfAttention
+from ldmkit.nn.timestep_embedding import timestep_embedding
 
-__all__ = ["Downsample", "ResnetBlock", "SpatialSelfAttention", "Upsample", "group_norm"]
+__all__ = [
+    "GEGLU",
+    "Attention",
+    "Downsample",
+    "FeedForward",
+    "ResnetBlock",
+    "SpatialSelfAttention",
+    "Upsample",
+    "group_norm",
+    "timestep_embedding",
+]

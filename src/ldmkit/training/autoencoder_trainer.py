@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,10 @@ from ldmkit.config import save_yaml, to_dict
 from ldmkit.data.collate import collate
 from ldmkit.data.factory import build_dataset
 from ldmkit.metrics.image_quality import psnr
-from ldmkit.training.checkpoints import latest_checkpoint, write_checkpoint
+from ldmkit.training.checkpoints import checkpoint_root, latest_checkpoint, write_checkpoint
 from ldmkit.training.config import AutoencoderTrainConfig
 from ldmkit.training.data_stream import batch_loader
+from ldmkit.training.lr_schedule import lr_multiplier
 from ldmkit.training.progress_bar import TrainingProgress
 from ldmkit.training.runtime import (
     autocast,
@@ -60,6 +62,18 @@ def build_perceptual(config: AutoencoderTrainConfig) -> torch.nn.Module | None:
     return LPIPS.from_files(Path(config.loss.lpips_vgg_path), Path(config.loss.lpips_lin_path))
 
 
+def check_same_experiment(checkpoint: Path, config: AutoencoderTrainConfig) -> None:
+    """Refuse to resume a run whose model, loss or data config differs from `config`."""
+    saved = json.loads((checkpoint / "config.json").read_text())
+    current = to_dict(config)
+    changed = [k for k in ("model", "loss", "data", "optim") if saved.get(k) != current[k]]
+    if changed:
+        raise ValueError(
+            f"{checkpoint} belongs to a run with a different {', '.join(changed)} config; "
+            "pass --no-resume to start over, or another --out folder"
+        )
+
+
 def train_autoencoder(
     config: AutoencoderTrainConfig, run_dir: Path, resume: bool = True, show_progress: bool = True
 ) -> TrainResult:
@@ -86,7 +100,10 @@ def train_autoencoder(
 
     step, elapsed, bad_steps, skipped, history = 0, 0.0, 0, 0, []
     found = latest_checkpoint(run_dir) if resume else None
+    if not resume and checkpoint_root(run_dir).exists():
+        shutil.rmtree(checkpoint_root(run_dir))  # --no-resume: this run starts over
     if found is not None:
+        check_same_experiment(found, config)
         rng, info = load_train_state(found, modules, optimizers)
         restore_rng_state(rng, device)
         step, elapsed, history = info["step"], info["elapsed_s"], info["history"]
@@ -94,12 +111,8 @@ def train_autoencoder(
     save_yaml(config, run_dir / "config.yaml")
 
     train_data = build_dataset(config.data, "train")
-    heldout = collate(
-        [
-            build_dataset(config.data, "heldout", run.heldout_images)[i]
-            for i in range(run.heldout_images)
-        ]
-    )["image"].to(device)
+    heldout_data = build_dataset(config.data, "heldout", run.heldout_images)
+    heldout = collate([heldout_data[i] for i in range(run.heldout_images)])["image"].to(device)
     loader = batch_loader(train_data, run.batch_size, run.seed, step, run.steps, run.num_workers)
     scaler = torch.amp.GradScaler(device.type, enabled=run.precision == "fp16")
 
@@ -143,8 +156,8 @@ def train_autoencoder(
     with bar:
         for batch in loader:
             x = batch["image"].to(device, non_blocking=True)
-            warmup = config.optim.warmup_steps
-            lr_scale = min(1.0, (step + 1) / warmup) if warmup else 1.0
+            o = config.optim
+            lr_scale = lr_multiplier(step, run.steps, o.warmup_steps, o.schedule, o.min_lr_ratio)
             for group in opt_ae.param_groups:
                 group["lr"] = config.optim.lr * lr_scale
             with autocast(device, run.precision):
@@ -207,6 +220,7 @@ def train_autoencoder(
         history,
         run_dir / "loss.png",
         ("rec", "kl", "codebook", "perplexity", "g_loss", "d_loss", "val_psnr"),
+        log_keys=("rec", "kl", "codebook"),
     )
     stat_loader = batch_loader(train_data, run.batch_size, run.seed + 1, 0, run.latent_stat_batches)
     shift, scale = measure_latent_statistics(model, (b["image"].to(device) for b in stat_loader))

@@ -15,6 +15,8 @@ class OptimConfig:
     betas: tuple[float, float] = (0.5, 0.9)
     weight_decay: float = 0.0
     warmup_steps: int = 0
+    schedule: Literal["constant", "cosine"] = "constant"  # after warm-up, over run.steps
+    min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
     grad_clip: float = 0.0  # max global norm; 0 disables clipping
     disc_lr: float = 0.0  # discriminator learning rate; 0 means the same as lr
 

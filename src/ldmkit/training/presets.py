@@ -10,9 +10,11 @@ from ldmkit.training.config import AutoencoderTrainConfig, OptimConfig, RunConfi
 # batch 16 in bf16 autocast (measured fastest per image here; see docs/results/autoencoders.md).
 _CPU = AutoencoderConfig(ch=16, num_res_blocks=1, norm_groups=8)
 _CPU_RUN = RunConfig(
-    steps=3000, batch_size=16, precision="bf16", image_every=250, checkpoint_every=500
+    steps=2800, batch_size=16, precision="bf16", image_every=250, checkpoint_every=500
 )
-_CPU_OPTIM = OptimConfig(lr=1e-3, betas=(0.9, 0.99), warmup_steps=100)
+_CPU_OPTIM = OptimConfig(
+    lr=1e-3, betas=(0.9, 0.99), warmup_steps=100, schedule="cosine", min_lr_ratio=0.05
+)
 
 
 def _cpu(kind: str, ch_mult: tuple[int, ...], z: int) -> AutoencoderTrainConfig:

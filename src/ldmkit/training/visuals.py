@@ -33,8 +33,13 @@ def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) 
     return Image.fromarray(canvas)
 
 
-def save_loss_curve(history: list[dict[str, Any]], path: Path, keys: tuple[str, ...]) -> None:
-    """Plot the logged `keys` against step (log-scale y where positive) into a PNG."""
+def save_loss_curve(
+    history: list[dict[str, Any]],
+    path: Path,
+    keys: tuple[str, ...],
+    log_keys: tuple[str, ...] = (),
+) -> None:
+    """Plot the logged `keys` against step into a PNG; `log_keys` get a log-scale y axis."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -46,7 +51,7 @@ def save_loss_curve(history: list[dict[str, Any]], path: Path, keys: tuple[str, 
         rows = [r for r in history if key in r]
         steps, values = [r["step"] for r in rows], [r[key] for r in rows]
         ax.plot(steps, values, lw=1)
-        if all(v > 0 for v in values):
+        if key in log_keys and all(v > 0 for v in values):
             ax.set_yscale("log")
         ax.set_title(key)
         ax.set_xlabel("step")

@@ -1,0 +1,53 @@
+"""DDIM sampling (Song et al. 2021, Eq. 12): eta = 0 is deterministic, eta = 1 is DDPM."""
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+from ldmkit.diffusion import NoiseSchedule, Prediction, to_eps, to_x0
+from ldmkit.diffusion.parameterization import check_prediction
+from ldmkit.progress import progress
+from ldmkit.samplers.noise import initial_latent, randn_per_sample
+from ldmkit.samplers.timesteps import Spacing, alpha_bar_of, timestep_pairs
+from ldmkit.samplers.types import Denoiser, call_denoiser
+
+
+def sample_ddim(
+    denoise: Denoiser,
+    shape: Sequence[int],
+    schedule: NoiseSchedule,
+    steps: int = 50,
+    *,
+    prediction: Prediction = "eps",
+    eta: float = 0.0,
+    spacing: Spacing = "linspace",
+    generators: Sequence[torch.Generator] | None = None,
+    initial_noise: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    show_progress: bool = False,
+) -> torch.Tensor:
+    """x_0 by DDIM from x_T ~ N(0, I) in `steps` steps with stochasticity `eta`."""
+    check_prediction(prediction)
+    if eta < 0.0:
+        raise ValueError(f"eta must be >= 0, got {eta}")
+    pairs = timestep_pairs(schedule, steps, spacing)
+    x = initial_latent(shape, generators, initial_noise, device, dtype)
+    for t, t_prev in progress(pairs, "DDIM") if show_progress else pairs:
+        output = call_denoiser(denoise, x, t)
+        x0 = to_x0(prediction, output, x, t, schedule)
+        if t_prev < 0:
+            x = x0
+            continue
+        eps = to_eps(prediction, output, x, t, schedule)
+        alpha_bar, alpha_bar_prev = alpha_bar_of(schedule, t), alpha_bar_of(schedule, t_prev)
+        # Eq. 16: sigma_t(eta) = eta sqrt((1 - ab_prev) / (1 - ab)) sqrt(1 - ab / ab_prev).
+        sigma = eta * math.sqrt(
+            (1.0 - alpha_bar_prev) / (1.0 - alpha_bar) * (1.0 - alpha_bar / alpha_bar_prev)
+        )
+        direction = math.sqrt(max(1.0 - alpha_bar_prev - sigma**2, 0.0)) * eps
+        x = math.sqrt(alpha_bar_prev) * x0 + direction
+        if sigma > 0.0:
+            x = x + sigma * randn_per_sample(x.shape, generators, x.device, x.dtype)
+    return x
