@@ -63,3 +63,68 @@ def test_presets_listing_and_yaml() -> None:
 def test_data_prepare_unknown_name() -> None:
     result = runner.invoke(app, ["data", "prepare", "imagenet"])
     assert result.exit_code == 2 and "fashion-mnist" in result.output
+
+
+def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
+    from PIL import Image
+
+    result = runner.invoke(app, ["train-autoencoder", "--out", str(tmp_path / "ae"), *TINY])
+    assert result.exit_code == 0, result.output
+    ae = json.loads(result.output.strip().splitlines()[-1])["model"]
+    args = [
+        "train",
+        "--preset",
+        "tiny",
+        "--autoencoder",
+        ae,
+        "--out",
+        str(tmp_path / "ldm"),
+        "--set",
+        "run.steps=4",
+        "--set",
+        "data.size=16",
+        "--set",
+        "run.sample_every=0",
+        "--set",
+        "run.checkpoint_every=2",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    ldm = json.loads(result.output.strip().splitlines()[-1])["model"]
+    out = tmp_path / "grid.png"
+    result = runner.invoke(
+        app,
+        [
+            "sample",
+            "--checkpoint",
+            ldm,
+            "--n",
+            "3",
+            "--steps",
+            "2",
+            "--class",
+            "7",
+            "--seed",
+            "5",
+            "--out",
+            str(out),
+            "--singles",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    meta = json.loads(Image.open(out).text["ldmkit"])
+    assert meta == {
+        "checkpoint": ldm,
+        "n": 3,
+        "sampler": "ddim",
+        "steps": 2,
+        "guidance": 3.0,
+        "class": 7,
+        "seed": 5,
+    }
+    single = json.loads(Image.open(tmp_path / "grid-001.png").text["ldmkit"])
+    assert single["seed"] == 6 and single["class"] == 7 and single["n"] == 1
+    result = runner.invoke(app, ["sample", "--checkpoint", ldm, "--class", "30"])
+    assert result.exit_code == 2 and "--class must be in 0..29" in result.output
+    result = runner.invoke(app, ["sample", "--checkpoint", ae])
+    assert result.exit_code == 2 and "holds a 'autoencoder' checkpoint" in result.output

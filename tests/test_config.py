@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from ldmkit.config import ConfigError, apply_overrides, from_dict, load_yaml, save_yaml, to_dict
-from ldmkit.training.config import AutoencoderTrainConfig
+from ldmkit.training.config import AutoencoderTrainConfig, DiffusionTrainConfig
+from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
 from ldmkit.training.presets import PRESETS
 
 
@@ -56,3 +57,9 @@ def test_overrides_parse_values_and_reject_unknown_keys() -> None:
 def test_missing_yaml_is_clear(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_yaml(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("name", sorted(DIFFUSION_PRESETS))
+def test_diffusion_presets_round_trip(name: str) -> None:
+    preset = DIFFUSION_PRESETS[name]
+    assert from_dict(DiffusionTrainConfig, to_dict(preset)) == preset

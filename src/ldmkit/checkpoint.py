@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.config import ConfigError, from_dict, to_dict
+from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 
 FORMAT = "ldmkit"
 CONFIG_FILE = "config.json"
@@ -44,9 +45,10 @@ def write_directory_atomically(target: Path, write: Callable[[Path], None]) -> P
     tmp.mkdir()
     try:
         write(tmp)
-        for path in tmp.iterdir():
-            with path.open("rb") as handle:
-                os.fsync(handle.fileno())
+        for path in tmp.rglob("*"):
+            if path.is_file():
+                with path.open("rb") as handle:
+                    os.fsync(handle.fileno())
         if target.exists():
             old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(target, old)
@@ -109,6 +111,10 @@ def save_autoencoder(
     model: Autoencoder, directory: Path, extra: dict[str, Any] | None = None
 ) -> Path:
     """Write an autoencoder (weights, config, latent statistics) to `directory` atomically."""
+    return write_directory_atomically(directory, lambda tmp: _write_autoencoder(model, tmp, extra))
+
+
+def _write_autoencoder(model: Autoencoder, directory: Path, extra: dict[str, Any] | None) -> None:
     meta = {
         "format": FORMAT,
         "model": "autoencoder",
@@ -116,12 +122,9 @@ def save_autoencoder(
         "latent": {"shift": float(model.latent_shift), "scale": float(model.latent_scale)},
         **(extra or {}),
     }
-
-    def write(tmp: Path) -> None:
-        save_tensors(model.state_dict(), tmp / WEIGHTS_FILE)
-        write_json(tmp / CONFIG_FILE, meta)
-
-    return write_directory_atomically(directory, write)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_tensors(model.state_dict(), directory / WEIGHTS_FILE)
+    write_json(directory / CONFIG_FILE, meta)
 
 
 def load_autoencoder(directory: Path, device: str | torch.device = "cpu") -> Autoencoder:
@@ -149,3 +152,41 @@ def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: 
             f"unexpected {unexpected[:5]}, wrong shape {shapes[:5]}"
         )
     module.load_state_dict(state)
+
+
+AUTOENCODER_DIR = "autoencoder"
+
+
+def save_latent_diffusion(
+    model: LatentDiffusion,
+    directory: Path,
+    unet_state: dict[str, torch.Tensor] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write an LDM: UNet weights (`unet_state`, e.g. the EMA ones), config, and its autoencoder."""
+
+    def write(tmp: Path) -> None:
+        save_tensors(unet_state or model.unet.state_dict(), tmp / WEIGHTS_FILE)
+        meta = {
+            "format": FORMAT,
+            "model": "latent-diffusion",
+            "config": to_dict(model.config),
+            **(extra or {}),
+        }
+        write_json(tmp / CONFIG_FILE, meta)
+        _write_autoencoder(model.autoencoder, tmp / AUTOENCODER_DIR, None)
+
+    return write_directory_atomically(directory, write)
+
+
+def load_latent_diffusion(directory: Path, device: str | torch.device = "cpu") -> LatentDiffusion:
+    """Load an LDM saved by `save_latent_diffusion` (autoencoder included)."""
+    directory = Path(directory)
+    meta = read_config(directory, "latent-diffusion")
+    try:
+        config = from_dict(DiffusionConfig, meta["config"])
+    except ConfigError as error:
+        raise CheckpointError(f"{directory}: invalid latent-diffusion config: {error}") from error
+    model = LatentDiffusion(config, load_autoencoder(directory / AUTOENCODER_DIR))
+    load_state(model.unet, load_tensors(directory / WEIGHTS_FILE), directory)
+    return model.to(device).eval()

@@ -68,21 +68,142 @@ def train_autoencoder_command(
     )
 
 
+def diffusion_config(
+    preset: str | None, config: Path | None, autoencoder: Path | None, overrides: list[str]
+):
+    """Resolve --preset / --config / --autoencoder / --set into a DiffusionTrainConfig."""
+    from ldmkit.training.config import DiffusionTrainConfig
+    from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
+
+    if preset and config:
+        raise _fail("give --preset or --config, not both")
+    if config:
+        data = load_yaml(config)
+    else:
+        name = preset or "shapes-class"
+        if name not in DIFFUSION_PRESETS:
+            raise _fail(f"unknown preset {name!r}; presets: {', '.join(DIFFUSION_PRESETS)}")
+        data = to_dict(DIFFUSION_PRESETS[name])
+    if autoencoder is not None:
+        data["autoencoder"] = str(autoencoder)
+    return from_dict(DiffusionTrainConfig, apply_overrides(data, overrides))
+
+
+@app.command("train")
+def train_command(
+    out: Annotated[Path, typer.Option(help="Run folder: checkpoints, samples, model/")],
+    autoencoder: Annotated[
+        Path | None, typer.Option(help="Trained autoencoder (RUN/model)")
+    ] = None,
+    preset: Annotated[str | None, typer.Option(help="tiny or shapes-class")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config file")] = None,
+    overrides: Overrides = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the run's latest checkpoint")] = True,
+) -> None:
+    """Train a latent diffusion model on a trained autoencoder's latents (torchrun for DDP)."""
+    from ldmkit.checkpoint import CheckpointError
+    from ldmkit.training.autoencoder_trainer import TrainingDiverged
+    from ldmkit.training.diffusion_trainer import train_diffusion
+
+    try:
+        cfg = diffusion_config(preset, config, autoencoder, overrides or [])
+        result = train_diffusion(cfg, out, resume=resume)
+    except (ConfigError, CheckpointError, ValueError, FileNotFoundError, TrainingDiverged) as error:
+        raise _fail(str(error)) from error
+    typer.echo(
+        json.dumps(
+            {"model": str(result.model_dir), "steps": result.step, "minutes": result.elapsed_s / 60}
+        )
+    )
+
+
+@app.command("sample")
+def sample_command(
+    checkpoint: Annotated[Path, typer.Option(help="Latent diffusion folder (RUN/model)")],
+    out: Annotated[Path, typer.Option(help="Grid PNG to write")] = Path("samples.png"),
+    n: int = 16,
+    sampler: Annotated[str, typer.Option(help="ddpm, ddim, plms or dpm++2m")] = "ddim",
+    steps: int = 50,
+    guidance: float = 3.0,
+    class_: Annotated[
+        int | None, typer.Option("--class", help="Class id for every sample (default: cycle)")
+    ] = None,
+    seed: int = 0,
+    singles: Annotated[bool, typer.Option(help="Also write each image as a PNG")] = False,
+    device: str = "auto",
+) -> None:
+    """Generate a grid of samples; the PNG's text metadata records how to reproduce it."""
+    import torch
+    from PIL.PngImagePlugin import PngInfo
+
+    from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
+    from ldmkit.training.runtime import select_device
+    from ldmkit.training.visuals import image_grid, to_uint8
+
+    try:
+        model = load_latent_diffusion(checkpoint, select_device(device))
+    except CheckpointError as error:
+        raise _fail(str(error)) from error
+    labels = None
+    if model.config.num_classes:
+        if class_ is not None and not 0 <= class_ < model.config.num_classes:
+            raise _fail(f"--class must be in 0..{model.config.num_classes - 1}")
+        labels = (
+            torch.full((n,), class_)
+            if class_ is not None
+            else torch.arange(n) % model.config.num_classes
+        )
+    try:
+        images = model.sample(n, labels, guidance, sampler, steps, seed, show_progress=True)
+    except ValueError as error:
+        raise _fail(str(error)) from error
+    params = {
+        "checkpoint": str(checkpoint),
+        "n": n,
+        "sampler": sampler,
+        "steps": steps,
+        "guidance": guidance,
+        "class": class_,
+        "seed": seed,
+    }
+    info = PngInfo()
+    info.add_text("ldmkit", json.dumps(params))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image_grid(images, nrow=min(n, 8)).save(out, pnginfo=info)
+    if singles:
+        from PIL import Image
+
+        for i, array in enumerate(to_uint8(images)):
+            label = int(labels[i]) if labels is not None else None
+            single = {**params, "index": i, "seed": seed + i, "n": 1, "class": label}
+            meta = PngInfo()
+            meta.add_text("ldmkit", json.dumps(single))
+            Image.fromarray(array).save(out.with_name(f"{out.stem}-{i:03d}.png"), pnginfo=meta)
+    typer.echo(json.dumps({"out": str(out), **params}))
+
+
 @app.command("presets")
 def presets_command(
     name: Annotated[str | None, typer.Argument(help="Print this preset as YAML")] = None,
 ) -> None:
     """List the named presets, or print one as YAML (a starting point for --config)."""
+    from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
     from ldmkit.training.presets import PRESETS
 
     if name is None:
+        typer.echo("autoencoders (ldmkit train-autoencoder --preset NAME):")
         for key, value in PRESETS.items():
             m = value.model
-            typer.echo(f"{key:14s} {m.kind} f={m.factor} ch={m.ch} ch_mult={list(m.ch_mult)}")
+            typer.echo(f"  {key:14s} {m.kind} f={m.factor} ch={m.ch} ch_mult={list(m.ch_mult)}")
+        typer.echo("latent diffusion (ldmkit train --preset NAME):")
+        for key, ldm in DIFFUSION_PRESETS.items():
+            u = ldm.model.unet
+            typer.echo(f"  {key:14s} unet ch={u.model_channels} mult={list(u.channel_mult)}")
         return
-    if name not in PRESETS:
-        raise _fail(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
-    typer.echo(yaml.safe_dump(to_dict(PRESETS[name]), sort_keys=False))
+    both = {**PRESETS, **DIFFUSION_PRESETS}
+    if name not in both:
+        raise _fail(f"unknown preset {name!r}; presets: {', '.join(both)}")
+    typer.echo(yaml.safe_dump(to_dict(both[name]), sort_keys=False))
 
 
 @eval_app.command("reconstruction")
@@ -161,3 +282,7 @@ def demo_command(
 def main() -> None:
     """Entry point of the `ldmkit` console script."""
     app()
+
+
+if __name__ == "__main__":
+    main()

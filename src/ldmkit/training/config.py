@@ -5,6 +5,7 @@ from typing import Literal
 
 from ldmkit.autoencoder import AutoencoderConfig, AutoencoderLossConfig
 from ldmkit.data.config import DataConfig
+from ldmkit.pipeline import DiffusionConfig
 
 
 @dataclass(frozen=True)
@@ -53,3 +54,40 @@ class AutoencoderTrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+
+@dataclass(frozen=True)
+class DiffusionRunConfig:
+    """Loop settings of a latent-diffusion run."""
+
+    steps: int = 5000
+    batch_size: int = 64  # global batch: split across ranks, then across accumulation steps
+    grad_accumulation: int = 1
+    seed: int = 0
+    max_minutes: float = 0.0
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    device: str = "auto"
+    threads: int = 0
+    num_workers: int = 0
+    log_every: int = 25
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    max_bad_steps: int = 10
+    ema_decay: float = 0.999
+    cache_latents: bool = True  # encode the data once with the frozen first stage
+    sample_count: int = 16
+    sample_steps: int = 50
+    sample_guidance: float = 3.0
+    sample_sampler: str = "ddim"
+
+
+@dataclass(frozen=True)
+class DiffusionTrainConfig:
+    """Everything that defines a latent-diffusion training run."""
+
+    autoencoder: str = ""  # folder of a trained autoencoder (RUN/model)
+    model: DiffusionConfig = field(default_factory=DiffusionConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, betas=(0.9, 0.999)))
+    run: DiffusionRunConfig = field(default_factory=DiffusionRunConfig)

@@ -64,9 +64,12 @@ def batch_loader(
     start: int,
     stop: int,
     num_workers: int = 0,
+    rank: int = 0,
+    world: int = 1,
 ) -> DataLoader[dict[str, Any]]:
-    """A DataLoader over the deterministic batches of steps [start, stop)."""
-    sampler = StepBatchSampler(len(dataset), batch_size, seed, start, stop)  # type: ignore[arg-type]
+    """A DataLoader over this rank's share of the deterministic batches of steps [start, stop)."""
+    n = len(dataset)  # type: ignore[arg-type]
+    sampler = StepBatchSampler(n, batch_size, seed, start, stop, rank, world)
     return DataLoader(
         dataset,
         batch_sampler=sampler,

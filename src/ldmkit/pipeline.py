@@ -1,0 +1,189 @@
+"""LatentDiffusion: the one place that knows first stage, denoiser, schedule and sampler.
+
+Training objective (Rombach et al. 2022, Eq. 2): L = E_{E(x), y, eps, t} || eps - eps_theta(z_t, t,
+y) ||^2 with z_0 = (E(x) - shift) * scale, the statistics measured from data (Appendix G).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ldmkit.autoencoder import Autoencoder
+from ldmkit.diffusion import (
+    DiffusionLossConfig,
+    ScheduleConfig,
+    build_schedule,
+    diffusion_loss,
+    offset_noise,
+    q_sample,
+    sample_timesteps,
+)
+from ldmkit.samplers import classifier_free_guidance, sample
+from ldmkit.unet import UNet, UNetConfig
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """The denoiser, its noise schedule and objective, and how classes condition it."""
+
+    unet: UNetConfig = field(default_factory=UNetConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    loss: DiffusionLossConfig = field(default_factory=DiffusionLossConfig)
+    # Class-conditional when > 0: labels 0..num_classes-1, index num_classes is the learned null
+    # class, so unet.num_classes must be num_classes + 1.
+    num_classes: int = 0
+    # Probability of replacing a label by the null class in training (enables guidance).
+    label_dropout: float = 0.1
+    # Side of the square training latent (image size / f); the default size for sampling.
+    latent_size: int = 16
+
+    def __post_init__(self) -> None:
+        expected = self.num_classes + 1 if self.num_classes else None
+        if self.unet.num_classes != expected:
+            raise ValueError(
+                f"unet.num_classes must be {expected} for num_classes={self.num_classes} "
+                "(one extra entry is the null class)"
+            )
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
+
+
+class LatentDiffusion(nn.Module):
+    """Frozen autoencoder + trainable UNet + noise schedule."""
+
+    def __init__(self, config: DiffusionConfig, autoencoder: Autoencoder):
+        super().__init__()
+        if config.unet.in_channels != autoencoder.config.z_channels:
+            raise ValueError(
+                f"unet.in_channels={config.unet.in_channels} but the autoencoder's latent has "
+                f"{autoencoder.config.z_channels} channels; set unet.in_channels and "
+                "unet.out_channels to match"
+            )
+        self.config = config
+        self.autoencoder = autoencoder.eval().requires_grad_(False)
+        self.unet = UNet(config.unet)
+        self.schedule = build_schedule(config.schedule)
+
+    def train(self, mode: bool = True) -> "LatentDiffusion":
+        """Train the UNet; the first stage always stays in eval mode."""
+        super().train(mode)
+        self.autoencoder.eval()
+        return self
+
+    @property
+    def null_class(self) -> int:
+        """Index of the learned unconditional class."""
+        return self.config.num_classes
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [-1, 1] (B, 3, H, W) -> normalised latents (B, c, H/f, W/f)."""
+        return self.autoencoder.to_latent(images)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Normalised latents -> images in [-1, 1]."""
+        return self.autoencoder.from_latent(latents).clamp(-1, 1)
+
+    def loss(
+        self,
+        batch: dict[str, Any],
+        generators: Sequence[torch.Generator] | None = None,
+        latents: torch.Tensor | None = None,
+        denoiser: nn.Module | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """Mean diffusion loss on a batch ({"image", "label"}).
+
+        Sample i draws its timestep, noise and label dropout from `generators[i]`, so the loss
+        does not depend on how a batch is split across processes or accumulation steps.
+        `latents` skips encoding (a latent cache); `denoiser` replaces `self.unet` in the call
+        (e.g. its DistributedDataParallel wrapper).
+        """
+        z0 = self.encode(batch["image"]) if latents is None else latents
+        b, device = z0.shape[0], z0.device
+        if generators is None:
+            generators = [torch.Generator().manual_seed(int(s)) for s in torch.randint(2**62, (b,))]
+        if len(generators) != b:
+            raise ValueError(f"need one generator per sample: {len(generators)} for {b}")
+        cfg = self.config.loss
+        t = torch.cat([sample_timesteps(1, self.schedule, g, device) for g in generators])
+        eps = torch.cat(
+            [
+                offset_noise((1, *z0.shape[1:]), cfg.offset_noise, g, device, z0.dtype)
+                for g in generators
+            ]
+        )
+        z_t = q_sample(self.schedule, z0, t, eps)
+        y = None
+        if self.config.num_classes:
+            labels = torch.as_tensor(batch["label"], device=device)
+            y = self.training_labels(labels, generators)
+        output = (denoiser or self.unet)(z_t, t, y=y)
+        per_sample = diffusion_loss(
+            output.float(), z0, eps, t, self.schedule, cfg.prediction, cfg.min_snr_gamma
+        )
+        loss = per_sample.mean()
+        return loss, {"loss": loss.item()}
+
+    def training_labels(
+        self, labels: torch.Tensor, generators: Sequence[torch.Generator] | None = None
+    ) -> torch.Tensor:
+        """Check the labels and replace a `label_dropout` fraction by the null class."""
+        if (labels < 0).any() or (labels >= self.config.num_classes).any():
+            raise ValueError(
+                f"labels must lie in 0..{self.config.num_classes - 1} for this model; the data "
+                "has none or others (use data.single_object=true for shapes classes)"
+            )
+        if generators is None:
+            u = torch.rand(labels.shape)
+        else:
+            u = torch.cat([torch.rand(1, generator=g) for g in generators])
+        drop = u < self.config.label_dropout
+        return torch.where(drop.to(labels.device), torch.full_like(labels, self.null_class), labels)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        labels: torch.Tensor | None = None,
+        guidance: float = 1.0,
+        sampler: str = "ddim",
+        steps: int = 50,
+        seed: int = 0,
+        latent_size: int | None = None,
+        show_progress: bool = False,
+        **options: Any,
+    ) -> torch.Tensor:
+        """Generate `n` images in [-1, 1]; sample i draws its noise from seed + i."""
+        device = next(self.unet.parameters()).device
+        c = self.config.unet.in_channels
+        size = latent_size or self.config.latent_size
+        shape = (n, c, size, size)
+        generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in range(n)]
+        self.unet.eval()
+        if self.config.num_classes:
+            if labels is None:
+                raise ValueError("this model is class-conditional: pass labels (B,)")
+            cond = labels.to(device)
+            uncond = torch.full_like(cond, self.null_class)
+            denoise = classifier_free_guidance(
+                lambda x, t, y: self.unet(x, t, y=y), cond, uncond, guidance
+            )
+        else:
+            denoise = lambda x, t: self.unet(x, t)  # noqa: E731
+        z0 = sample(
+            sampler,
+            denoise,
+            shape,
+            self.schedule,
+            steps,
+            prediction=self.config.loss.prediction,
+            generators=generators,
+            device=device,
+            show_progress=show_progress,
+            **options,
+        )
+        return self.decode(z0)

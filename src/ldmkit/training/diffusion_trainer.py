@@ -1,0 +1,259 @@
+"""Train a latent diffusion model: one process or many (torchrun, DDP), with exact resume.
+
+Every random draw for position j of the global batch of step s comes from a generator seeded by
+(seed, s, j), and the batch of step s is a pure function of s. So resuming needs only the step,
+the weights, the EMA and the optimiser state (N steps straight equal N/2 + resume + N/2 bitwise
+on CPU), and the result does not depend on the number of processes or accumulation steps.
+"""
+
+import contextlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from ldmkit.checkpoint import load_autoencoder, save_latent_diffusion, write_json
+from ldmkit.config import save_yaml, to_dict
+from ldmkit.data.factory import build_dataset
+from ldmkit.pipeline import LatentDiffusion
+from ldmkit.training.autoencoder_trainer import TrainingDiverged, TrainResult
+from ldmkit.training.checkpoints import checkpoint_root, latest_checkpoint, write_checkpoint
+from ldmkit.training.config import DiffusionTrainConfig
+from ldmkit.training.data_stream import batch_loader
+from ldmkit.training.distributed import (
+    all_ranks_finite,
+    barrier,
+    init_distributed,
+    rank_checksums,
+    shutdown,
+)
+from ldmkit.training.ema import EMA
+from ldmkit.training.latent_cache import encode_dataset
+from ldmkit.training.lr_schedule import lr_multiplier
+from ldmkit.training.progress_bar import TrainingProgress
+from ldmkit.training.runtime import (
+    autocast,
+    restore_rng_state,
+    rng_state,
+    seed_everything,
+    select_device,
+    set_threads,
+    tune_allocator,
+)
+from ldmkit.training.train_state import load_train_state, save_train_state
+from ldmkit.training.visuals import image_grid, save_loss_curve
+
+
+def sample_generators(seed: int, step: int, positions: range) -> list[torch.Generator]:
+    """One generator per position of the global batch of `step` (timestep, noise, dropout).
+
+    Keyed by the position in the global batch, not by rank or accumulation slice, so a run's
+    randomness is the same however the batch is split.
+    """
+    return [
+        torch.Generator().manual_seed((seed * 1_000_003 + step) * 1_000_003 + j) for j in positions
+    ]
+
+
+def ema_unet_state(model: LatentDiffusion, ema: EMA) -> dict[str, torch.Tensor]:
+    """The UNet's state dict with the EMA weights in place of the trained ones."""
+    state = dict(model.unet.state_dict())
+    for i, name in enumerate(ema.names):
+        state[name] = getattr(ema, f"shadow_{i}")
+    return state
+
+
+def train_diffusion(
+    config: DiffusionTrainConfig, run_dir: Path, resume: bool = True, show_progress: bool = True
+) -> TrainResult:
+    """Train per `config` into `run_dir`; the final model (EMA weights) goes to run_dir/model."""
+    run, run_dir = config.run, Path(run_dir)
+    set_threads(run.threads)
+    tune_allocator()
+    device = select_device(run.device)
+    context = init_distributed(device)
+    if run.batch_size % (context.world * run.grad_accumulation):
+        raise ValueError(
+            f"run.batch_size {run.batch_size} must be divisible by world size {context.world} "
+            f"x run.grad_accumulation {run.grad_accumulation}"
+        )
+    if not config.autoencoder:
+        raise ValueError("set autoencoder= to the folder of a trained autoencoder (RUN/model)")
+    seed_everything(run.seed)  # identical initial weights on every rank
+    model = LatentDiffusion(config.model, load_autoencoder(Path(config.autoencoder))).to(device)
+    ema = EMA(model.unet, run.ema_decay).to(device)
+    optimizer = torch.optim.AdamW(
+        model.unet.parameters(),
+        lr=config.optim.lr,
+        betas=config.optim.betas,
+        weight_decay=config.optim.weight_decay,
+    )
+    denoiser: torch.nn.Module = model.unet
+    if context.world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        denoiser = DistributedDataParallel(model.unet, device_ids=ids)
+    modules = {"unet": model.unet, "ema": ema}
+    optimizers = {"unet": optimizer}
+
+    step, elapsed, bad_steps, skipped, history = 0, 0.0, 0, 0, []
+    found = latest_checkpoint(run_dir) if resume else None
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume and checkpoint_root(run_dir).exists():
+            shutil.rmtree(checkpoint_root(run_dir))
+        save_yaml(config, run_dir / "config.yaml")
+    barrier(context)
+    if found is not None:
+        saved = json.loads((found / "config.json").read_text())
+        if saved.get("model") != to_dict(config.model) or saved.get("data") != to_dict(config.data):
+            raise ValueError(
+                f"{found} belongs to a run with a different model or data config; pass "
+                "--no-resume to start over, or another --out folder"
+            )
+        rng, info = load_train_state(found, modules, optimizers)
+        restore_rng_state(rng, device)
+        step, elapsed, history = info["step"], info["elapsed_s"], info["history"]
+        skipped = info["skipped_steps"]
+
+    images = build_dataset(config.data, "train")
+    dataset = encode_dataset(model.autoencoder, images) if run.cache_latents else images
+    local_batch = run.batch_size // context.world
+    loader = batch_loader(
+        dataset,
+        run.batch_size,
+        run.seed,
+        step,
+        run.steps,
+        run.num_workers,
+        context.rank,
+        context.world,
+    )
+    scaler = torch.amp.GradScaler(device.type, enabled=run.precision == "fp16")
+    labels = (
+        torch.arange(run.sample_count) % config.model.num_classes
+        if config.model.num_classes
+        else None
+    )
+
+    def save(at_step: int) -> None:
+        if not context.is_main:
+            return
+
+        def write(tmp: Path) -> None:
+            info = {
+                "step": at_step,
+                "elapsed_s": elapsed,
+                "skipped_steps": skipped,
+                "history": history,
+            }
+            save_train_state(tmp, modules, optimizers, rng_state(device), info)
+            (tmp / "config.json").write_text(json.dumps(to_dict(config), indent=2))
+
+        write_checkpoint(run_dir, at_step, write, run.keep_checkpoints)
+        write_json(run_dir / "history.json", history)
+
+    def snapshot(at_step: int) -> None:
+        if not context.is_main:
+            return
+        sampler_model = LatentDiffusion(config.model, model.autoencoder).to(device)
+        sampler_model.unet.load_state_dict(ema_unet_state(model, ema))
+        samples = sampler_model.sample(
+            run.sample_count,
+            labels,
+            run.sample_guidance,
+            run.sample_sampler,
+            run.sample_steps,
+            seed=0,
+        )
+        (run_dir / "samples").mkdir(exist_ok=True)
+        grid = image_grid(samples, nrow=min(8, run.sample_count))
+        grid.save(run_dir / "samples" / f"samples-{at_step:08d}.png")
+        grid.save(run_dir / "samples.png")
+
+    model.train()
+    started = time.perf_counter() - elapsed
+    micro = local_batch // run.grad_accumulation
+    bar = TrainingProgress(run.steps, step, enabled=show_progress and context.is_main, title="ldm")
+    with bar:
+        for batch in loader:
+            lr = config.optim.lr * lr_multiplier(
+                step,
+                run.steps,
+                config.optim.warmup_steps,
+                config.optim.schedule,
+                config.optim.min_lr_ratio,
+            )
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.zero_grad(set_to_none=True)
+            total = 0.0
+            for k in range(run.grad_accumulation):
+                part = {key: value[k * micro : (k + 1) * micro] for key, value in batch.items()}
+                sync = k == run.grad_accumulation - 1 or context.world == 1
+                ctx = contextlib.nullcontext() if sync else denoiser.no_sync()  # type: ignore[operator]
+                with ctx, autocast(device, run.precision):
+                    latents = part["latent"].to(device) if "latent" in part else None
+                    if latents is None:
+                        part["image"] = part["image"].to(device)
+                    first = context.rank * local_batch + k * micro
+                    generators = sample_generators(run.seed, step, range(first, first + micro))
+                    loss, _ = model.loss(part, generators, latents=latents, denoiser=denoiser)
+                    scaler.scale(loss / run.grad_accumulation).backward()
+                total += loss.item() / run.grad_accumulation
+            if not all_ranks_finite(total, device, context):
+                bad_steps += 1
+                skipped += 1
+                if bad_steps >= run.max_bad_steps:
+                    raise TrainingDiverged(
+                        f"{bad_steps} consecutive non-finite losses at step {step}; the last "
+                        "good checkpoint is intact. Lower optim.lr or use run.precision=fp32."
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                continue
+            bad_steps = 0
+            if config.optim.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.unet.parameters(), config.optim.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            ema.update(model.unet)
+            step += 1
+            elapsed = time.perf_counter() - started
+            logs = {"loss": total, "lr": lr}
+            if step % run.log_every == 0 or step == run.steps:
+                history.append(
+                    {"step": step, "time_s": round(elapsed, 2), **logs, "skipped_steps": skipped}
+                )
+                bar.update(step, logs)
+            else:
+                bar.update(step)
+            if run.sample_every and step % run.sample_every == 0:
+                snapshot(step)
+            if run.checkpoint_every and step % run.checkpoint_every == 0:
+                save(step)
+            if run.max_minutes and elapsed >= 60 * run.max_minutes:
+                break
+
+    save(step)
+    model_dir = run_dir / "model"
+    checksums = rank_checksums(model.unet, context)
+    if context.is_main:
+        snapshot(step)
+        save_loss_curve(history, run_dir / "loss.png", ("loss", "lr"), log_keys=("loss",))
+        extra: dict[str, Any] = {
+            "training": {
+                "steps": step,
+                "elapsed_s": round(elapsed, 1),
+                "data": to_dict(config.data),
+                "rank_checksums": checksums,
+            }
+        }
+        save_latent_diffusion(model, model_dir, ema_unet_state(model, ema), extra)
+    barrier(context)
+    shutdown(context)
+    return TrainResult(model_dir, step, elapsed, history)

@@ -1,0 +1,84 @@
+"""LatentDiffusion: loss on the frozen first stage, label dropout, guided sampling."""
+
+import pytest
+import torch
+
+from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
+from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+from ldmkit.unet import unet_preset
+
+
+def _model(num_classes: int = 5, label_dropout: float = 0.1) -> LatentDiffusion:
+    torch.manual_seed(0)
+    ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
+    unet = unet_preset(
+        "tiny",
+        in_channels=3,
+        out_channels=3,
+        context_dim=None,
+        num_classes=num_classes + 1 if num_classes else None,
+    )
+    config = DiffusionConfig(
+        unet=unet, num_classes=num_classes, label_dropout=label_dropout, latent_size=8
+    )
+    model = LatentDiffusion(config, ae)
+    with torch.no_grad():  # fill the zero-initialised layers, so outputs depend on every input
+        for p in model.unet.parameters():
+            if not p.any():
+                p.normal_(0, 0.02)
+    return model
+
+
+def test_loss_trains_only_the_unet() -> None:
+    model = _model()
+    batch = {"image": torch.rand(4, 3, 16, 16) * 2 - 1, "label": torch.tensor([0, 1, 2, 4])}
+
+    def generators(start: int, stop: int) -> list[torch.Generator]:
+        return [torch.Generator().manual_seed(i) for i in range(start, stop)]
+
+    loss, logs = model.loss(batch, generators(0, 4))
+    halves = [{k: v[i : i + 2] for k, v in batch.items()} for i in (0, 2)]
+    split = [model.loss(halves[0], generators(0, 2))[0], model.loss(halves[1], generators(2, 4))[0]]
+    assert torch.allclose(loss, (split[0] + split[1]) / 2, atol=1e-6)  # split-independent
+    assert loss.ndim == 0 and torch.isfinite(loss) and logs["loss"] == pytest.approx(loss.item())
+    loss.backward()
+    assert all(p.grad is None for p in model.autoencoder.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.unet.parameters())
+    model.train()
+    assert not model.autoencoder.training  # the first stage stays frozen in eval mode
+
+
+def test_label_dropout_uses_the_null_class() -> None:
+    model = _model(label_dropout=0.5)
+    torch.manual_seed(0)
+    labels = model.training_labels(torch.zeros(2000, dtype=torch.long))
+    dropped = (labels == model.null_class).float().mean()
+    assert 0.45 < float(dropped) < 0.55
+    assert set(labels.tolist()) == {0, model.null_class}
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.4"):
+        model.training_labels(torch.tensor([-1]))
+
+
+def test_sampling_is_per_sample_reproducible_and_guidance_one_is_conditional() -> None:
+    model = _model()
+    labels = torch.tensor([0, 3, 1])
+    a = model.sample(3, labels, guidance=2.0, steps=3, seed=7)
+    assert a.shape == (3, 3, 16, 16) and a.abs().max() <= 1
+    b = model.sample(2, labels[:2], guidance=2.0, steps=3, seed=7)
+    assert torch.allclose(a[:2], b, atol=1e-5)  # batch-size independent
+    guided_one = model.sample(2, labels[:2], guidance=1.0, steps=3, seed=7)
+    unguided = model.sample(2, labels[:2], guidance=0.0, steps=3, seed=7)
+    assert not torch.allclose(guided_one, unguided, atol=1e-4)  # labels matter
+    with pytest.raises(ValueError, match="pass labels"):
+        model.sample(2, steps=2)
+
+
+def test_config_mismatches_are_clear_errors() -> None:
+    with pytest.raises(ValueError, match=r"unet\.num_classes must be 6"):
+        DiffusionConfig(unet=unet_preset("tiny", num_classes=None, context_dim=None), num_classes=5)
+    ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
+    config = DiffusionConfig(
+        unet=unet_preset("tiny", in_channels=4, out_channels=4, context_dim=None)
+    )
+    with pytest.raises(ValueError, match="latent has 3 channels"):
+        LatentDiffusion(config, ae)
