@@ -57,7 +57,7 @@ def main() -> None:
     args.report.parent.mkdir(parents=True, exist_ok=True)
     (args.out / "table.json").write_text(json.dumps(rows, indent=2))
     lines = [
-        "# Autoencoders on 64x64 shapes after a fixed CPU budget",
+        "# Autoencoders on 64x64 shapes: each preset's step budget, capped in minutes",
         "",
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
         f"torch threads, torch {torch.__version__}. Held-out: {args.n} shapes images (seed 1).",
