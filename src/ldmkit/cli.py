@@ -2,7 +2,7 @@
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -25,20 +25,26 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def _config_data(
+    preset: str | None, config: Path | None, presets: dict[str, Any], default: str
+) -> dict[str, Any]:
+    """Plain config data from a YAML file or a named preset (never both)."""
+    if preset and config:
+        raise _fail("give --preset or --config, not both")
+    if config:
+        return load_yaml(config)
+    name = preset or default
+    if name not in presets:
+        raise _fail(f"unknown preset {name!r}; presets: {', '.join(presets)}")
+    return to_dict(presets[name])
+
+
 def autoencoder_config(preset: str | None, config: Path | None, overrides: list[str]):
     """Resolve --preset / --config / --set into an AutoencoderTrainConfig."""
     from ldmkit.training.config import AutoencoderTrainConfig
     from ldmkit.training.presets import PRESETS
 
-    if preset and config:
-        raise _fail("give --preset or --config, not both")
-    if config:
-        data = load_yaml(config)
-    else:
-        name = preset or "kl-f4"
-        if name not in PRESETS:
-            raise _fail(f"unknown preset {name!r}; presets: {', '.join(PRESETS)}")
-        data = to_dict(PRESETS[name])
+    data = _config_data(preset, config, PRESETS, "kl-f4")
     return from_dict(AutoencoderTrainConfig, apply_overrides(data, overrides))
 
 
@@ -75,15 +81,7 @@ def diffusion_config(
     from ldmkit.training.config import DiffusionTrainConfig
     from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
 
-    if preset and config:
-        raise _fail("give --preset or --config, not both")
-    if config:
-        data = load_yaml(config)
-    else:
-        name = preset or "shapes-class"
-        if name not in DIFFUSION_PRESETS:
-            raise _fail(f"unknown preset {name!r}; presets: {', '.join(DIFFUSION_PRESETS)}")
-        data = to_dict(DIFFUSION_PRESETS[name])
+    data = _config_data(preset, config, DIFFUSION_PRESETS, "shapes-class")
     if autoencoder is not None:
         data["autoencoder"] = str(autoencoder)
     return from_dict(DiffusionTrainConfig, apply_overrides(data, overrides))

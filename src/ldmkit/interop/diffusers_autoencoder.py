@@ -7,11 +7,13 @@ stores the decoder's levels in application order and attention projections as li
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
+from ldmkit.checkpoint import load_state
 
 _ATTENTION = {
     "group_norm": "norm",
@@ -90,13 +92,5 @@ def autoencoder_from_diffusers(
     model = Autoencoder(ae_config)
     mapped["latent_shift"] = torch.tensor(float(config.get("shift_factor") or 0.0))
     mapped["latent_scale"] = torch.tensor(float(config.get("scaling_factor") or 1.0))
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(mapped))
-    unexpected = sorted(set(mapped) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"diffusers weights do not map onto this config: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
-        )
-    model.load_state_dict(mapped)
+    load_state(model, mapped, Path("diffusers weights"))
     return model.eval()

@@ -8,10 +8,12 @@ stores the up path in application order. Transformer internals share their names
 
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from ldmkit.checkpoint import load_state
 from ldmkit.unet import UNet, UNetConfig
 
 _CROSS_DOWN, _PLAIN_DOWN = "CrossAttnDownBlock2D", "DownBlock2D"
@@ -212,13 +214,5 @@ def unet_from_diffusers(state: Mapping[str, torch.Tensor], config: Mapping[str, 
     unet_config = unet_config_from_diffusers(config)
     mapped = unet_state_from_diffusers(state, unet_config)
     model = UNet(unet_config)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(mapped))
-    unexpected = sorted(set(mapped) - set(expected))
-    if missing or unexpected:
-        raise ValueError(
-            f"diffusers weights do not map onto this config: missing {missing[:5]}, "
-            f"unexpected {unexpected[:5]}"
-        )
-    model.load_state_dict(mapped)
+    load_state(model, mapped, Path("diffusers weights"))
     return model.eval()
