@@ -82,3 +82,16 @@ def test_config_mismatches_are_clear_errors() -> None:
     )
     with pytest.raises(ValueError, match="latent has 3 channels"):
         LatentDiffusion(config, ae)
+
+
+def test_adherence_evaluation_runs_and_checks_label_spaces() -> None:
+    from ldmkit.evaluation.adherence import evaluate_adherence
+    from ldmkit.metrics.shape_classifier import ClassifierConfig, ShapeClassifier
+
+    model = _model(num_classes=30)
+    evaluator = ShapeClassifier(ClassifierConfig(width=8, resolution=16)).eval()
+    result = evaluate_adherence(model, evaluator, n=6, steps=2, batch_size=4)
+    assert result["n"] == 6 and 0 <= result["both"] <= result["kind"] <= 1
+    assert result["seconds_per_image"] > 0
+    with pytest.raises(ValueError, match="evaluator knows 30"):
+        evaluate_adherence(_model(num_classes=5), evaluator, n=2, steps=2)

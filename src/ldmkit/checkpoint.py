@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.config import ConfigError, from_dict, to_dict
+from ldmkit.metrics.shape_classifier import ClassifierConfig, ShapeClassifier
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 
 FORMAT = "ldmkit"
@@ -189,4 +190,30 @@ def load_latent_diffusion(directory: Path, device: str | torch.device = "cpu") -
         raise CheckpointError(f"{directory}: invalid latent-diffusion config: {error}") from error
     model = LatentDiffusion(config, load_autoencoder(directory / AUTOENCODER_DIR))
     load_state(model.unet, load_tensors(directory / WEIGHTS_FILE), directory)
+    return model.to(device).eval()
+
+
+def save_classifier(
+    model: ShapeClassifier, directory: Path, extra: dict[str, Any] | None = None
+) -> Path:
+    """Write the shapes evaluator (weights + config) atomically."""
+
+    def write(tmp: Path) -> None:
+        save_tensors(model.state_dict(), tmp / WEIGHTS_FILE)
+        meta = {"format": FORMAT, "model": "shape-classifier", "config": to_dict(model.config)}
+        write_json(tmp / CONFIG_FILE, {**meta, **(extra or {})})
+
+    return write_directory_atomically(directory, write)
+
+
+def load_classifier(directory: Path, device: str | torch.device = "cpu") -> ShapeClassifier:
+    """Load the shapes evaluator saved by `save_classifier`."""
+    directory = Path(directory)
+    meta = read_config(directory, "shape-classifier")
+    try:
+        config = from_dict(ClassifierConfig, meta["config"])
+    except ConfigError as error:
+        raise CheckpointError(f"{directory}: invalid classifier config: {error}") from error
+    model = ShapeClassifier(config)
+    load_state(model, load_tensors(directory / WEIGHTS_FILE), directory)
     return model.to(device).eval()

@@ -248,6 +248,43 @@ def _data_config(spec: str, resolution: int, cls):
     return cls(kind="folder", path=spec, resolution=resolution, cache=False)
 
 
+@eval_app.command("adherence")
+def eval_adherence_command(
+    checkpoint: Annotated[Path, typer.Option(help="Class-conditional LDM folder (RUN/model)")],
+    evaluator: Annotated[Path, typer.Option(help="Evaluator folder (ldmkit train-evaluator)")],
+    n: Annotated[int, typer.Option(help="Samples, cycling through the classes")] = 300,
+    guidance: float = 3.0,
+    sampler: str = "ddim",
+    steps: int = 50,
+    seed: int = 0,
+    device: str = "auto",
+) -> None:
+    """Fraction of samples whose kind, colour and both match the class asked for; prints JSON."""
+    from ldmkit.checkpoint import CheckpointError, load_classifier, load_latent_diffusion
+    from ldmkit.evaluation.adherence import evaluate_adherence
+    from ldmkit.training.runtime import select_device
+
+    try:
+        model = load_latent_diffusion(checkpoint, select_device(device))
+        scorer = load_classifier(evaluator, select_device(device))
+        result = evaluate_adherence(model, scorer, n, guidance, sampler, steps, seed)
+    except (CheckpointError, ValueError) as error:
+        raise _fail(str(error)) from error
+    typer.echo(json.dumps({"checkpoint": str(checkpoint), **result}))
+
+
+@app.command("train-evaluator")
+def train_evaluator_command(
+    out: Annotated[Path, typer.Option(help="Folder for the evaluator checkpoint")],
+    steps: Annotated[int, typer.Option(help="Training steps at batch 64")] = 1200,
+    seed: int = 0,
+) -> None:
+    """Train the shapes kind/colour evaluator on ground truth; prints held-out accuracy."""
+    from ldmkit.training.classifier_trainer import train_shape_classifier
+
+    typer.echo(json.dumps(train_shape_classifier(out, steps=steps, seed=seed)))
+
+
 @data_app.command("prepare")
 def data_prepare_command(
     name: Annotated[str, typer.Argument(help="fashion-mnist or emoji")],
