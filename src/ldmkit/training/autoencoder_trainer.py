@@ -140,13 +140,10 @@ def train_autoencoder(
         with torch.no_grad():
             rec = model(heldout, sample_posterior=False).reconstruction.float().clamp(-1, 1)
         model.train()
-        image_grid(torch.cat([heldout, rec]), nrow=len(heldout)).save(
-            run_dir / "reconstructions.png"
-        )
+        grid = image_grid(torch.cat([heldout, rec]), nrow=len(heldout))
+        grid.save(run_dir / "reconstructions.png")
         (run_dir / "samples").mkdir(exist_ok=True)
-        image_grid(torch.cat([heldout, rec]), nrow=len(heldout)).save(
-            run_dir / "samples" / f"recon-{at_step:08d}.png"
-        )
+        grid.save(run_dir / "samples" / f"recon-{at_step:08d}.png")
         return float(psnr(rec, heldout).mean())
 
     model.train()
