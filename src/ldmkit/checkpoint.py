@@ -14,7 +14,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -27,6 +27,7 @@ from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 
 FORMAT = "ldmkit"
 CONFIG_FILE = "config.json"
+T = TypeVar("T")
 WEIGHTS_FILE = "model.safetensors"
 
 
@@ -130,15 +131,18 @@ def _write_autoencoder(model: Autoencoder, directory: Path, extra: dict[str, Any
 
 def load_autoencoder(directory: Path, device: str | torch.device = "cpu") -> Autoencoder:
     """Load an autoencoder saved by `save_autoencoder`; needs nothing but the directory."""
-    directory = Path(directory)
-    meta = read_config(directory, "autoencoder")
-    try:
-        config = from_dict(AutoencoderConfig, meta["config"])
-    except ConfigError as error:
-        raise CheckpointError(f"{directory}: invalid autoencoder config: {error}") from error
-    model = Autoencoder(config)
-    load_state(model, load_tensors(directory / WEIGHTS_FILE), directory)
+    model = Autoencoder(read_typed_config(Path(directory), "autoencoder", AutoencoderConfig))
+    load_state(model, load_tensors(Path(directory) / WEIGHTS_FILE), Path(directory))
     return model.to(device).eval()
+
+
+def read_typed_config(directory: Path, expected_model: str, cls: type[T]) -> T:
+    """`read_config`, then its "config" entry as the dataclass `cls` (strictly)."""
+    meta = read_config(directory, expected_model)
+    try:
+        return from_dict(cls, meta["config"])
+    except ConfigError as error:
+        raise CheckpointError(f"{directory}: invalid {expected_model} config: {error}") from error
 
 
 def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
@@ -183,11 +187,7 @@ def save_latent_diffusion(
 def load_latent_diffusion(directory: Path, device: str | torch.device = "cpu") -> LatentDiffusion:
     """Load an LDM saved by `save_latent_diffusion` (autoencoder included)."""
     directory = Path(directory)
-    meta = read_config(directory, "latent-diffusion")
-    try:
-        config = from_dict(DiffusionConfig, meta["config"])
-    except ConfigError as error:
-        raise CheckpointError(f"{directory}: invalid latent-diffusion config: {error}") from error
+    config = read_typed_config(directory, "latent-diffusion", DiffusionConfig)
     model = LatentDiffusion(config, load_autoencoder(directory / AUTOENCODER_DIR))
     load_state(model.unet, load_tensors(directory / WEIGHTS_FILE), directory)
     return model.to(device).eval()
@@ -209,11 +209,6 @@ def save_classifier(
 def load_classifier(directory: Path, device: str | torch.device = "cpu") -> ShapeClassifier:
     """Load the shapes evaluator saved by `save_classifier`."""
     directory = Path(directory)
-    meta = read_config(directory, "shape-classifier")
-    try:
-        config = from_dict(ClassifierConfig, meta["config"])
-    except ConfigError as error:
-        raise CheckpointError(f"{directory}: invalid classifier config: {error}") from error
-    model = ShapeClassifier(config)
+    model = ShapeClassifier(read_typed_config(directory, "shape-classifier", ClassifierConfig))
     load_state(model, load_tensors(directory / WEIGHTS_FILE), directory)
     return model.to(device).eval()
