@@ -120,10 +120,17 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
         "steps": 2,
         "guidance": 3.0,
         "class": 7,
+        "per_class": None,
         "seed": 5,
     }
     single = json.loads(Image.open(tmp_path / "grid-001.png").text["ldmkit"])
     assert single["seed"] == 6 and single["class"] == 7 and single["n"] == 1
+    by_class = tmp_path / "by_class.png"
+    args = ["sample", "--checkpoint", ldm, "--per-class", "2", "--steps", "1", "--out"]
+    result = runner.invoke(app, [*args, str(by_class)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(Image.open(by_class).text["ldmkit"])["n"] == 60  # 30 classes x 2
+    assert Image.open(by_class).height >= 30 * 32  # one labelled row of 32 px images per class
     result = runner.invoke(app, ["sample", "--checkpoint", ldm, "--class", "30"])
     assert result.exit_code == 2 and "--class must be in 0..29" in result.output
     result = runner.invoke(app, ["sample", "--checkpoint", ae])

@@ -86,10 +86,10 @@ def test_config_mismatches_are_clear_errors() -> None:
 
 def test_adherence_evaluation_runs_and_checks_label_spaces() -> None:
     from ldmkit.evaluation.adherence import evaluate_adherence
-    from ldmkit.metrics.shape_classifier import ClassifierConfig, ShapeClassifier
+    from ldmkit.metrics.class_evaluator import ClassEvaluator, EvaluatorConfig
 
     model = _model(num_classes=30)
-    evaluator = ShapeClassifier(ClassifierConfig(width=8, resolution=16)).eval()
+    evaluator = ClassEvaluator(EvaluatorConfig(width=8, resolution=16)).eval()
     result = evaluate_adherence(model, evaluator, n=6, steps=2, batch_size=4)
     assert result["n"] == 6 and 0 <= result["both"] <= result["kind"] <= 1
     assert result["seconds_per_image"] > 0

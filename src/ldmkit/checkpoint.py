@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.config import ConfigError, from_dict, to_dict
-from ldmkit.metrics.shape_classifier import ClassifierConfig, ShapeClassifier
+from ldmkit.metrics.class_evaluator import ClassEvaluator, EvaluatorConfig
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 
 FORMAT = "ldmkit"
@@ -193,22 +193,22 @@ def load_latent_diffusion(directory: Path, device: str | torch.device = "cpu") -
     return model.to(device).eval()
 
 
-def save_classifier(
-    model: ShapeClassifier, directory: Path, extra: dict[str, Any] | None = None
+def save_evaluator(
+    model: ClassEvaluator, directory: Path, extra: dict[str, Any] | None = None
 ) -> Path:
-    """Write the shapes evaluator (weights + config) atomically."""
+    """Write an adherence evaluator (weights + config) atomically."""
 
     def write(tmp: Path) -> None:
         save_tensors(model.state_dict(), tmp / WEIGHTS_FILE)
-        meta = {"format": FORMAT, "model": "shape-classifier", "config": to_dict(model.config)}
+        meta = {"format": FORMAT, "model": "class-evaluator", "config": to_dict(model.config)}
         write_json(tmp / CONFIG_FILE, {**meta, **(extra or {})})
 
     return write_directory_atomically(directory, write)
 
 
-def load_classifier(directory: Path, device: str | torch.device = "cpu") -> ShapeClassifier:
-    """Load the shapes evaluator saved by `save_classifier`."""
+def load_evaluator(directory: Path, device: str | torch.device = "cpu") -> ClassEvaluator:
+    """Load an adherence evaluator saved by `save_evaluator`."""
     directory = Path(directory)
-    model = ShapeClassifier(read_typed_config(directory, "shape-classifier", ClassifierConfig))
+    model = ClassEvaluator(read_typed_config(directory, "class-evaluator", EvaluatorConfig))
     load_state(model, load_tensors(directory / WEIGHTS_FILE), directory)
     return model.to(device).eval()

@@ -93,7 +93,9 @@ def train_command(
     autoencoder: Annotated[
         Path | None, typer.Option(help="Trained autoencoder (RUN/model)")
     ] = None,
-    preset: Annotated[str | None, typer.Option(help="tiny or shapes-class")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Named LDM preset (see `ldmkit presets`)")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config file")] = None,
     overrides: Overrides = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run's latest checkpoint")] = True,
@@ -128,29 +130,40 @@ def sample_command(
     ] = None,
     seed: int = 0,
     singles: Annotated[bool, typer.Option(help="Also write each image as a PNG")] = False,
+    per_class: Annotated[
+        int | None,
+        typer.Option(help="K samples of every class, one labelled row per class (sets --n)"),
+    ] = None,
     device: str = "auto",
 ) -> None:
     """Generate a grid of samples; the PNG's text metadata records how to reproduce it."""
     import torch
     from PIL.PngImagePlugin import PngInfo
 
-    from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
+    from ldmkit.checkpoint import CheckpointError, load_latent_diffusion, read_config
+    from ldmkit.data.factory import class_names
     from ldmkit.training.runtime import select_device
-    from ldmkit.training.visuals import image_grid, to_uint8
+    from ldmkit.training.visuals import image_grid, labelled_grid, to_uint8
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
     except CheckpointError as error:
         raise _fail(str(error)) from error
     labels = None
-    if model.config.num_classes:
-        if class_ is not None and not 0 <= class_ < model.config.num_classes:
-            raise _fail(f"--class must be in 0..{model.config.num_classes - 1}")
-        labels = (
-            torch.full((n,), class_)
-            if class_ is not None
-            else torch.arange(n) % model.config.num_classes
-        )
+    classes = model.config.num_classes
+    if per_class is not None:
+        if not classes or class_ is not None or per_class < 1:
+            raise _fail("--per-class K (K >= 1) needs a class-conditional model and no --class")
+        n = per_class * classes
+    if classes:
+        if class_ is not None and not 0 <= class_ < classes:
+            raise _fail(f"--class must be in 0..{classes - 1}")
+        if class_ is not None:
+            labels = torch.full((n,), class_)
+        elif per_class:
+            labels = torch.arange(classes).repeat_interleave(per_class)
+        else:
+            labels = torch.arange(n) % classes
     try:
         images = model.sample(n, labels, guidance, sampler, steps, seed, show_progress=True)
     except ValueError as error:
@@ -162,12 +175,19 @@ def sample_command(
         "steps": steps,
         "guidance": guidance,
         "class": class_,
+        "per_class": per_class,
         "seed": seed,
     }
     info = PngInfo()
     info.add_text("ldmkit", json.dumps(params))
     out.parent.mkdir(parents=True, exist_ok=True)
-    image_grid(images, nrow=min(n, 8)).save(out, pnginfo=info)
+    if per_class:
+        trained = read_config(checkpoint, "latent-diffusion").get("training", {})
+        names = class_names(trained.get("data", {}).get("kind", ""), classes)
+        grid = labelled_grid(images, per_class, names)
+    else:
+        grid = image_grid(images, nrow=min(n, 8))
+    grid.save(out, pnginfo=info)
     if singles:
         from PIL import Image
 
@@ -192,11 +212,11 @@ def presets_command(
         typer.echo("autoencoders (ldmkit train-autoencoder --preset NAME):")
         for key, value in PRESETS.items():
             m = value.model
-            typer.echo(f"  {key:14s} {m.kind} f={m.factor} ch={m.ch} ch_mult={list(m.ch_mult)}")
+            typer.echo(f"  {key:18s} {m.kind} f={m.factor} ch={m.ch} ch_mult={list(m.ch_mult)}")
         typer.echo("latent diffusion (ldmkit train --preset NAME):")
         for key, ldm in DIFFUSION_PRESETS.items():
             u = ldm.model.unet
-            typer.echo(f"  {key:14s} unet ch={u.model_channels} mult={list(u.channel_mult)}")
+            typer.echo(f"  {key:18s} unet ch={u.model_channels} mult={list(u.channel_mult)}")
         return
     both = {**PRESETS, **DIFFUSION_PRESETS}
     if name not in both:
@@ -251,7 +271,10 @@ def _data_config(spec: str, resolution: int, cls):
 @eval_app.command("adherence")
 def eval_adherence_command(
     checkpoint: Annotated[Path, typer.Option(help="Class-conditional LDM folder (RUN/model)")],
-    evaluator: Annotated[Path, typer.Option(help="Evaluator folder (ldmkit train-evaluator)")],
+    evaluator: Annotated[
+        Path | None,
+        typer.Option(help="Evaluator folder (ldmkit train-evaluator); default: shipped shapes one"),
+    ] = None,
     n: Annotated[int, typer.Option(help="Samples, cycling through the classes")] = 300,
     guidance: float = 3.0,
     sampler: str = "ddim",
@@ -259,14 +282,15 @@ def eval_adherence_command(
     seed: int = 0,
     device: str = "auto",
 ) -> None:
-    """Fraction of samples whose kind, colour and both match the class asked for; prints JSON."""
-    from ldmkit.checkpoint import CheckpointError, load_classifier, load_latent_diffusion
+    """Fraction of samples whose class (shapes: kind, colour, both) matches the one asked for."""
+    from ldmkit.assets import SHAPES_EVALUATOR
+    from ldmkit.checkpoint import CheckpointError, load_evaluator, load_latent_diffusion
     from ldmkit.evaluation.adherence import evaluate_adherence
     from ldmkit.training.runtime import select_device
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
-        scorer = load_classifier(evaluator, select_device(device))
+        scorer = load_evaluator(evaluator or SHAPES_EVALUATOR, select_device(device))
         result = evaluate_adherence(model, scorer, n, guidance, sampler, steps, seed)
     except (CheckpointError, ValueError) as error:
         raise _fail(str(error)) from error
@@ -277,12 +301,20 @@ def eval_adherence_command(
 def train_evaluator_command(
     out: Annotated[Path, typer.Option(help="Folder for the evaluator checkpoint")],
     steps: Annotated[int, typer.Option(help="Training steps at batch 64")] = 1200,
+    data: Annotated[str, typer.Option(help="shapes (kind x colour) or fashion-mnist")] = "shapes",
+    resolution: Annotated[int, typer.Option(help="Input size; match the LDM's images")] = 64,
     seed: int = 0,
 ) -> None:
-    """Train the shapes kind/colour evaluator on ground truth; prints held-out accuracy."""
-    from ldmkit.training.classifier_trainer import train_shape_classifier
+    """Train an adherence evaluator on ground truth; prints held-out accuracy."""
+    from ldmkit.metrics.class_evaluator import EvaluatorConfig
+    from ldmkit.training.evaluator_trainer import LABEL_SPACES, train_evaluator
 
-    typer.echo(json.dumps(train_shape_classifier(out, steps=steps, seed=seed)))
+    if data not in LABEL_SPACES:
+        raise typer.BadParameter(f"choose one of {', '.join(LABEL_SPACES)}", param_hint="--data")
+    kinds, colors = LABEL_SPACES[data]
+    config = EvaluatorConfig(num_kinds=kinds, num_colors=colors, resolution=resolution)
+    result = train_evaluator(out, steps=steps, seed=seed, config=config, data=data)
+    typer.echo(json.dumps(result))
 
 
 @data_app.command("prepare")
@@ -305,12 +337,25 @@ def data_prepare_command(
 @app.command("demo")
 def demo_command(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("runs/demo"),
-    steps: Annotated[int, typer.Option(help="Training steps (800 take ~3 min on 2 cores)")] = 800,
+    train_autoencoder: Annotated[
+        bool,
+        typer.Option(help="Also train the kl-f4 first stage (~10 min more); default: shipped"),
+    ] = False,
+    diffusion_steps: Annotated[int, typer.Option(help="LDM training steps (batch 64)")] = 700,
+    per_class: Annotated[int, typer.Option(help="Samples per class in grid and score")] = 5,
+    seed: int = 0,
 ) -> None:
-    """Train a small KL f=4 autoencoder on built-in shapes and show its reconstructions."""
-    from ldmkit.demo import run_demo
+    """Latent diffusion end to end on shapes (~9 min on 2 cores): a class-conditional LDM on the
+    shipped kl-f4 autoencoder, one row of samples per class, adherence; OUT/report.md."""
+    from ldmkit.demo import DemoConfig, run_demo
 
-    report = run_demo(out, steps)
+    config = DemoConfig(
+        train_autoencoder=train_autoencoder,
+        diffusion_steps=diffusion_steps,
+        per_class=per_class,
+        seed=seed,
+    )
+    report = run_demo(out, config)
     typer.echo(json.dumps(report, indent=2))
 
 

@@ -49,3 +49,18 @@ def build_dataset(config: DataConfig, split: Split = "train", size: int | None =
     if config.cache and split == "train":
         dataset = CachedDataset(dataset, f"preparing {config.kind} data")
     return dataset
+
+
+def class_names(kind: str, num_classes: int) -> list[str]:
+    """Readable names of the class labels of dataset `kind` ("class i" where it has none)."""
+    if kind == "shapes":
+        from ldmkit.data.shapes import NUM_CLASSES, class_name
+
+        if num_classes == NUM_CLASSES:
+            return [class_name(i) for i in range(num_classes)]
+    if kind == "fashion-mnist":
+        from ldmkit.data.fashion_mnist import FASHION_MNIST_CLASSES
+
+        if num_classes == len(FASHION_MNIST_CLASSES):
+            return list(FASHION_MNIST_CLASSES)
+    return [f"class {i}" for i in range(num_classes)]

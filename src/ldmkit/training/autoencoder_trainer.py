@@ -21,6 +21,7 @@ from ldmkit.training.config import AutoencoderTrainConfig
 from ldmkit.training.data_stream import batch_loader
 from ldmkit.training.lr_schedule import lr_multiplier
 from ldmkit.training.progress_bar import TrainingProgress
+from ldmkit.training.run_log import RunLog
 from ldmkit.training.runtime import (
     autocast,
     restore_rng_state,
@@ -149,6 +150,7 @@ def train_autoencoder(
     model.train()
     loss_fn.train()
     started = time.perf_counter() - elapsed
+    log = RunLog(history, run_dir / "tensorboard", run.tensorboard)
     bar = TrainingProgress(run.steps, step, enabled=show_progress, title="autoencoder")
     with bar:
         for batch in loader:
@@ -197,21 +199,20 @@ def train_autoencoder(
             elapsed = time.perf_counter() - started
             if step % run.log_every == 0 or step == run.steps:
                 row = {"step": step, "time_s": round(elapsed, 2), **logs, "skipped_steps": skipped}
-                history.append(row)
+                log.append(row)
                 bar.update(step, logs)
             else:
                 bar.update(step)
             if run.image_every and step % run.image_every == 0:
-                history.append(
-                    {"step": step, "time_s": round(elapsed, 2), "val_psnr": snapshot(step)}
-                )
+                log.append({"step": step, "time_s": round(elapsed, 2), "val_psnr": snapshot(step)})
             if run.checkpoint_every and step % run.checkpoint_every == 0:
                 save(step)
             if run.max_minutes and elapsed >= 60 * run.max_minutes:
                 break
 
     save(step)
-    history.append({"step": step, "time_s": round(elapsed, 2), "val_psnr": snapshot(step)})
+    log.append({"step": step, "time_s": round(elapsed, 2), "val_psnr": snapshot(step)})
+    log.close()
     write_json(run_dir / "history.json", history)
     save_loss_curve(
         history,

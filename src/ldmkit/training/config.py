@@ -35,6 +35,7 @@ class RunConfig:
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     num_workers: int = 0
     log_every: int = 25
+    tensorboard: bool = False  # also write the logged scalars to RUN/tensorboard
     image_every: int = 500
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
@@ -70,6 +71,7 @@ class DiffusionRunConfig:
     threads: int = 0
     num_workers: int = 0
     log_every: int = 25
+    tensorboard: bool = False  # also write the logged scalars to RUN/tensorboard
     sample_every: int = 500
     checkpoint_every: int = 500
     keep_checkpoints: int = 2

@@ -1,11 +1,16 @@
-"""Named latent-diffusion presets: `tiny` (tests) and `shapes-class` (this CPU)."""
+"""Named latent-diffusion presets: `tiny` (tests); for this CPU `shapes-class`,
+`shapes-class-demo` and `fmnist-class`."""
+
+import dataclasses
 
 from ldmkit.data.config import DataConfig
+from ldmkit.diffusion import DiffusionLossConfig
 from ldmkit.pipeline import DiffusionConfig
 from ldmkit.training.config import DiffusionRunConfig, DiffusionTrainConfig, OptimConfig
 from ldmkit.unet import unet_preset
 
 SHAPES_CLASSES = 30  # kind x colour
+FASHION_MNIST_CLASSES = 10
 
 DIFFUSION_PRESETS: dict[str, DiffusionTrainConfig] = {
     "tiny": DiffusionTrainConfig(
@@ -26,10 +31,11 @@ DIFFUSION_PRESETS: dict[str, DiffusionTrainConfig] = {
         ),
     ),
     # Class-conditional shapes (one object, 30 classes) on the latents of a kl-f4 autoencoder
-    # (3 x 16 x 16 for 64 px images).
+    # (3 x 16 x 16 for 64 px images). ~27 min here; 92.7% adherence (docs/results).
     "shapes-class": DiffusionTrainConfig(
         model=DiffusionConfig(
             unet=unet_preset("small", context_dim=None, num_classes=SHAPES_CLASSES + 1),
+            loss=DiffusionLossConfig(min_snr_gamma=5.0),
             num_classes=SHAPES_CLASSES,
             latent_size=16,
         ),
@@ -38,7 +44,7 @@ DIFFUSION_PRESETS: dict[str, DiffusionTrainConfig] = {
             lr=5e-4, betas=(0.9, 0.999), warmup_steps=200, schedule="cosine", min_lr_ratio=0.1
         ),
         run=DiffusionRunConfig(
-            steps=6000,
+            steps=2700,
             batch_size=64,
             precision="bf16",
             sample_every=500,
@@ -48,3 +54,26 @@ DIFFUSION_PRESETS: dict[str, DiffusionTrainConfig] = {
         ),
     ),
 }
+
+# Class-conditional Fashion-MNIST (10 classes) on the 3 x 8 x 8 latents of `fmnist-kl-f4`.
+DIFFUSION_PRESETS["fmnist-class"] = dataclasses.replace(
+    DIFFUSION_PRESETS["shapes-class"],
+    model=DiffusionConfig(
+        unet=unet_preset("small", context_dim=None, num_classes=FASHION_MNIST_CLASSES + 1),
+        loss=DiffusionLossConfig(min_snr_gamma=5.0),
+        num_classes=FASHION_MNIST_CLASSES,
+        latent_size=8,
+    ),
+    data=DataConfig(kind="fashion-mnist", resolution=32, size=60000),
+    run=dataclasses.replace(DIFFUSION_PRESETS["shapes-class"].run, steps=3000, sample_count=30),
+)
+
+# The demo's share of a 10-minute budget on a 2-core CPU: `shapes-class` cut to ~7 minutes
+# (its cosine schedule spans the shorter run).
+_CLASS = DIFFUSION_PRESETS["shapes-class"]
+DIFFUSION_PRESETS["shapes-class-demo"] = dataclasses.replace(
+    _CLASS,
+    data=dataclasses.replace(_CLASS.data, size=10000),
+    optim=dataclasses.replace(_CLASS.optim, warmup_steps=100),
+    run=dataclasses.replace(_CLASS.run, steps=700, sample_every=0, checkpoint_every=250),
+)

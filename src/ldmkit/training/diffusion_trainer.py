@@ -35,6 +35,7 @@ from ldmkit.training.ema import EMA
 from ldmkit.training.latent_cache import encode_dataset
 from ldmkit.training.lr_schedule import lr_multiplier
 from ldmkit.training.progress_bar import TrainingProgress
+from ldmkit.training.run_log import RunLog
 from ldmkit.training.runtime import (
     autocast,
     restore_rng_state,
@@ -177,6 +178,7 @@ def train_diffusion(
     model.train()
     started = time.perf_counter() - elapsed
     micro = local_batch // run.grad_accumulation
+    log = RunLog(history, run_dir / "tensorboard", run.tensorboard and context.is_main)
     bar = TrainingProgress(run.steps, step, enabled=show_progress and context.is_main, title="ldm")
     with bar:
         for batch in loader:
@@ -226,7 +228,7 @@ def train_diffusion(
             elapsed = time.perf_counter() - started
             logs = {"loss": total, "lr": lr}
             if step % run.log_every == 0 or step == run.steps:
-                history.append(
+                log.append(
                     {"step": step, "time_s": round(elapsed, 2), **logs, "skipped_steps": skipped}
                 )
                 bar.update(step, logs)
@@ -240,6 +242,7 @@ def train_diffusion(
                 break
 
     save(step)
+    log.close()
     model_dir = run_dir / "model"
     checksums = rank_checksums(model.unet, context)
     if context.is_main:

@@ -54,6 +54,10 @@ PRESETS: dict[str, AutoencoderTrainConfig] = {
     "kl-f8": _cpu("kl", (1, 2, 4, 4), 4),
     "vq-f4": _cpu("vq", (1, 2, 4), 3),
     "vq-f8": _cpu("vq", (1, 2, 4, 4), 4),
+    # Fashion-MNIST padded to 32x32 (3 x 8 x 8 latents); its LDM is `fmnist-class`.
+    "fmnist-kl-f4": replace(
+        _cpu("kl", (1, 2, 4), 3), data=DataConfig(kind="fashion-mnist", resolution=32, size=60000)
+    ),
     "kl-f4-paper": _paper("kl", (1, 2, 4), 3),
     "kl-f8-paper": _paper("kl", (1, 2, 4, 4), 4),
     "vq-f4-paper": _paper("vq", (1, 2, 4), 3),

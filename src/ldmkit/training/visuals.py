@@ -59,3 +59,46 @@ def save_loss_curve(
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def labelled_grid(
+    images: torch.Tensor, nrow: int, row_labels: list[str], padding: int = 2, blocks: int = 1
+) -> Image.Image:
+    """`image_grid` with a text label left of each row (e.g. the class every row was asked for).
+
+    `blocks` > 1 splits the rows into that many side-by-side panels, for a less tall picture.
+    """
+    from PIL import ImageDraw, ImageFont
+
+    rows = len(row_labels)
+    if images.shape[0] != rows * nrow:
+        raise ValueError(f"{images.shape[0]} images do not fill {rows} rows of {nrow}")
+    per_block = math.ceil(rows / blocks)
+    if blocks > 1:
+        panels = [
+            labelled_grid(
+                images[start * nrow : (start + per_block) * nrow],
+                nrow,
+                row_labels[start : start + per_block],
+                padding,
+            )
+            for start in range(0, rows, per_block)
+        ]
+        canvas = Image.new("RGB", (sum(p.width for p in panels), panels[0].height), "white")
+        x = 0
+        for panel in panels:
+            canvas.paste(panel, (x, 0))
+            x += panel.width
+        return canvas
+    grid = image_grid(images, nrow, padding)
+    h = images.shape[-2]
+    font = ImageFont.load_default()
+    draw = ImageDraw.Draw(grid)
+    width = max(int(draw.textlength(label, font=font)) for label in row_labels) + 8
+    canvas = Image.new("RGB", (grid.width + width, grid.height), "white")
+    canvas.paste(grid, (width, 0))
+    draw = ImageDraw.Draw(canvas)
+    for r, label in enumerate(row_labels):
+        y = padding + r * (h + padding) + h // 2
+        draw.text((4, y), label, fill="black", font=font, anchor="lm")
+    return canvas

@@ -1,7 +1,10 @@
-"""A small CNN that names a single shape's kind and colour: the adherence evaluator for `shapes`.
+"""The adherence evaluator: a small CNN that names the class of an image.
 
-Trained on ground truth (the dataset's labels), it scores generated images against the class
-that was asked for. Its penultimate features can serve as domain features for FID later.
+For `shapes` a class is a (kind, colour) pair and the network has one head for each factor, so
+adherence can say which one a generator got wrong; for single-label data such as Fashion-MNIST
+(`num_colors = 1`) the kind head is the class head. Trained on ground truth (the dataset's
+labels), it scores generated images against the class that was asked for. Its penultimate
+features can serve as domain features for FID.
 """
 
 from dataclasses import dataclass
@@ -12,8 +15,8 @@ from torch import nn
 
 
 @dataclass(frozen=True)
-class ClassifierConfig:
-    """Width, input resolution and label space (kinds x colours) of the evaluator."""
+class EvaluatorConfig:
+    """Width, input resolution and label space (kinds x colours; colours = 1 for one label)."""
 
     num_kinds: int = 5
     num_colors: int = 6
@@ -26,10 +29,10 @@ class ClassifierConfig:
         return self.num_kinds * self.num_colors
 
 
-class ShapeClassifier(nn.Module):
-    """Conv net with two heads: kind logits and colour logits."""
+class ClassEvaluator(nn.Module):
+    """Conv net with two heads: kind (or class) logits and colour logits."""
 
-    def __init__(self, config: ClassifierConfig):
+    def __init__(self, config: EvaluatorConfig):
         super().__init__()
         self.config = config
         w = config.width
@@ -63,9 +66,14 @@ class ShapeClassifier(nn.Module):
 
     @torch.no_grad()
     def adherence(self, images: torch.Tensor, class_ids: torch.Tensor) -> dict[str, float]:
-        """Fractions of images whose kind, colour, and both match the requested classes."""
+        """Fractions of images whose kind, colour, and both match the requested classes.
+
+        With one colour the label has one factor and only `class` (the kind head) is reported.
+        """
         kind, color = self(images)
         kind_ok = kind.argmax(1) == class_ids // self.config.num_colors
+        if self.config.num_colors == 1:
+            return {"class": kind_ok.float().mean().item()}
         color_ok = color.argmax(1) == class_ids % self.config.num_colors
         return {
             "kind": kind_ok.float().mean().item(),

@@ -1,0 +1,5 @@
+"""`python -m ldmkit ...`: the same command line as the `ldmkit` script."""
+
+from ldmkit.cli import main
+
+main()
