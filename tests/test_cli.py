@@ -131,6 +131,22 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(Image.open(by_class).text["ldmkit"])["n"] == 60  # 30 classes x 2
     assert Image.open(by_class).height >= 30 * 32  # one labelled row of 32 px images per class
+    args = ["eval", "fid", "--fake", ldm, "--n", "6", "--steps", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output.strip().splitlines()[-1])
+    assert scores["n"] == 6 and scores["real"] == "auto: shapes held-out"
+    assert scores["fid"] >= 0 and scores["images_per_s"] > 0 and "kid" in scores
+    folder = tmp_path / "generated"
+    folder.mkdir()
+    for i in range(3):
+        (tmp_path / f"grid-{i:03d}.png").rename(folder / f"{i}.png")
+    result = runner.invoke(app, ["eval", "fid", "--fake", str(folder), "--n", "3"])
+    assert result.exit_code == 2 and "--real auto needs an LDM checkpoint" in result.output
+    args = ["eval", "fid", "--fake", str(folder), "--real", "shapes", "--n", "3"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["fid"] >= 0
     result = runner.invoke(app, ["sample", "--checkpoint", ldm, "--class", "30"])
     assert result.exit_code == 2 and "--class must be in 0..29" in result.output
     result = runner.invoke(app, ["sample", "--checkpoint", ae])

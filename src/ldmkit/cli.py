@@ -1,5 +1,6 @@
 """The `ldmkit` command line: a thin skin over the library."""
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -266,6 +267,72 @@ def _data_config(spec: str, resolution: int, cls):
     if spec.startswith("emoji:"):
         return cls(kind="emoji", path=spec[6:], resolution=resolution, cache=False)
     return cls(kind="folder", path=spec, resolution=resolution, cache=False)
+
+
+@eval_app.command("fid")
+def eval_fid_command(
+    fake: Annotated[
+        Path, typer.Option(help="LDM checkpoint (RUN/model) to sample, or a folder of images")
+    ],
+    real: Annotated[
+        str,
+        typer.Option(
+            help="auto (the checkpoint's training data, held-out split), shapes, fashion-mnist "
+            "or an image folder"
+        ),
+    ] = "auto",
+    evaluator: Annotated[
+        Path | None,
+        typer.Option(help="Evaluator whose features are compared; default: shipped shapes one"),
+    ] = None,
+    n: Annotated[int, typer.Option(help="Images per set")] = 1000,
+    guidance: float = 3.0,
+    sampler: str = "ddim",
+    steps: int = 50,
+    seed: int = 0,
+    device: str = "auto",
+) -> None:
+    """FID and KID of generated images against held-out data in an evaluator's feature space."""
+    from ldmkit.assets import SHAPES_EVALUATOR
+    from ldmkit.checkpoint import (
+        CheckpointError,
+        load_evaluator,
+        load_latent_diffusion,
+        read_config,
+    )
+    from ldmkit.data.config import DataConfig
+    from ldmkit.data.factory import build_dataset
+    from ldmkit.data.image_folder import ImageFolderDataset
+    from ldmkit.evaluation.fid import dataset_features, distribution_scores, generated_features
+    from ldmkit.training.runtime import select_device
+
+    result: dict[str, object] = {"fake": str(fake), "n": n}
+    try:
+        scorer = load_evaluator(evaluator or SHAPES_EVALUATOR, select_device(device))
+        resolution = scorer.config.resolution
+        trained: dict | None = None
+        if (fake / "config.json").is_file():
+            model = load_latent_diffusion(fake, select_device(device))
+            trained = read_config(fake, "latent-diffusion").get("training", {}).get("data")
+            fake_features, per_s = generated_features(
+                model, scorer, n, guidance, sampler, steps, seed
+            )
+            result.update(guidance=guidance, sampler=sampler, steps=steps, images_per_s=per_s)
+        else:
+            images = ImageFolderDataset(fake, resolution)
+            fake_features = dataset_features(scorer, images, n)
+        if real == "auto":
+            if trained is None:
+                raise ValueError("--real auto needs an LDM checkpoint as --fake; name the data")
+            data = dataclasses.replace(from_dict(DataConfig, trained), cache=False)
+        else:
+            data = _data_config(real, resolution, DataConfig)
+        real_features = dataset_features(scorer, build_dataset(data, "heldout", n), n)
+    except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as error:
+        raise _fail(str(error)) from error
+    result.update(real=real if real != "auto" else f"auto: {data.kind} held-out")
+    result.update(distribution_scores(real_features, fake_features))
+    typer.echo(json.dumps(result))
 
 
 @eval_app.command("adherence")
