@@ -36,6 +36,7 @@ def test_train_then_eval_reconstruction(tmp_path: Path) -> None:
     assert metrics["n"] == 12 and metrics["resolution"] == 32
     assert 0 < metrics["psnr"] < 100 and -1 <= metrics["ssim"] <= 1
     assert metrics["encode_images_per_s"] > 0
+    assert metrics["rfid"] >= 0  # shapes: in the shipped evaluator's features
 
 
 def test_bad_config_key_is_a_clear_error(tmp_path: Path) -> None:
@@ -137,6 +138,13 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
     scores = json.loads(result.output.strip().splitlines()[-1])
     assert scores["n"] == 6 and scores["real"] == "auto: shapes held-out"
     assert scores["fid"] >= 0 and scores["images_per_s"] > 0 and "kid" in scores
+    report = tmp_path / "eval.md"
+    args = ["eval", "checkpoint", "--checkpoint", ldm, "--n", "6", "--steps", "1", "--out"]
+    result = runner.invoke(app, [*args, str(report)])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output.strip().splitlines()[-1])
+    assert scores["fid"] >= 0 and 0 <= scores["adherence_both"] <= 1 and scores["images_per_s"] > 0
+    assert "| adherence_both |" in report.read_text()
     folder = tmp_path / "generated"
     folder.mkdir()
     for i in range(3):

@@ -95,3 +95,16 @@ def test_adherence_evaluation_runs_and_checks_label_spaces() -> None:
     assert result["seconds_per_image"] > 0
     with pytest.raises(ValueError, match="evaluator knows 30"):
         evaluate_adherence(_model(num_classes=5), evaluator, n=2, steps=2)
+
+
+def test_checkpoint_evaluation_of_an_unconditional_model() -> None:
+    from ldmkit.evaluation.checkpoint_report import evaluate_checkpoint, markdown_table
+    from ldmkit.metrics.class_evaluator import ClassEvaluator, EvaluatorConfig
+
+    model = _model(num_classes=0)
+    evaluator = ClassEvaluator(EvaluatorConfig(width=8, resolution=16)).eval()
+    real = [{"image": torch.rand(3, 16, 16) * 2 - 1, "label": 0} for _ in range(5)]
+    result = evaluate_checkpoint(model, evaluator, real, n=5, steps=2, batch_size=2)
+    assert result["n"] == 5 and result["fid"] > 0 and result["guidance"] is None
+    assert not any(key.startswith("adherence") for key in result)  # nothing was asked for
+    assert "| fid |" in markdown_table(result)

@@ -233,11 +233,16 @@ def eval_reconstruction_command(
     ] = "shapes",
     n: Annotated[int, typer.Option(help="Number of held-out images")] = 512,
     resolution: Annotated[int | None, typer.Option(help="Default: the training resolution")] = None,
+    evaluator: Annotated[
+        Path | None,
+        typer.Option(help="Features for rFID (default for shapes: the shipped evaluator)"),
+    ] = None,
     batch_size: int = 64,
     device: str = "auto",
 ) -> None:
-    """PSNR / SSIM and encode/decode throughput on held-out data; prints JSON."""
-    from ldmkit.checkpoint import CheckpointError, load_autoencoder, read_config
+    """PSNR / SSIM, rFID and encode/decode throughput on held-out data; prints JSON."""
+    from ldmkit.assets import SHAPES_EVALUATOR
+    from ldmkit.checkpoint import CheckpointError, load_autoencoder, load_evaluator, read_config
     from ldmkit.data.config import DataConfig
     from ldmkit.data.factory import build_dataset
     from ldmkit.evaluation.reconstruction import evaluate_reconstruction
@@ -246,6 +251,8 @@ def eval_reconstruction_command(
     try:
         model = load_autoencoder(checkpoint, select_device(device))
         trained = read_config(checkpoint, "autoencoder").get("training", {}).get("data", {})
+        features = evaluator or (SHAPES_EVALUATOR if data == "shapes" else None)
+        scorer = load_evaluator(features, select_device(device)) if features else None
     except CheckpointError as error:
         raise _fail(str(error)) from error
     res = resolution or trained.get("resolution", 64)
@@ -254,7 +261,7 @@ def eval_reconstruction_command(
         dataset = build_dataset(data_config, "heldout", n)
     except (ValueError, FileNotFoundError) as error:
         raise _fail(str(error)) from error
-    result = evaluate_reconstruction(model, dataset, n, batch_size)
+    result = evaluate_reconstruction(model, dataset, n, batch_size, scorer)
     typer.echo(
         json.dumps({"checkpoint": str(checkpoint), "data": data, "resolution": res, **result})
     )
@@ -267,6 +274,53 @@ def _data_config(spec: str, resolution: int, cls):
     if spec.startswith("emoji:"):
         return cls(kind="emoji", path=spec[6:], resolution=resolution, cache=False)
     return cls(kind="folder", path=spec, resolution=resolution, cache=False)
+
+
+@eval_app.command("checkpoint")
+def eval_checkpoint_command(
+    checkpoint: Annotated[Path, typer.Option(help="Latent diffusion folder (RUN/model)")],
+    evaluator: Annotated[
+        Path | None,
+        typer.Option(help="Evaluator for features and adherence; default: shipped shapes one"),
+    ] = None,
+    n: Annotated[int, typer.Option(help="Samples (and held-out images)")] = 1000,
+    guidance: float = 3.0,
+    sampler: str = "ddim",
+    steps: int = 50,
+    seed: int = 0,
+    out: Annotated[Path | None, typer.Option(help="Also write the Markdown table here")] = None,
+    device: str = "auto",
+) -> None:
+    """Sample N images once; FID/KID vs held-out data, adherence and throughput; JSON (+ .md)."""
+    from ldmkit.assets import SHAPES_EVALUATOR
+    from ldmkit.checkpoint import (
+        CheckpointError,
+        load_evaluator,
+        load_latent_diffusion,
+        read_config,
+    )
+    from ldmkit.data.config import DataConfig
+    from ldmkit.data.factory import build_dataset
+    from ldmkit.evaluation.checkpoint_report import evaluate_checkpoint, markdown_table
+    from ldmkit.training.runtime import select_device
+
+    try:
+        model = load_latent_diffusion(checkpoint, select_device(device))
+        scorer = load_evaluator(evaluator or SHAPES_EVALUATOR, select_device(device))
+        trained = read_config(checkpoint, "latent-diffusion").get("training", {}).get("data")
+        if trained is None:
+            raise ValueError(f"{checkpoint} does not record its training data; use eval fid")
+        real = build_dataset(
+            dataclasses.replace(from_dict(DataConfig, trained), cache=False), "heldout", n
+        )
+        result = evaluate_checkpoint(model, scorer, real, n, guidance, sampler, steps, seed)
+    except (CheckpointError, ConfigError, ValueError) as error:
+        raise _fail(str(error)) from error
+    result = {"checkpoint": str(checkpoint), **result}
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"# Evaluation of {checkpoint}\n\n" + markdown_table(result))
+    typer.echo(json.dumps(result))
 
 
 @eval_app.command("fid")

@@ -6,14 +6,13 @@ latent diffusion checkpoint (sampled in batches, class-conditional models cyclin
 classes) or from a dataset of generated images.
 """
 
-import time
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
 
 from ldmkit.data.collate import collate
-from ldmkit.evaluation.adherence import sample_classes
+from ldmkit.evaluation.generate import embed, generate
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.metrics.distribution_distance import fid_from_features, kernel_inception_distance
 from ldmkit.pipeline import LatentDiffusion
@@ -36,7 +35,6 @@ def dataset_features(
     return torch.cat(chunks)
 
 
-@torch.no_grad()
 def generated_features(
     model: LatentDiffusion,
     evaluator: ClassEvaluator,
@@ -48,22 +46,8 @@ def generated_features(
     batch_size: int = 30,
 ) -> tuple[torch.Tensor, float]:
     """Features (n, D) of `n` samples, and the sampling throughput in images per second."""
-    device = next(evaluator.parameters()).device
-    started = time.perf_counter()
-    if model.config.num_classes:
-        labels = torch.arange(n) % model.config.num_classes
-        images = sample_classes(model, labels, guidance, sampler, steps, seed, batch_size)
-    else:
-        chunks = []
-        for start in progress(range(0, n, batch_size), "sampling"):
-            count = min(batch_size, n - start)
-            chunks.append(model.sample(count, None, 1.0, sampler, steps, seed=seed + start).cpu())
-        images = torch.cat(chunks)
-    throughput = n / (time.perf_counter() - started)
-    features = torch.cat(
-        [evaluator.embed(images[i : i + 250].to(device)).cpu() for i in range(0, n, 250)]
-    )
-    return features, throughput
+    images, _, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size)
+    return embed(evaluator, images), n / seconds
 
 
 def distribution_scores(real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:

@@ -1,0 +1,52 @@
+"""One evaluation of a latent diffusion checkpoint: samples once, then FID/KID, adherence and
+throughput from the same images, as a dict and as a Markdown table."""
+
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from ldmkit.evaluation.adherence import check_label_spaces, score_adherence
+from ldmkit.evaluation.fid import dataset_features, distribution_scores
+from ldmkit.evaluation.generate import embed, generate
+from ldmkit.metrics.class_evaluator import ClassEvaluator
+from ldmkit.pipeline import LatentDiffusion
+
+
+@torch.no_grad()
+def evaluate_checkpoint(
+    model: LatentDiffusion,
+    evaluator: ClassEvaluator,
+    real: Dataset[Any],
+    n: int,
+    guidance: float = 3.0,
+    sampler: str = "ddim",
+    steps: int = 50,
+    seed: int = 0,
+    batch_size: int = 30,
+) -> dict[str, Any]:
+    """Generate `n` images (classes cycled for class-conditional models) and score them."""
+    if model.config.num_classes:
+        check_label_spaces(model, evaluator)
+    images, labels, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size)
+    result: dict[str, Any] = {
+        "n": n,
+        "sampler": sampler,
+        "steps": steps,
+        "guidance": guidance if labels is not None else None,
+        **distribution_scores(dataset_features(evaluator, real, n), embed(evaluator, images)),
+    }
+    if labels is not None:
+        scores = score_adherence(evaluator, images, labels)
+        result.update({f"adherence_{k}": v for k, v in scores.items()})
+    result["images_per_s"] = n / seconds
+    return result
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The result as a two-column Markdown table."""
+    lines = ["| metric | value |", "| --- | --- |"]
+    for key, value in result.items():
+        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+        lines.append(f"| {key} | {shown} |")
+    return "\n".join(lines) + "\n"
