@@ -8,6 +8,7 @@ Layout of a model directory::
 Nothing here unpickles: tensors come from safetensors, everything else from JSON.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.config import ConfigError, from_dict, to_dict
+from ldmkit.data.config import DataConfig
 from ldmkit.metrics.class_evaluator import ClassEvaluator, EvaluatorConfig
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 
@@ -134,6 +136,19 @@ def load_autoencoder(directory: Path, device: str | torch.device = "cpu") -> Aut
     model = Autoencoder(read_typed_config(Path(directory), "autoencoder", AutoencoderConfig))
     load_state(model, load_tensors(Path(directory) / WEIGHTS_FILE), Path(directory))
     return model.to(device).eval()
+
+
+def training_data(directory: Path) -> DataConfig:
+    """The data a latent diffusion checkpoint was trained on (caching off), from its config."""
+    recorded = read_config(directory, "latent-diffusion").get("training", {}).get("data")
+    if recorded is None:
+        raise CheckpointError(
+            f"{directory} does not record its training data; name the data explicitly"
+        )
+    try:
+        return dataclasses.replace(from_dict(DataConfig, recorded), cache=False)
+    except ConfigError as error:
+        raise CheckpointError(f"{directory}: bad training data record: {error}") from error
 
 
 def read_typed_config(directory: Path, expected_model: str, cls: type[T]) -> T:

@@ -1,6 +1,5 @@
 """The `ldmkit` command line: a thin skin over the library."""
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -141,7 +140,7 @@ def sample_command(
     import torch
     from PIL.PngImagePlugin import PngInfo
 
-    from ldmkit.checkpoint import CheckpointError, load_latent_diffusion, read_config
+    from ldmkit.checkpoint import CheckpointError, load_latent_diffusion, training_data
     from ldmkit.data.factory import class_names
     from ldmkit.training.runtime import select_device
     from ldmkit.training.visuals import image_grid, labelled_grid, to_uint8
@@ -183,8 +182,11 @@ def sample_command(
     info.add_text("ldmkit", json.dumps(params))
     out.parent.mkdir(parents=True, exist_ok=True)
     if per_class:
-        trained = read_config(checkpoint, "latent-diffusion").get("training", {})
-        names = class_names(trained.get("data", {}).get("kind", ""), classes)
+        try:
+            kind = training_data(checkpoint).kind
+        except CheckpointError:
+            kind = ""  # unnamed classes
+        names = class_names(kind, classes)
         grid = labelled_grid(images, per_class, names)
     else:
         grid = image_grid(images, nrow=min(n, 8))
@@ -297,9 +299,8 @@ def eval_checkpoint_command(
         CheckpointError,
         load_evaluator,
         load_latent_diffusion,
-        read_config,
+        training_data,
     )
-    from ldmkit.data.config import DataConfig
     from ldmkit.data.factory import build_dataset
     from ldmkit.evaluation.checkpoint_report import evaluate_checkpoint, markdown_table
     from ldmkit.training.runtime import select_device
@@ -307,12 +308,7 @@ def eval_checkpoint_command(
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
         scorer = load_evaluator(evaluator or SHAPES_EVALUATOR, select_device(device))
-        trained = read_config(checkpoint, "latent-diffusion").get("training", {}).get("data")
-        if trained is None:
-            raise ValueError(f"{checkpoint} does not record its training data; use eval fid")
-        real = build_dataset(
-            dataclasses.replace(from_dict(DataConfig, trained), cache=False), "heldout", n
-        )
+        real = build_dataset(training_data(checkpoint), "heldout", n)
         result = evaluate_checkpoint(model, scorer, real, n, guidance, sampler, steps, seed)
     except (CheckpointError, ConfigError, ValueError) as error:
         raise _fail(str(error)) from error
@@ -352,7 +348,7 @@ def eval_fid_command(
         CheckpointError,
         load_evaluator,
         load_latent_diffusion,
-        read_config,
+        training_data,
     )
     from ldmkit.data.config import DataConfig
     from ldmkit.data.factory import build_dataset
@@ -364,10 +360,9 @@ def eval_fid_command(
     try:
         scorer = load_evaluator(evaluator or SHAPES_EVALUATOR, select_device(device))
         resolution = scorer.config.resolution
-        trained: dict | None = None
-        if (fake / "config.json").is_file():
+        is_checkpoint = (fake / "config.json").is_file()
+        if is_checkpoint:
             model = load_latent_diffusion(fake, select_device(device))
-            trained = read_config(fake, "latent-diffusion").get("training", {}).get("data")
             fake_features, per_s = generated_features(
                 model, scorer, n, guidance, sampler, steps, seed
             )
@@ -376,9 +371,9 @@ def eval_fid_command(
             images = ImageFolderDataset(fake, resolution)
             fake_features = dataset_features(scorer, images, n)
         if real == "auto":
-            if trained is None:
+            if not is_checkpoint:
                 raise ValueError("--real auto needs an LDM checkpoint as --fake; name the data")
-            data = dataclasses.replace(from_dict(DataConfig, trained), cache=False)
+            data = training_data(fake)
         else:
             data = _data_config(real, resolution, DataConfig)
         real_features = dataset_features(scorer, build_dataset(data, "heldout", n), n)
