@@ -71,3 +71,24 @@ def test_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "ae" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="do not match the config"):
         load_autoencoder(tmp_path / "ae")
+
+
+def test_training_data_record_of_a_latent_diffusion_checkpoint(tmp_path: Path) -> None:
+    from ldmkit.checkpoint import save_latent_diffusion, training_data
+    from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+    from ldmkit.unet import unet_preset
+
+    unet = unet_preset("tiny", in_channels=3, out_channels=3, context_dim=None)
+    model = LatentDiffusion(DiffusionConfig(unet=unet, latent_size=8), _model())
+    data = {"kind": "shapes", "resolution": 32, "single_object": True, "cache": True}
+    save_latent_diffusion(model, tmp_path / "a", extra={"training": {"data": data}})
+    recorded = training_data(tmp_path / "a")
+    assert (recorded.kind, recorded.resolution, recorded.single_object) == ("shapes", 32, True)
+    assert recorded.cache is False  # evaluation reads held-out data straight
+    save_latent_diffusion(model, tmp_path / "b")
+    with pytest.raises(CheckpointError, match="does not record its training data"):
+        training_data(tmp_path / "b")
+    bad = {"training": {"data": {"kind": "shapes", "resolutoin": 32}}}
+    save_latent_diffusion(model, tmp_path / "c", extra=bad)
+    with pytest.raises(CheckpointError, match="bad training data record"):
+        training_data(tmp_path / "c")
