@@ -109,13 +109,15 @@ class LatentDiffusion(nn.Module):
         if len(generators) != b:
             raise ValueError(f"need one generator per sample: {len(generators)} for {b}")
         cfg = self.config.loss
-        t = torch.cat([sample_timesteps(1, self.schedule, g, device) for g in generators])
+        # Drawn where each generator lives (the CPU), then moved in one copy per tensor.
+        t = torch.cat([sample_timesteps(1, self.schedule, g, g.device) for g in generators])
         eps = torch.cat(
             [
-                offset_noise((1, *z0.shape[1:]), cfg.offset_noise, g, device, z0.dtype)
+                offset_noise((1, *z0.shape[1:]), cfg.offset_noise, g, g.device, z0.dtype)
                 for g in generators
             ]
         )
+        t, eps = t.to(device), eps.to(device)
         z_t = q_sample(self.schedule, z0, t, eps)
         y = None
         if self.config.num_classes:
