@@ -2,12 +2,15 @@
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
 
 from ldmkit.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+
+if TYPE_CHECKING:
+    from ldmkit.metrics.class_evaluator import ClassEvaluator
 
 app = typer.Typer(no_args_is_help=True, help="Latent Diffusion Models: train, sample, evaluate.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate checkpoints on held-out data.")
@@ -18,6 +21,22 @@ app.add_typer(data_app, name="data")
 Overrides = Annotated[
     list[str] | None, typer.Option("--set", help="Override a config key: --set run.steps=500")
 ]
+
+
+# The adherence / FID evaluator of the eval commands.
+EvaluatorOption = Annotated[
+    Path | None,
+    typer.Option(help="Evaluator folder (ldmkit train-evaluator); default: the shipped shapes one"),
+]
+
+
+def _load_evaluator(path: Path | None, device: str) -> "ClassEvaluator":
+    """The evaluator at `path`, or the shipped shapes evaluator."""
+    from ldmkit.assets import SHAPES_EVALUATOR
+    from ldmkit.checkpoint import load_evaluator
+    from ldmkit.training.runtime import select_device
+
+    return load_evaluator(path or SHAPES_EVALUATOR, select_device(device))
 
 
 def _fail(message: str) -> typer.Exit:
@@ -281,10 +300,7 @@ def _data_config(spec: str, resolution: int, cls):
 @eval_app.command("checkpoint")
 def eval_checkpoint_command(
     checkpoint: Annotated[Path, typer.Option(help="Latent diffusion folder (RUN/model)")],
-    evaluator: Annotated[
-        Path | None,
-        typer.Option(help="Evaluator for features and adherence; default: shipped shapes one"),
-    ] = None,
+    evaluator: EvaluatorOption = None,
     n: Annotated[int, typer.Option(help="Samples (and held-out images)")] = 1000,
     guidance: float = 3.0,
     sampler: str = "ddim",
@@ -294,10 +310,8 @@ def eval_checkpoint_command(
     device: str = "auto",
 ) -> None:
     """Sample N images once; FID/KID vs held-out data, adherence and throughput; JSON (+ .md)."""
-    from ldmkit.assets import SHAPES_EVALUATOR
     from ldmkit.checkpoint import (
         CheckpointError,
-        load_evaluator,
         load_latent_diffusion,
         training_data,
     )
@@ -307,7 +321,7 @@ def eval_checkpoint_command(
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
-        scorer = load_evaluator(evaluator or SHAPES_EVALUATOR, select_device(device))
+        scorer = _load_evaluator(evaluator, device)
         real = build_dataset(training_data(checkpoint), "heldout", n)
         result = evaluate_checkpoint(model, scorer, real, n, guidance, sampler, steps, seed)
     except (CheckpointError, ConfigError, ValueError) as error:
@@ -331,10 +345,7 @@ def eval_fid_command(
             "or an image folder"
         ),
     ] = "auto",
-    evaluator: Annotated[
-        Path | None,
-        typer.Option(help="Evaluator whose features are compared; default: shipped shapes one"),
-    ] = None,
+    evaluator: EvaluatorOption = None,
     n: Annotated[int, typer.Option(help="Images per set")] = 1000,
     guidance: float = 3.0,
     sampler: str = "ddim",
@@ -343,30 +354,28 @@ def eval_fid_command(
     device: str = "auto",
 ) -> None:
     """FID and KID of generated images against held-out data in an evaluator's feature space."""
-    from ldmkit.assets import SHAPES_EVALUATOR
     from ldmkit.checkpoint import (
         CheckpointError,
-        load_evaluator,
         load_latent_diffusion,
         training_data,
     )
     from ldmkit.data.config import DataConfig
     from ldmkit.data.factory import build_dataset
     from ldmkit.data.image_folder import ImageFolderDataset
-    from ldmkit.evaluation.fid import dataset_features, distribution_scores, generated_features
+    from ldmkit.evaluation.fid import dataset_features, distribution_scores
+    from ldmkit.evaluation.generate import embed, generate
     from ldmkit.training.runtime import select_device
 
     result: dict[str, object] = {"fake": str(fake), "n": n}
     try:
-        scorer = load_evaluator(evaluator or SHAPES_EVALUATOR, select_device(device))
+        scorer = _load_evaluator(evaluator, device)
         resolution = scorer.config.resolution
         is_checkpoint = (fake / "config.json").is_file()
         if is_checkpoint:
             model = load_latent_diffusion(fake, select_device(device))
-            fake_features, per_s = generated_features(
-                model, scorer, n, guidance, sampler, steps, seed
-            )
-            result.update(guidance=guidance, sampler=sampler, steps=steps, images_per_s=per_s)
+            images, _, seconds = generate(model, n, guidance, sampler, steps, seed)
+            fake_features = embed(scorer, images)
+            result.update(guidance=guidance, sampler=sampler, steps=steps, images_per_s=n / seconds)
         else:
             images = ImageFolderDataset(fake, resolution)
             fake_features = dataset_features(scorer, images, n)
@@ -387,10 +396,7 @@ def eval_fid_command(
 @eval_app.command("adherence")
 def eval_adherence_command(
     checkpoint: Annotated[Path, typer.Option(help="Class-conditional LDM folder (RUN/model)")],
-    evaluator: Annotated[
-        Path | None,
-        typer.Option(help="Evaluator folder (ldmkit train-evaluator); default: shipped shapes one"),
-    ] = None,
+    evaluator: EvaluatorOption = None,
     n: Annotated[int, typer.Option(help="Samples, cycling through the classes")] = 300,
     guidance: float = 3.0,
     sampler: str = "ddim",
@@ -399,14 +405,13 @@ def eval_adherence_command(
     device: str = "auto",
 ) -> None:
     """Fraction of samples whose class (shapes: kind, colour, both) matches the one asked for."""
-    from ldmkit.assets import SHAPES_EVALUATOR
-    from ldmkit.checkpoint import CheckpointError, load_evaluator, load_latent_diffusion
+    from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
     from ldmkit.evaluation.adherence import evaluate_adherence
     from ldmkit.training.runtime import select_device
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
-        scorer = load_evaluator(evaluator or SHAPES_EVALUATOR, select_device(device))
+        scorer = _load_evaluator(evaluator, device)
         result = evaluate_adherence(model, scorer, n, guidance, sampler, steps, seed)
     except (CheckpointError, ValueError) as error:
         raise _fail(str(error)) from error
@@ -423,11 +428,12 @@ def train_evaluator_command(
 ) -> None:
     """Train an adherence evaluator on ground truth; prints held-out accuracy."""
     from ldmkit.metrics.class_evaluator import EvaluatorConfig
-    from ldmkit.training.evaluator_trainer import LABEL_SPACES, train_evaluator
+    from ldmkit.training.evaluator_trainer import label_space, train_evaluator
 
-    if data not in LABEL_SPACES:
-        raise typer.BadParameter(f"choose one of {', '.join(LABEL_SPACES)}", param_hint="--data")
-    kinds, colors = LABEL_SPACES[data]
+    try:
+        kinds, colors = label_space(data)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--data") from error
     config = EvaluatorConfig(num_kinds=kinds, num_colors=colors, resolution=resolution)
     result = train_evaluator(out, steps=steps, seed=seed, config=config, data=data)
     typer.echo(json.dumps(result))

@@ -26,7 +26,8 @@ from ldmkit.checkpoint import (
 from ldmkit.data.config import DataConfig
 from ldmkit.data.factory import build_dataset
 from ldmkit.data.shapes import NUM_CLASSES, class_name
-from ldmkit.evaluation.adherence import sample_classes, score_adherence
+from ldmkit.evaluation.adherence import score_adherence
+from ldmkit.evaluation.generate import sample_classes
 from ldmkit.evaluation.reconstruction import evaluate_reconstruction
 from ldmkit.training.autoencoder_trainer import train_autoencoder
 from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS

@@ -1,37 +1,12 @@
 """Class adherence of a class-conditional LDM: sample each class, ask the evaluator what it drew."""
 
-import time
 from typing import Any
 
 import torch
 
+from ldmkit.evaluation.generate import generate
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.pipeline import LatentDiffusion
-from ldmkit.progress import progress
-
-
-@torch.no_grad()
-def sample_classes(
-    model: LatentDiffusion,
-    labels: torch.Tensor,
-    guidance: float = 3.0,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
-    batch_size: int = 30,
-) -> torch.Tensor:
-    """Images (N, 3, H, W) in [-1, 1] for `labels` (N,); image i uses noise seed `seed + i`.
-
-    Batches only group the work: each image's noise comes from its own generator, so the result
-    does not depend on `batch_size`.
-    """
-    if not model.config.num_classes:
-        raise ValueError("this needs a class-conditional model (num_classes > 0)")
-    chunks = []
-    for start in progress(range(0, len(labels), batch_size), "sampling classes"):
-        y = labels[start : start + batch_size]
-        chunks.append(model.sample(len(y), y, guidance, sampler, steps, seed=seed + start).cpu())
-    return torch.cat(chunks)
 
 
 @torch.no_grad()
@@ -73,10 +48,8 @@ def evaluate_adherence(
 ) -> dict[str, Any]:
     """Generate `n` images cycling through the classes; report the evaluator's accuracies."""
     check_label_spaces(model, evaluator)
-    labels = torch.arange(n) % model.config.num_classes
-    started = time.perf_counter()
-    images = sample_classes(model, labels, guidance, sampler, steps, seed, batch_size)
-    seconds = time.perf_counter() - started
+    images, labels, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size)
+    assert labels is not None  # class-conditional, checked above
     return {
         "n": n,
         "guidance": guidance,

@@ -1,9 +1,8 @@
 """FID and KID of generated images against held-out data, in an evaluator's feature space.
 
 The features are the penultimate layer of an adherence evaluator (`ClassEvaluator.embed`): the
-domain features of the built-in datasets. Real features come from a dataset, fake ones from a
-latent diffusion checkpoint (sampled in batches, class-conditional models cycling through the
-classes) or from a dataset of generated images.
+domain features of the built-in datasets. Features come from a dataset (`dataset_features`) or
+from generated images (`evaluation.generate.generate`, then `embed`).
 """
 
 from typing import Any
@@ -12,10 +11,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ldmkit.data.collate import collate
-from ldmkit.evaluation.generate import embed, generate
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.metrics.distribution_distance import fid_from_features, kernel_inception_distance
-from ldmkit.pipeline import LatentDiffusion
 from ldmkit.progress import progress
 
 
@@ -33,21 +30,6 @@ def dataset_features(
         items = collate([dataset[i] for i in range(start, min(n, start + batch_size))])
         chunks.append(evaluator.embed(items["image"].to(device)).cpu())
     return torch.cat(chunks)
-
-
-def generated_features(
-    model: LatentDiffusion,
-    evaluator: ClassEvaluator,
-    n: int,
-    guidance: float = 3.0,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
-    batch_size: int = 30,
-) -> tuple[torch.Tensor, float]:
-    """Features (n, D) of `n` samples, and the sampling throughput in images per second."""
-    images, _, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size)
-    return embed(evaluator, images), n / seconds
 
 
 def distribution_scores(real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:

@@ -4,10 +4,33 @@ import time
 
 import torch
 
-from ldmkit.evaluation.adherence import sample_classes
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.pipeline import LatentDiffusion
 from ldmkit.progress import progress
+
+
+@torch.no_grad()
+def sample_classes(
+    model: LatentDiffusion,
+    labels: torch.Tensor,
+    guidance: float = 3.0,
+    sampler: str = "ddim",
+    steps: int = 50,
+    seed: int = 0,
+    batch_size: int = 30,
+) -> torch.Tensor:
+    """Images (N, 3, H, W) in [-1, 1] for `labels` (N,); image i uses noise seed `seed + i`.
+
+    Batches only group the work: each image's noise comes from its own generator, so the result
+    does not depend on `batch_size`.
+    """
+    if not model.config.num_classes:
+        raise ValueError("this needs a class-conditional model (num_classes > 0)")
+    chunks = []
+    for start in progress(range(0, len(labels), batch_size), "sampling classes"):
+        y = labels[start : start + batch_size]
+        chunks.append(model.sample(len(y), y, guidance, sampler, steps, seed=seed + start).cpu())
+    return torch.cat(chunks)
 
 
 @torch.no_grad()

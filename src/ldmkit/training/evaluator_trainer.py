@@ -18,12 +18,18 @@ from ldmkit.training.runtime import seed_everything, select_device, tune_allocat
 LABEL_SPACES: dict[str, tuple[int, int]] = {"shapes": (5, 6), "fashion-mnist": (10, 1)}
 
 
-def evaluator_data(kind: str, resolution: int, seed: int = 0, size: int = 20000) -> DataConfig:
-    """The labelled training data of an evaluator for dataset `kind`."""
+def label_space(kind: str) -> tuple[int, int]:
+    """(kinds, colours) of dataset `kind`'s labels; a clear error for unlabelled data."""
     if kind not in LABEL_SPACES:
         raise ValueError(
             f"no evaluator label space for data {kind!r}; choose one of {', '.join(LABEL_SPACES)}"
         )
+    return LABEL_SPACES[kind]
+
+
+def evaluator_data(kind: str, resolution: int, seed: int = 0, size: int = 20000) -> DataConfig:
+    """The labelled training data of an evaluator for dataset `kind`."""
+    label_space(kind)
     single = kind == "shapes"  # shapes are labelled only with one object per image
     return DataConfig(kind=kind, resolution=resolution, size=size, single_object=single, seed=seed)
 
@@ -40,7 +46,7 @@ def train_evaluator(
     data: str = "shapes",
 ) -> dict[str, float]:
     """Train on `data`'s labelled images, save to `out`, return held-out accuracies and minutes."""
-    kinds, colors = LABEL_SPACES.get(data, (0, 0))
+    kinds, colors = label_space(data)
     config = config or EvaluatorConfig(num_kinds=kinds, num_colors=colors)
     data_config = evaluator_data(data, config.resolution, seed, train_size)
     if (config.num_kinds, config.num_colors) != (kinds, colors):
