@@ -43,7 +43,7 @@ def main() -> None:
             dataclasses.replace(preset, run=run), args.out / name, resume=False
         )
         model = load_autoencoder(result.model_dir)
-        metrics = evaluate_reconstruction(model, heldout, args.n, evaluator=evaluator)
+        metrics = evaluate_reconstruction(model, heldout, args.n, features=evaluator)
         params = sum(p.numel() for p in model.parameters())
         rows.append(
             {

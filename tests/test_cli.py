@@ -3,9 +3,11 @@
 import json
 from pathlib import Path
 
+import torch
 from typer.testing import CliRunner
 
 from ldmkit.cli import app
+from ldmkit.metrics.inception import InceptionV3
 
 runner = CliRunner()
 TINY = [
@@ -138,6 +140,7 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
     scores = json.loads(result.output.strip().splitlines()[-1])
     assert scores["n"] == 6 and scores["real"] == "auto: shapes held-out"
     assert scores["fid"] >= 0 and scores["images_per_s"] > 0 and "kid" in scores
+    assert scores["features"] == "evaluator" and 0 <= scores["precision"] <= 1
     report = tmp_path / "eval.md"
     args = ["eval", "checkpoint", "--checkpoint", ldm, "--n", "6", "--steps", "1", "--out"]
     result = runner.invoke(app, [*args, str(report)])
@@ -155,7 +158,39 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["fid"] >= 0
+    # The standard FID network from a local file (random weights here), or a clear error.
+    result = runner.invoke(app, [*args, "--inception", str(tmp_path / "absent.pth")])
+    assert result.exit_code == 2 and "pt_inception-2015-12-05-6726825d.pth" in result.output
+    weights = tmp_path / "inception.pth"
+    torch.save(InceptionV3().state_dict(), weights)
+    result = runner.invoke(app, [*args, "--inception", str(weights)])
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output.strip().splitlines()[-1])
+    assert scores["features"] == "inception-v3 (pytorch-fid preprocessing)" and scores["fid"] >= 0
     result = runner.invoke(app, ["sample", "--checkpoint", ldm, "--class", "30"])
     assert result.exit_code == 2 and "--class must be in 0..29" in result.output
     result = runner.invoke(app, ["sample", "--checkpoint", ae])
     assert result.exit_code == 2 and "holds a 'autoencoder' checkpoint" in result.output
+
+
+def test_text_model_trains_and_samples_from_prompts(tmp_path: Path) -> None:
+    from PIL import Image
+
+    result = runner.invoke(app, ["train-autoencoder", "--out", str(tmp_path / "ae"), *TINY])
+    assert result.exit_code == 0, result.output
+    ae = json.loads(result.output.strip().splitlines()[-1])["model"]
+    args = ["train", "--preset", "tiny-text", "--autoencoder", ae, "--out", str(tmp_path / "t2i")]
+    sets = ["run.steps=2", "data.size=16", "run.sample_every=0"]
+    result = runner.invoke(app, [*args, *(x for s in sets for x in ("--set", s))])
+    assert result.exit_code == 0, result.output
+    model = str(tmp_path / "t2i" / "model")
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a small red circle\n\na large blue star\n")
+    out = tmp_path / "t2i.png"
+    args = ["sample", "--checkpoint", model, "--prompts", str(prompts), "--per-prompt", "2"]
+    result = runner.invoke(app, [*args, "--steps", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    meta = json.loads(Image.open(out).text["ldmkit"])
+    assert meta["n"] == 4 and meta["prompts"][::2] == ["a small red circle", "a large blue star"]
+    result = runner.invoke(app, ["sample", "--checkpoint", model, "--steps", "1"])
+    assert result.exit_code == 2 and "pass --prompt TEXT or --prompts FILE" in result.output

@@ -21,7 +21,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
+from ldmkit.autoencoder import Autoencoder, AutoencoderConfig, pixel_space
+from ldmkit.conditioning import TextTokenizer
 from ldmkit.config import ConfigError, from_dict, to_dict
 from ldmkit.data.config import DataConfig
 from ldmkit.metrics.class_evaluator import ClassEvaluator, EvaluatorConfig
@@ -138,6 +139,16 @@ def load_autoencoder(directory: Path, device: str | torch.device = "cpu") -> Aut
     return model.to(device).eval()
 
 
+PIXELS = "pixels"
+
+
+def load_first_stage(spec: str | Path, channels: int = 3) -> Autoencoder:
+    """An autoencoder folder, or "pixels" (no such folder) for the identity first stage."""
+    if str(spec) == PIXELS and not Path(spec).exists():
+        return Autoencoder(pixel_space(channels)).eval()
+    return load_autoencoder(Path(spec))
+
+
 def training_data(directory: Path) -> DataConfig:
     """The data a latent diffusion checkpoint was trained on (caching off), from its config."""
     recorded = read_config(directory, "latent-diffusion").get("training", {}).get("data")
@@ -175,6 +186,8 @@ def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: 
 
 
 AUTOENCODER_DIR = "autoencoder"
+TEXT_ENCODER_FILE = "text_encoder.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
 
 
 def save_latent_diffusion(
@@ -182,11 +195,16 @@ def save_latent_diffusion(
     directory: Path,
     unet_state: dict[str, torch.Tensor] | None = None,
     extra: dict[str, Any] | None = None,
+    text_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write an LDM: UNet weights (`unet_state`, e.g. the EMA ones), config, and its autoencoder."""
+    """Write an LDM: UNet weights (`unet_state`, e.g. the EMA ones), config, its autoencoder,
+    and for text models the text encoder (`text_state`) and the tokenizer."""
 
     def write(tmp: Path) -> None:
         save_tensors(unet_state or model.unet.state_dict(), tmp / WEIGHTS_FILE)
+        if model.text_encoder is not None and model.tokenizer is not None:
+            save_tensors(text_state or model.text_encoder.state_dict(), tmp / TEXT_ENCODER_FILE)
+            model.tokenizer.save(tmp / TOKENIZER_FILE)
         meta = {
             "format": FORMAT,
             "model": "latent-diffusion",
@@ -203,8 +221,16 @@ def load_latent_diffusion(directory: Path, device: str | torch.device = "cpu") -
     """Load an LDM saved by `save_latent_diffusion` (autoencoder included)."""
     directory = Path(directory)
     config = read_typed_config(directory, "latent-diffusion", DiffusionConfig)
-    model = LatentDiffusion(config, load_autoencoder(directory / AUTOENCODER_DIR))
+    tokenizer = None
+    if config.text is not None:
+        try:
+            tokenizer = TextTokenizer.from_file(directory / TOKENIZER_FILE, config.text.max_length)
+        except (FileNotFoundError, ValueError) as error:
+            raise CheckpointError(f"{directory}: the text model's tokenizer: {error}") from error
+    model = LatentDiffusion(config, load_autoencoder(directory / AUTOENCODER_DIR), tokenizer)
     load_state(model.unet, load_tensors(directory / WEIGHTS_FILE), directory)
+    if model.text_encoder is not None:
+        load_state(model.text_encoder, load_tensors(directory / TEXT_ENCODER_FILE), directory)
     return model.to(device).eval()
 
 

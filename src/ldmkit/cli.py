@@ -11,6 +11,7 @@ from ldmkit.config import ConfigError, apply_overrides, from_dict, load_yaml, to
 
 if TYPE_CHECKING:
     from ldmkit.metrics.class_evaluator import ClassEvaluator
+    from ldmkit.metrics.feature_network import FeatureNetwork
 
 app = typer.Typer(no_args_is_help=True, help="Latent Diffusion Models: train, sample, evaluate.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate checkpoints on held-out data.")
@@ -37,6 +38,35 @@ def _load_evaluator(path: Path | None, device: str) -> "ClassEvaluator":
     from ldmkit.training.runtime import select_device
 
     return load_evaluator(path or SHAPES_EVALUATOR, select_device(device))
+
+
+# The standard FID network instead of the evaluator's features, from a local weights file.
+InceptionOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="FID InceptionV3 weights (pytorch-fid pt_inception-2015-12-05-6726825d.pth or "
+        "torch-fidelity's file) for FID/KID/precision/recall; default: the evaluator's features"
+    ),
+]
+InceptionResizeOption = Annotated[
+    str, typer.Option(help="Match pytorch-fid or torch-fidelity preprocessing")
+]
+
+
+def _load_features(inception: Path | None, resize: str, device: str) -> "FeatureNetwork | None":
+    """The FID InceptionV3 at `inception` (None when not asked for)."""
+    if inception is None:
+        return None
+    from ldmkit.metrics.inception import load_inception
+    from ldmkit.training.runtime import select_device
+
+    if resize not in ("pytorch-fid", "torch-fidelity"):
+        raise ValueError(f"--inception-resize must be pytorch-fid or torch-fidelity, got {resize}")
+    return load_inception(inception, resize).to(select_device(device))  # type: ignore[arg-type]
+
+
+def _features_name(inception: Path | None, resize: str) -> str:
+    return f"inception-v3 ({resize} preprocessing)" if inception else "evaluator"
 
 
 def _fail(message: str) -> typer.Exit:
@@ -110,7 +140,8 @@ def diffusion_config(
 def train_command(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, samples, model/")],
     autoencoder: Annotated[
-        Path | None, typer.Option(help="Trained autoencoder (RUN/model)")
+        Path | None,
+        typer.Option(help="Trained autoencoder (RUN/model), or 'pixels' for pixel space (f=1)"),
     ] = None,
     preset: Annotated[
         str | None, typer.Option(help="Named LDM preset (see `ldmkit presets`)")
@@ -153,6 +184,16 @@ def sample_command(
         int | None,
         typer.Option(help="K samples of every class, one labelled row per class (sets --n)"),
     ] = None,
+    prompt: Annotated[
+        list[str] | None, typer.Option(help="Text models: a prompt (repeat for several)")
+    ] = None,
+    prompts: Annotated[
+        Path | None, typer.Option(help="Text models: a file of prompts, one per line")
+    ] = None,
+    per_prompt: Annotated[
+        int | None,
+        typer.Option(help="K samples of every prompt, one labelled row per prompt (sets --n)"),
+    ] = None,
     device: str = "auto",
 ) -> None:
     """Generate a grid of samples; the PNG's text metadata records how to reproduce it."""
@@ -184,7 +225,27 @@ def sample_command(
         else:
             labels = torch.arange(n) % classes
     try:
-        images = model.sample(n, labels, guidance, sampler, steps, seed, show_progress=True)
+        texts = _prompts(prompt, prompts)
+    except (OSError, UnicodeDecodeError) as error:
+        raise _fail(f"cannot read --prompts {prompts}: {error}") from error
+    is_text = model.text_encoder is not None
+    if is_text != bool(texts):
+        raise _fail(
+            "this model is text-conditional: pass --prompt TEXT or --prompts FILE"
+            if is_text
+            else "--prompt/--prompts need a text-conditional model"
+        )
+    if per_prompt is not None:
+        if not texts or per_prompt < 1:
+            raise _fail("--per-prompt K (K >= 1) needs prompts")
+        n = per_prompt * len(texts)
+        texts = [t for t in texts for _ in range(per_prompt)]
+    elif texts:
+        texts = [texts[i % len(texts)] for i in range(n)]
+    try:
+        images = model.sample(
+            n, labels, guidance, sampler, steps, seed, show_progress=True, prompts=texts or None
+        )
     except ValueError as error:
         raise _fail(str(error)) from error
     params = {
@@ -197,6 +258,8 @@ def sample_command(
         "per_class": per_class,
         "seed": seed,
     }
+    if texts:
+        params.update(prompts=texts, per_prompt=per_prompt)
     info = PngInfo()
     info.add_text("ldmkit", json.dumps(params))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -207,6 +270,8 @@ def sample_command(
             kind = ""  # unnamed classes
         names = class_names(kind, classes)
         grid = labelled_grid(images, per_class, names)
+    elif per_prompt:
+        grid = labelled_grid(images, per_prompt, texts[::per_prompt])
     else:
         grid = image_grid(images, nrow=min(n, 8))
     grid.save(out, pnginfo=info)
@@ -216,10 +281,20 @@ def sample_command(
         for i, array in enumerate(to_uint8(images)):
             label = int(labels[i]) if labels is not None else None
             single = {**params, "index": i, "seed": seed + i, "n": 1, "class": label}
+            if texts:
+                single.update(prompts=[texts[i]], per_prompt=None)
             meta = PngInfo()
             meta.add_text("ldmkit", json.dumps(single))
             Image.fromarray(array).save(out.with_name(f"{out.stem}-{i:03d}.png"), pnginfo=meta)
     typer.echo(json.dumps({"out": str(out), **params}))
+
+
+def _prompts(given: list[str] | None, path: Path | None) -> list[str]:
+    """--prompt values, then the non-empty lines of the --prompts file."""
+    texts = list(given or [])
+    if path is not None:
+        texts += [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return texts
 
 
 @app.command("presets")
@@ -258,6 +333,8 @@ def eval_reconstruction_command(
         Path | None,
         typer.Option(help="Features for rFID (default for shapes: the shipped evaluator)"),
     ] = None,
+    inception: InceptionOption = None,
+    inception_resize: InceptionResizeOption = "pytorch-fid",
     batch_size: int = 64,
     device: str = "auto",
 ) -> None:
@@ -273,8 +350,10 @@ def eval_reconstruction_command(
         model = load_autoencoder(checkpoint, select_device(device))
         trained = read_config(checkpoint, "autoencoder").get("training", {}).get("data", {})
         features = evaluator or (SHAPES_EVALUATOR if data == "shapes" else None)
-        scorer = load_evaluator(features, select_device(device)) if features else None
-    except CheckpointError as error:
+        scorer = _load_features(inception, inception_resize, device) or (
+            load_evaluator(features, select_device(device)) if features else None
+        )
+    except (CheckpointError, ValueError, FileNotFoundError) as error:
         raise _fail(str(error)) from error
     res = resolution or trained.get("resolution", 64)
     try:
@@ -307,9 +386,12 @@ def eval_checkpoint_command(
     steps: int = 50,
     seed: int = 0,
     out: Annotated[Path | None, typer.Option(help="Also write the Markdown table here")] = None,
+    inception: InceptionOption = None,
+    inception_resize: InceptionResizeOption = "pytorch-fid",
     device: str = "auto",
 ) -> None:
-    """Sample N images once; FID/KID vs held-out data, adherence and throughput; JSON (+ .md)."""
+    """Sample N images once; FID/KID/precision/recall vs held-out data, adherence and
+    throughput; JSON (+ .md)."""
     from ldmkit.checkpoint import (
         CheckpointError,
         load_latent_diffusion,
@@ -323,10 +405,17 @@ def eval_checkpoint_command(
         model = load_latent_diffusion(checkpoint, select_device(device))
         scorer = _load_evaluator(evaluator, device)
         real = build_dataset(training_data(checkpoint), "heldout", n)
-        result = evaluate_checkpoint(model, scorer, real, n, guidance, sampler, steps, seed)
-    except (CheckpointError, ConfigError, ValueError) as error:
+        features = _load_features(inception, inception_resize, device)
+        result = evaluate_checkpoint(
+            model, scorer, real, n, guidance, sampler, steps, seed, features=features
+        )
+    except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as error:
         raise _fail(str(error)) from error
-    result = {"checkpoint": str(checkpoint), **result}
+    result = {
+        "checkpoint": str(checkpoint),
+        "features": _features_name(inception, inception_resize),
+        **result,
+    }
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(f"# Evaluation of {checkpoint}\n\n" + markdown_table(result))
@@ -346,6 +435,8 @@ def eval_fid_command(
         ),
     ] = "auto",
     evaluator: EvaluatorOption = None,
+    inception: InceptionOption = None,
+    inception_resize: InceptionResizeOption = "pytorch-fid",
     n: Annotated[int, typer.Option(help="Images per set")] = 1000,
     guidance: float = 3.0,
     sampler: str = "ddim",
@@ -353,7 +444,8 @@ def eval_fid_command(
     seed: int = 0,
     device: str = "auto",
 ) -> None:
-    """FID and KID of generated images against held-out data in an evaluator's feature space."""
+    """FID, KID and precision/recall of generated images against held-out data, in the
+    evaluator's features or (--inception) the standard FID InceptionV3's."""
     from ldmkit.checkpoint import (
         CheckpointError,
         load_latent_diffusion,
@@ -368,8 +460,10 @@ def eval_fid_command(
 
     result: dict[str, object] = {"fake": str(fake), "n": n}
     try:
-        scorer = _load_evaluator(evaluator, device)
-        resolution = scorer.config.resolution
+        resolution = _load_evaluator(evaluator, device).config.resolution  # for image folders
+        scorer = _load_features(inception, inception_resize, device) or _load_evaluator(
+            evaluator, device
+        )
         is_checkpoint = (fake / "config.json").is_file()
         if is_checkpoint:
             model = load_latent_diffusion(fake, select_device(device))
@@ -389,6 +483,7 @@ def eval_fid_command(
     except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as error:
         raise _fail(str(error)) from error
     result.update(real=real if real != "auto" else f"auto: {data.kind} held-out")
+    result.update(features=_features_name(inception, inception_resize))
     result.update(distribution_scores(real_features, fake_features))
     typer.echo(json.dumps(result))
 

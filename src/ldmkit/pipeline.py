@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ldmkit.autoencoder import Autoencoder
+from ldmkit.conditioning import TextEncoder, TextEncoderConfig, TextTokenizer
 from ldmkit.diffusion import (
     DiffusionLossConfig,
     ScheduleConfig,
@@ -39,6 +40,11 @@ class DiffusionConfig:
     label_dropout: float = 0.1
     # Side of the square training latent (image size / f); the default size for sampling.
     latent_size: int = 16
+    # Text-conditional when set: a transformer encoder of the captions, trained with the UNet,
+    # gives the cross-attention context (text.width == unet.context_dim).
+    text: TextEncoderConfig | None = None
+    # Probability of replacing a caption by the empty prompt in training (enables guidance).
+    caption_dropout: float = 0.1
 
     def __post_init__(self) -> None:
         expected = self.num_classes + 1 if self.num_classes else None
@@ -47,14 +53,27 @@ class DiffusionConfig:
                 f"unet.num_classes must be {expected} for num_classes={self.num_classes} "
                 "(one extra entry is the null class)"
             )
-        if not 0.0 <= self.label_dropout < 1.0:
-            raise ValueError(f"label_dropout must be in [0, 1), got {self.label_dropout}")
+        for name in ("label_dropout", "caption_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.text is not None and self.num_classes:
+            raise ValueError("condition on classes or on text, not both (set num_classes=0)")
+        if self.text is not None and self.unet.context_dim != self.text.width:
+            raise ValueError(
+                f"unet.context_dim must equal text.width for text conditioning; got "
+                f"{self.unet.context_dim} and {self.text.width}"
+            )
 
 
 class LatentDiffusion(nn.Module):
-    """Frozen autoencoder + trainable UNet + noise schedule."""
+    """Frozen autoencoder + trainable UNet (+ text encoder) + noise schedule."""
 
-    def __init__(self, config: DiffusionConfig, autoencoder: Autoencoder):
+    def __init__(
+        self,
+        config: DiffusionConfig,
+        autoencoder: Autoencoder,
+        tokenizer: TextTokenizer | None = None,
+    ):
         super().__init__()
         if config.unet.in_channels != autoencoder.config.z_channels:
             raise ValueError(
@@ -66,6 +85,34 @@ class LatentDiffusion(nn.Module):
         self.autoencoder = autoencoder.eval().requires_grad_(False)
         self.unet = UNet(config.unet)
         self.schedule = build_schedule(config.schedule)
+        self.tokenizer = tokenizer
+        self.text_encoder: TextEncoder | None = None
+        if config.text is not None:
+            if tokenizer is None:
+                raise ValueError("a text-conditional model needs its tokenizer (tokenizer=)")
+            if tokenizer.vocab_size > config.text.vocab_size:
+                raise ValueError(
+                    f"the tokenizer has {tokenizer.vocab_size} tokens, more than "
+                    f"text.vocab_size={config.text.vocab_size}; raise text.vocab_size"
+                )
+            if tokenizer.max_length != config.text.max_length:
+                raise ValueError(
+                    f"tokenizer max_length {tokenizer.max_length} != text.max_length "
+                    f"{config.text.max_length}"
+                )
+            self.text_encoder = TextEncoder(config.text)
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        """What training updates: the UNet's parameters, and the text encoder's if any."""
+        extra = list(self.text_encoder.parameters()) if self.text_encoder is not None else []
+        return [*self.unet.parameters(), *extra]
+
+    def context(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Cross-attention context (B, max_length, width) of `prompts` ("" is the null prompt)."""
+        if self.text_encoder is None or self.tokenizer is None:
+            raise ValueError("this model is not text-conditional")
+        ids = self.tokenizer(prompts).to(self.text_encoder.position_embedding.device)
+        return self.text_encoder(ids)
 
     def train(self, mode: bool = True) -> "LatentDiffusion":
         """Train the UNet; the first stage always stays in eval mode."""
@@ -119,11 +166,13 @@ class LatentDiffusion(nn.Module):
         )
         t, eps = t.to(device), eps.to(device)
         z_t = q_sample(self.schedule, z0, t, eps)
-        y = None
+        y = context = None
         if self.config.num_classes:
             labels = torch.as_tensor(batch["label"], device=device)
             y = self.training_labels(labels, generators)
-        output = (denoiser or self.unet)(z_t, t, y=y)
+        if self.text_encoder is not None:
+            context = self.context(self.training_captions(batch["caption"], generators))
+        output = (denoiser or self.unet)(z_t, t, y=y, context=context)
         per_sample = diffusion_loss(
             output.float(), z0, eps, t, self.schedule, cfg.prediction, cfg.min_snr_gamma
         )
@@ -146,6 +195,16 @@ class LatentDiffusion(nn.Module):
         drop = u < self.config.label_dropout
         return torch.where(drop.to(labels.device), torch.full_like(labels, self.null_class), labels)
 
+    def training_captions(
+        self, captions: Sequence[str], generators: Sequence[torch.Generator]
+    ) -> list[str]:
+        """Replace a `caption_dropout` fraction of the captions by the empty prompt."""
+        u = [float(torch.rand(1, generator=g)) for g in generators]
+        return [
+            "" if draw < self.config.caption_dropout else c
+            for draw, c in zip(u, captions, strict=True)
+        ]
+
     @torch.no_grad()
     def sample(
         self,
@@ -157,9 +216,14 @@ class LatentDiffusion(nn.Module):
         seed: int = 0,
         latent_size: int | None = None,
         show_progress: bool = False,
+        prompts: Sequence[str] | None = None,
         **options: Any,
     ) -> torch.Tensor:
-        """Generate `n` images in [-1, 1]; sample i draws its noise from seed + i."""
+        """Generate `n` images in [-1, 1]; sample i draws its noise from seed + i.
+
+        Class-conditional models take `labels` (n,), text-conditional ones `prompts` (n
+        strings); guidance contrasts them with the null class / the empty prompt.
+        """
         device = next(self.unet.parameters()).device
         c = self.config.unet.in_channels
         size = latent_size or self.config.latent_size
@@ -173,6 +237,15 @@ class LatentDiffusion(nn.Module):
             uncond = torch.full_like(cond, self.null_class)
             denoise = classifier_free_guidance(
                 lambda x, t, y: self.unet(x, t, y=y), cond, uncond, guidance
+            )
+        elif self.text_encoder is not None:
+            if prompts is None or len(prompts) != n:
+                raise ValueError(f"this model is text-conditional: pass {n} prompts")
+            denoise = classifier_free_guidance(
+                lambda x, t, c: self.unet(x, t, context=c),
+                self.context(prompts),
+                self.context([""] * n),
+                guidance,
             )
         else:
             denoise = lambda x, t: self.unet(x, t)  # noqa: E731

@@ -13,8 +13,8 @@ def test_rfid_ranks_trained_above_untrained_autoencoder() -> None:
     evaluator = load_evaluator(SHAPES_EVALUATOR)
     trained = load_autoencoder(SHAPES_AUTOENCODER)
     fresh = Autoencoder(trained.config)
-    good = evaluate_reconstruction(trained, data, 96, evaluator=evaluator)
-    bad = evaluate_reconstruction(fresh, data, 96, evaluator=evaluator)
+    good = evaluate_reconstruction(trained, data, 96, features=evaluator)
+    bad = evaluate_reconstruction(fresh, data, 96, features=evaluator)
     assert good["psnr"] > 28 > bad["psnr"]
     assert 0 <= good["rfid"] < bad["rfid"] / 5
     assert "rfid" not in evaluate_reconstruction(trained, data, 8)  # only with an evaluator

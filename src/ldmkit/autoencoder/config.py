@@ -8,9 +8,13 @@ VALID_FACTORS = (1, 2, 4, 8, 16, 32)
 
 @dataclass(frozen=True)
 class AutoencoderConfig:
-    """Architecture of a KL- or VQ-regularised autoencoder; f = 2 ** (len(ch_mult) - 1)."""
+    """Architecture of a KL- or VQ-regularised autoencoder; f = 2 ** (len(ch_mult) - 1).
 
-    kind: Literal["kl", "vq"] = "kl"
+    kind "pixel" is no network at all: the latent is the image itself (f = 1), so that pixel-space
+    diffusion (the paper's LDM-1 baseline) runs through the same pipeline; see `pixel_space`.
+    """
+
+    kind: Literal["kl", "vq", "pixel"] = "kl"
     in_channels: int = 3
     out_channels: int = 3
     ch: int = 64
@@ -40,6 +44,14 @@ class AutoencoderConfig:
         for name in ("ch", "num_res_blocks", "z_channels", "norm_groups", "codebook_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.kind == "pixel" and (
+            self.factor != 1 or not self.in_channels == self.out_channels == self.z_channels
+        ):
+            raise ValueError(
+                "a pixel-space first stage needs ch_mult=(1,) and z_channels == in_channels == "
+                f"out_channels; got ch_mult={self.ch_mult}, z_channels={self.z_channels}, "
+                f"in/out {self.in_channels}/{self.out_channels} (use pixel_space(channels))"
+            )
         bad = [a for a in self.attn_factors if a not in (2**i for i in range(len(self.ch_mult)))]
         if bad:
             levels = [2**i for i in range(len(self.ch_mult))]
@@ -49,3 +61,10 @@ class AutoencoderConfig:
     def factor(self) -> int:
         """Spatial downsampling factor f."""
         return 2 ** (len(self.ch_mult) - 1)
+
+
+def pixel_space(channels: int = 3) -> AutoencoderConfig:
+    """The identity first stage: diffusion on the images themselves, in [-1, 1] (LDM-1)."""
+    return AutoencoderConfig(
+        kind="pixel", in_channels=channels, out_channels=channels, ch_mult=(1,), z_channels=channels
+    )

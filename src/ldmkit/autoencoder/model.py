@@ -27,24 +27,26 @@ class Autoencoder(nn.Module):
     The latent that diffusion sees is `to_latent(x) = (z - latent_shift) * latent_scale`; both
     numbers are measured from data (`measure_latent_statistics`) and saved with the weights.
     As in the paper, a VQ model's latent is taken before quantisation and quantised in `decode`.
+    A "pixel" model has no weights: encode and decode are the identity (scale 1, shift 0).
     """
 
     def __init__(self, config: AutoencoderConfig):
         super().__init__()
         self.config = config
-        z = config.z_channels
-        moments = 2 * z if config.kind == "kl" else z
-        self.encoder = Encoder(config, out_channels=moments)
-        self.quant_conv = nn.Conv2d(moments, moments, 1)
-        self.quantize = (
-            VectorQuantizer(config.codebook_size, z, config.commitment_beta)
-            if config.kind == "vq"
-            else None
-        )
-        self.post_quant_conv = nn.Conv2d(z, z, 1)
-        self.decoder = Decoder(config)
         self.register_buffer("latent_shift", torch.zeros(()))
         self.register_buffer("latent_scale", torch.ones(()))
+        self.quantize: VectorQuantizer | None = None
+        if config.kind == "pixel":
+            self.encoder = self.quant_conv = self.post_quant_conv = self.decoder = nn.Identity()
+            return
+        z = config.z_channels
+        moments = 2 * z if config.kind == "kl" else z
+        self.encoder: nn.Module = Encoder(config, out_channels=moments)
+        self.quant_conv: nn.Module = nn.Conv2d(moments, moments, 1)
+        if config.kind == "vq":
+            self.quantize = VectorQuantizer(config.codebook_size, z, config.commitment_beta)
+        self.post_quant_conv: nn.Module = nn.Conv2d(z, z, 1)
+        self.decoder: nn.Module = Decoder(config)
 
     @property
     def factor(self) -> int:

@@ -25,7 +25,17 @@ def score_adherence(
 
 
 def check_label_spaces(model: LatentDiffusion, evaluator: ClassEvaluator) -> None:
-    """The model's classes must be the evaluator's, or the scores mean nothing."""
+    """The model's classes must be the evaluator's, or the scores mean nothing. Text models are
+    asked for shapes classes by name, so they need a 30-class (shapes) evaluator."""
+    if model.text_encoder is not None:
+        from ldmkit.data.shapes import NUM_CLASSES
+
+        if evaluator.config.num_classes != NUM_CLASSES:
+            raise ValueError(
+                "text adherence prompts shapes classes ('a small red circle'); use the shapes "
+                f"evaluator ({NUM_CLASSES} classes), not one with {evaluator.config.num_classes}"
+            )
+        return
     classes = model.config.num_classes
     if classes == 0:
         raise ValueError("adherence needs a class-conditional model (num_classes > 0)")
@@ -46,7 +56,8 @@ def evaluate_adherence(
     seed: int = 0,
     batch_size: int = 30,
 ) -> dict[str, Any]:
-    """Generate `n` images cycling through the classes; report the evaluator's accuracies."""
+    """Generate `n` images cycling through the classes (text models: prompts naming them);
+    report the evaluator's accuracies."""
     check_label_spaces(model, evaluator)
     images, labels, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size)
     assert labels is not None  # class-conditional, checked above

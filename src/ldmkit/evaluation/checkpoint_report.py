@@ -10,6 +10,7 @@ from ldmkit.evaluation.adherence import check_label_spaces, score_adherence
 from ldmkit.evaluation.fid import dataset_features, distribution_scores
 from ldmkit.evaluation.generate import embed, generate
 from ldmkit.metrics.class_evaluator import ClassEvaluator
+from ldmkit.metrics.feature_network import FeatureNetwork
 from ldmkit.pipeline import LatentDiffusion
 
 
@@ -24,9 +25,14 @@ def evaluate_checkpoint(
     steps: int = 50,
     seed: int = 0,
     batch_size: int = 30,
+    features: FeatureNetwork | None = None,
 ) -> dict[str, Any]:
-    """Generate `n` images (classes cycled for class-conditional models) and score them."""
-    if model.config.num_classes:
+    """Generate `n` images (classes cycled for class-conditional models) and score them.
+
+    FID/KID/precision/recall use `features` (e.g. the FID InceptionV3), by default the
+    evaluator's own; adherence always uses the evaluator."""
+    network = features or evaluator
+    if model.config.num_classes or model.text_encoder is not None:
         check_label_spaces(model, evaluator)
     images, labels, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size)
     result: dict[str, Any] = {
@@ -34,7 +40,7 @@ def evaluate_checkpoint(
         "sampler": sampler,
         "steps": steps,
         "guidance": guidance if labels is not None else None,
-        **distribution_scores(dataset_features(evaluator, real, n), embed(evaluator, images)),
+        **distribution_scores(dataset_features(network, real, n), embed(network, images)),
     }
     if labels is not None:
         scores = score_adherence(evaluator, images, labels)

@@ -4,7 +4,7 @@ import time
 
 import torch
 
-from ldmkit.metrics.class_evaluator import ClassEvaluator
+from ldmkit.metrics.feature_network import FeatureNetwork, feature_device
 from ldmkit.pipeline import LatentDiffusion
 from ldmkit.progress import progress
 
@@ -34,6 +34,40 @@ def sample_classes(
 
 
 @torch.no_grad()
+def sample_prompts(
+    model: LatentDiffusion,
+    prompts: list[str],
+    guidance: float = 3.0,
+    sampler: str = "ddim",
+    steps: int = 50,
+    seed: int = 0,
+    batch_size: int = 30,
+) -> torch.Tensor:
+    """Images (N, 3, H, W) in [-1, 1] for N prompts of a text model; image i uses seed + i."""
+    if model.text_encoder is None:
+        raise ValueError("this needs a text-conditional model")
+    chunks = []
+    for start in progress(range(0, len(prompts), batch_size), "sampling prompts"):
+        part = prompts[start : start + batch_size]
+        images = model.sample(len(part), None, guidance, sampler, steps, seed + start, prompts=part)
+        chunks.append(images.cpu())
+    return torch.cat(chunks)
+
+
+def shapes_prompts(n: int) -> tuple[list[str], torch.Tensor]:
+    """`n` one-object prompts ("a small red circle") cycling through the 30 shapes classes and
+    then the three sizes, with their class labels, for scoring text models with the evaluator."""
+    from ldmkit.data.shapes import NUM_CLASSES, SIZES, class_name
+
+    labels = torch.arange(n) % NUM_CLASSES
+    prompts = [
+        f"a {SIZES[(i // NUM_CLASSES) % len(SIZES)]} {class_name(int(y))}"
+        for i, y in enumerate(labels)
+    ]
+    return prompts, labels
+
+
+@torch.no_grad()
 def generate(
     model: LatentDiffusion,
     n: int,
@@ -45,12 +79,16 @@ def generate(
 ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
     """(images (n, 3, H, W) on the CPU, labels or None, seconds spent).
 
-    Class-conditional models cycle through their classes with classifier-free guidance;
-    unconditional ones ignore `guidance`. Image i draws its noise from seed + i.
+    Class-conditional models cycle through their classes with classifier-free guidance; text
+    models get one-object shapes prompts of those classes (`shapes_prompts`); unconditional ones
+    ignore `guidance`. Image i draws its noise from seed + i.
     """
     started = time.perf_counter()
     labels = None
-    if model.config.num_classes:
+    if model.text_encoder is not None:
+        prompts, labels = shapes_prompts(n)
+        images = sample_prompts(model, prompts, guidance, sampler, steps, seed, batch_size)
+    elif model.config.num_classes:
         labels = torch.arange(n) % model.config.num_classes
         images = sample_classes(model, labels, guidance, sampler, steps, seed, batch_size)
     else:
@@ -63,12 +101,13 @@ def generate(
 
 
 @torch.no_grad()
-def embed(evaluator: ClassEvaluator, images: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
-    """The evaluator's penultimate features (N, D) of `images`, on the CPU."""
-    device = next(evaluator.parameters()).device
+def embed(network: FeatureNetwork, images: torch.Tensor, batch_size: int = 250) -> torch.Tensor:
+    """The network's features (N, D) of `images` (an evaluator's penultimate layer, or
+    InceptionV3's pool features), on the CPU."""
+    device = feature_device(network)
     return torch.cat(
         [
-            evaluator.embed(images[i : i + batch_size].to(device)).cpu()
+            network.embed(images[i : i + batch_size].to(device)).cpu()
             for i in range(0, len(images), batch_size)
         ]
     )

@@ -8,8 +8,8 @@ from torch.utils.data import Dataset
 
 from ldmkit.autoencoder import Autoencoder
 from ldmkit.data.collate import collate
-from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.metrics.distribution_distance import fid_from_features
+from ldmkit.metrics.feature_network import FeatureNetwork, feature_device
 from ldmkit.metrics.image_quality import psnr, ssim
 from ldmkit.progress import progress
 
@@ -20,17 +20,17 @@ def evaluate_reconstruction(
     dataset: Dataset[dict[str, Any]],
     n: int,
     batch_size: int = 64,
-    evaluator: ClassEvaluator | None = None,
+    features: FeatureNetwork | None = None,
 ) -> dict[str, float]:
     """Mean/std PSNR and SSIM over the first `n` items, plus encode/decode images per second.
 
-    With an `evaluator`, also rFID: the FID between the originals and their reconstructions in
-    the evaluator's feature space (n >= 2).
+    With a feature network (an evaluator, or the FID InceptionV3), also rFID: the FID between
+    the originals and their reconstructions in its feature space (n >= 2).
     """
     n = min(n, len(dataset))  # type: ignore[arg-type]
     if n < 1:
         raise ValueError("evaluation needs at least one image; pass --n >= 1")
-    device = next(model.parameters()).device
+    device = model.latent_scale.device
     model.eval()
     psnrs, ssims, real_features, rec_features = [], [], [], []
     encode_s = decode_s = 0.0
@@ -45,15 +45,15 @@ def evaluate_reconstruction(
         encode_s += t1 - t0
         decode_s += t2 - t1
         psnrs.append(psnr(x_rec, x))
-        if evaluator is not None:
-            real_features.append(evaluator.embed(x.to(evaluator_device(evaluator))).cpu())
-            rec_features.append(evaluator.embed(x_rec.to(evaluator_device(evaluator))).cpu())
+        if features is not None:
+            real_features.append(features.embed(x.to(feature_device(features))).cpu())
+            rec_features.append(features.embed(x_rec.to(feature_device(features))).cpu())
         ssims.append(
             ssim(x_rec, x) if min(x.shape[-2:]) >= 11 else torch.full((len(x),), float("nan"))
         )
     p, s = torch.cat(psnrs), torch.cat(ssims)
     extra = {}
-    if evaluator is not None and n >= 2:
+    if features is not None and n >= 2:
         extra["rfid"] = fid_from_features(torch.cat(real_features), torch.cat(rec_features))
     return {
         "n": n,
@@ -65,8 +65,3 @@ def evaluate_reconstruction(
         "decode_images_per_s": n / decode_s,
         **extra,
     }
-
-
-def evaluator_device(evaluator: ClassEvaluator) -> torch.device:
-    """Where the evaluator's weights live."""
-    return next(evaluator.parameters()).device

@@ -79,6 +79,11 @@ def train_autoencoder(
     config: AutoencoderTrainConfig, run_dir: Path, resume: bool = True, show_progress: bool = True
 ) -> TrainResult:
     """Train per `config` into `run_dir` (checkpoints, pictures, final model in run_dir/model)."""
+    if config.model.kind == "pixel":
+        raise ValueError(
+            "model.kind 'pixel' has nothing to train; for pixel-space diffusion pass "
+            "`--autoencoder pixels` to `ldmkit train`"
+        )
     run, run_dir = config.run, Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     set_threads(run.threads)

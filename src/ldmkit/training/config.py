@@ -89,6 +89,8 @@ class DiffusionTrainConfig:
     """Everything that defines a latent-diffusion training run."""
 
     autoencoder: str = ""  # folder of a trained autoencoder (RUN/model)
+    # Text models: a tokenizers JSON to use; empty = train one on the training captions.
+    text_tokenizer: str = ""
     model: DiffusionConfig = field(default_factory=DiffusionConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, betas=(0.9, 0.999)))

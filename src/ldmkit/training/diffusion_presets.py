@@ -1,8 +1,9 @@
-"""Named latent-diffusion presets: `tiny` (tests); for this CPU `shapes-class`,
-`shapes-class-demo` and `fmnist-class`."""
+"""Named latent-diffusion presets: `tiny` and `tiny-text` (tests); for this CPU `shapes-class`,
+`shapes-class-demo`, `fmnist-class` and `shapes-text`."""
 
 import dataclasses
 
+from ldmkit.conditioning import TextEncoderConfig
 from ldmkit.data.config import DataConfig
 from ldmkit.diffusion import DiffusionLossConfig
 from ldmkit.pipeline import DiffusionConfig
@@ -76,4 +77,26 @@ DIFFUSION_PRESETS["shapes-class-demo"] = dataclasses.replace(
     data=dataclasses.replace(_CLASS.data, size=10000),
     optim=dataclasses.replace(_CLASS.optim, warmup_steps=100),
     run=dataclasses.replace(_CLASS.run, steps=700, sample_every=0, checkpoint_every=250),
+)
+
+# Text-to-image: captions of the tokenizer's words, a 2-layer transformer tau_theta trained with
+# the UNet, its 77 output tokens the cross-attention context (Rombach et al. 2022, 3.3).
+DIFFUSION_PRESETS["tiny-text"] = dataclasses.replace(
+    DIFFUSION_PRESETS["tiny"],
+    model=DiffusionConfig(
+        unet=unet_preset("tiny"),
+        text=TextEncoderConfig(vocab_size=200, width=32, layers=1, heads=2, max_length=32),
+        latent_size=16,
+    ),
+    data=DataConfig(resolution=32, size=64),
+)
+DIFFUSION_PRESETS["shapes-text"] = dataclasses.replace(
+    _CLASS,
+    model=DiffusionConfig(
+        unet=unet_preset("small", context_dim=128),
+        text=TextEncoderConfig(vocab_size=512, width=128, layers=2, heads=4, max_length=77),
+        loss=DiffusionLossConfig(min_snr_gamma=5.0),
+        latent_size=16,
+    ),
+    data=DataConfig(resolution=64, size=20000),
 )

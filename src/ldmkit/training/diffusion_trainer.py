@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from ldmkit.checkpoint import load_autoencoder, save_latent_diffusion, write_json
+from ldmkit.checkpoint import load_first_stage, save_latent_diffusion, write_json
+from ldmkit.conditioning import TextTokenizer
 from ldmkit.config import save_yaml, to_dict
 from ldmkit.data.factory import build_dataset
 from ldmkit.pipeline import LatentDiffusion
@@ -26,6 +27,7 @@ from ldmkit.training.config import DiffusionTrainConfig
 from ldmkit.training.data_stream import batch_loader
 from ldmkit.training.distributed import (
     all_ranks_finite,
+    average_gradients,
     barrier,
     init_distributed,
     rank_checksums,
@@ -60,12 +62,41 @@ def sample_generators(seed: int, step: int, positions: range) -> list[torch.Gene
     ]
 
 
-def ema_unet_state(model: LatentDiffusion, ema: EMA) -> dict[str, torch.Tensor]:
-    """The UNet's state dict with the EMA weights in place of the trained ones."""
-    state = dict(model.unet.state_dict())
+def ema_state(module: torch.nn.Module, ema: EMA) -> dict[str, torch.Tensor]:
+    """The module's state dict with the EMA weights in place of the trained ones."""
+    state = dict(module.state_dict())
     for i, name in enumerate(ema.names):
         state[name] = getattr(ema, f"shadow_{i}")
     return state
+
+
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def run_tokenizer(
+    config: DiffusionTrainConfig, run_dir: Path, images: Any, context: Any, resume: bool
+) -> TextTokenizer | None:
+    """Text models: the run's tokenizer, `config.text_tokenizer` or else trained on the training
+    captions on first start (main rank, saved in the run folder), read back from there by every
+    rank and on resume. WordPiece training breaks ties between equally frequent merges in hash
+    order, so two fresh trainings may differ; pin one with text_tokenizer=PATH to repeat a run
+    exactly."""
+    text = config.model.text
+    if text is None:
+        return None
+    path = run_dir / TOKENIZER_FILE
+    if config.text_tokenizer and context.is_main and not (resume and path.is_file()):
+        TextTokenizer.from_file(Path(config.text_tokenizer), text.max_length).save(path)
+    elif context.is_main and not (resume and path.is_file()):
+        captions = [images[i].get("caption") or "" for i in range(len(images))]
+        if not any(captions):
+            raise ValueError(
+                f"the {config.data.kind} data has no captions; text conditioning needs captioned "
+                "data (shapes, emoji, or an image folder with metadata.jsonl or .txt files)"
+            )
+        TextTokenizer.train(captions, text.vocab_size, text.max_length).save(path)
+    barrier(context)
+    return TextTokenizer.from_file(path, text.max_length)
 
 
 def train_diffusion(
@@ -83,12 +114,33 @@ def train_diffusion(
             f"x run.grad_accumulation {run.grad_accumulation}"
         )
     if not config.autoencoder:
-        raise ValueError("set autoencoder= to the folder of a trained autoencoder (RUN/model)")
+        raise ValueError(
+            "set autoencoder= to the folder of a trained autoencoder (RUN/model), or to "
+            "'pixels' for pixel-space diffusion"
+        )
+    first_stage = load_first_stage(config.autoencoder, config.model.unet.in_channels)
+    side = config.data.resolution // first_stage.factor
+    if config.model.latent_size != side:
+        raise ValueError(
+            f"model.latent_size={config.model.latent_size}, but {config.data.resolution}px images "
+            f"through this f={first_stage.factor} first stage give {side}x{side} latents; set "
+            f"model.latent_size={side}"
+        )
+    found = latest_checkpoint(run_dir) if resume else None
+    if context.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if not resume and checkpoint_root(run_dir).exists():
+            shutil.rmtree(checkpoint_root(run_dir))
+        save_yaml(config, run_dir / "config.yaml")
+    barrier(context)
+    images = build_dataset(config.data, "train")
+    tokenizer = run_tokenizer(config, run_dir, images, context, found is not None)
     seed_everything(run.seed)  # identical initial weights on every rank
-    model = LatentDiffusion(config.model, load_autoencoder(Path(config.autoencoder))).to(device)
+    model = LatentDiffusion(config.model, first_stage, tokenizer).to(device)
     ema = EMA(model.unet, run.ema_decay).to(device)
+    text_ema = EMA(model.text_encoder, run.ema_decay).to(device) if model.text_encoder else None
     optimizer = torch.optim.AdamW(
-        model.unet.parameters(),
+        model.trainable_parameters(),
         lr=config.optim.lr,
         betas=config.optim.betas,
         weight_decay=config.optim.weight_decay,
@@ -97,17 +149,12 @@ def train_diffusion(
     if context.world > 1:
         ids = [device.index] if device.type == "cuda" else None
         denoiser = DistributedDataParallel(model.unet, device_ids=ids)
-    modules = {"unet": model.unet, "ema": ema}
+    modules: dict[str, torch.nn.Module] = {"unet": model.unet, "ema": ema}
+    if model.text_encoder is not None and text_ema is not None:
+        modules.update(text_encoder=model.text_encoder, text_ema=text_ema)
     optimizers = {"unet": optimizer}
 
     step, elapsed, bad_steps, skipped, history = 0, 0.0, 0, 0, []
-    found = latest_checkpoint(run_dir) if resume else None
-    if context.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        if not resume and checkpoint_root(run_dir).exists():
-            shutil.rmtree(checkpoint_root(run_dir))
-        save_yaml(config, run_dir / "config.yaml")
-    barrier(context)
     if found is not None:
         saved = json.loads((found / "config.json").read_text())
         if saved.get("model") != to_dict(config.model) or saved.get("data") != to_dict(config.data):
@@ -120,7 +167,6 @@ def train_diffusion(
         step, elapsed, history = info["step"], info["elapsed_s"], info["history"]
         skipped = info["skipped_steps"]
 
-    images = build_dataset(config.data, "train")
     dataset = encode_dataset(model.autoencoder, images) if run.cache_latents else images
     local_batch = run.batch_size // context.world
     loader = batch_loader(
@@ -139,6 +185,9 @@ def train_diffusion(
         if config.model.num_classes
         else None
     )
+    prompts = None  # text models: the first training captions
+    if model.text_encoder is not None:
+        prompts = [dataset[i]["caption"] for i in range(min(run.sample_count, len(dataset)))]
 
     def save(at_step: int) -> None:
         if not context.is_main:
@@ -160,15 +209,18 @@ def train_diffusion(
     def snapshot(at_step: int) -> None:
         if not context.is_main:
             return
-        sampler_model = LatentDiffusion(config.model, model.autoencoder).to(device)
-        sampler_model.unet.load_state_dict(ema_unet_state(model, ema))
+        sampler_model = LatentDiffusion(config.model, model.autoencoder, tokenizer).to(device)
+        sampler_model.unet.load_state_dict(ema_state(model.unet, ema))
+        if sampler_model.text_encoder is not None and model.text_encoder and text_ema:
+            sampler_model.text_encoder.load_state_dict(ema_state(model.text_encoder, text_ema))
         samples = sampler_model.sample(
-            run.sample_count,
+            len(prompts) if prompts is not None else run.sample_count,
             labels,
             run.sample_guidance,
             run.sample_sampler,
             run.sample_steps,
             seed=0,
+            prompts=prompts,
         )
         (run_dir / "samples").mkdir(exist_ok=True)
         grid = image_grid(samples, nrow=min(8, run.sample_count))
@@ -206,6 +258,8 @@ def train_diffusion(
                     loss, _ = model.loss(part, generators, latents=latents, denoiser=denoiser)
                     scaler.scale(loss / run.grad_accumulation).backward()
                 total += loss.item() / run.grad_accumulation
+            if model.text_encoder is not None:
+                average_gradients(model.text_encoder, context)
             if not all_ranks_finite(total, device, context):
                 bad_steps += 1
                 skipped += 1
@@ -220,10 +274,12 @@ def train_diffusion(
             bad_steps = 0
             if config.optim.grad_clip > 0:
                 scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.unet.parameters(), config.optim.grad_clip)
+                torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), config.optim.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             ema.update(model.unet)
+            if text_ema is not None and model.text_encoder is not None:
+                text_ema.update(model.text_encoder)
             step += 1
             elapsed = time.perf_counter() - started
             logs = {"loss": total, "lr": lr}
@@ -256,7 +312,12 @@ def train_diffusion(
                 "rank_checksums": checksums,
             }
         }
-        save_latent_diffusion(model, model_dir, ema_unet_state(model, ema), extra)
+        text_state = (
+            ema_state(model.text_encoder, text_ema)
+            if model.text_encoder is not None and text_ema is not None
+            else None
+        )
+        save_latent_diffusion(model, model_dir, ema_state(model.unet, ema), extra, text_state)
     barrier(context)
     shutdown(context)
     return TrainResult(model_dir, step, elapsed, history)

@@ -63,3 +63,20 @@ def rank_checksums(module: torch.nn.Module, context: DistributedContext) -> list
     gathered = [torch.zeros_like(total) for _ in range(context.world)]
     dist.all_gather(gathered, total)
     return [float(g) for g in gathered]
+
+
+def average_gradients(module: torch.nn.Module, context: DistributedContext) -> None:
+    """Average `module`'s gradients over the ranks in one flat all-reduce (for trainable parts
+    outside the DDP-wrapped UNet, e.g. the text encoder)."""
+    if context.world == 1:
+        return
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    if not grads:
+        return
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    dist.all_reduce(flat)
+    flat /= context.world
+    offset = 0
+    for g in grads:
+        g.copy_(flat[offset : offset + g.numel()].view_as(g))
+        offset += g.numel()
