@@ -2,76 +2,13 @@
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 import yaml
 
+from ldmkit.cli.common import Overrides, app, data_app, fail
 from ldmkit.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
-
-if TYPE_CHECKING:
-    from ldmkit.metrics.class_evaluator import ClassEvaluator
-    from ldmkit.metrics.feature_network import FeatureNetwork
-
-app = typer.Typer(no_args_is_help=True, help="Latent Diffusion Models: train, sample, evaluate.")
-eval_app = typer.Typer(no_args_is_help=True, help="Evaluate checkpoints on held-out data.")
-data_app = typer.Typer(no_args_is_help=True, help="Prepare the real datasets that install offline.")
-app.add_typer(eval_app, name="eval")
-app.add_typer(data_app, name="data")
-
-Overrides = Annotated[
-    list[str] | None, typer.Option("--set", help="Override a config key: --set run.steps=500")
-]
-
-
-# The adherence / FID evaluator of the eval commands.
-EvaluatorOption = Annotated[
-    Path | None,
-    typer.Option(help="Evaluator folder (ldmkit train-evaluator); default: the shipped shapes one"),
-]
-
-
-def _load_evaluator(path: Path | None, device: str) -> "ClassEvaluator":
-    """The evaluator at `path`, or the shipped shapes evaluator."""
-    from ldmkit.assets import SHAPES_EVALUATOR
-    from ldmkit.checkpoint import load_evaluator
-    from ldmkit.training.runtime import select_device
-
-    return load_evaluator(path or SHAPES_EVALUATOR, select_device(device))
-
-
-# The standard FID network instead of the evaluator's features, from a local weights file.
-InceptionOption = Annotated[
-    Path | None,
-    typer.Option(
-        help="FID InceptionV3 weights (pytorch-fid pt_inception-2015-12-05-6726825d.pth or "
-        "torch-fidelity's file) for FID/KID/precision/recall; default: the evaluator's features"
-    ),
-]
-InceptionResizeOption = Annotated[
-    str, typer.Option(help="Match pytorch-fid or torch-fidelity preprocessing")
-]
-
-
-def _load_features(inception: Path | None, resize: str, device: str) -> "FeatureNetwork | None":
-    """The FID InceptionV3 at `inception` (None when not asked for)."""
-    if inception is None:
-        return None
-    from ldmkit.metrics.inception import load_inception
-    from ldmkit.training.runtime import select_device
-
-    if resize not in ("pytorch-fid", "torch-fidelity"):
-        raise ValueError(f"--inception-resize must be pytorch-fid or torch-fidelity, got {resize}")
-    return load_inception(inception, resize).to(select_device(device))  # type: ignore[arg-type]
-
-
-def _features_name(inception: Path | None, resize: str) -> str:
-    return f"inception-v3 ({resize} preprocessing)" if inception else "evaluator"
-
-
-def _fail(message: str) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=2)
 
 
 def _config_data(
@@ -79,12 +16,12 @@ def _config_data(
 ) -> dict[str, Any]:
     """Plain config data from a YAML file or a named preset (never both)."""
     if preset and config:
-        raise _fail("give --preset or --config, not both")
+        raise fail("give --preset or --config, not both")
     if config:
         return load_yaml(config)
     name = preset or default
     if name not in presets:
-        raise _fail(f"unknown preset {name!r}; presets: {', '.join(presets)}")
+        raise fail(f"unknown preset {name!r}; presets: {', '.join(presets)}")
     return to_dict(presets[name])
 
 
@@ -111,11 +48,11 @@ def train_autoencoder_command(
     try:
         cfg = autoencoder_config(preset, config, overrides or [])
     except ConfigError as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     try:
         result = train_autoencoder(cfg, out, resume=resume)
     except (ValueError, FileNotFoundError, TrainingDiverged) as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     typer.echo(
         json.dumps(
             {"model": str(result.model_dir), "steps": result.step, "minutes": result.elapsed_s / 60}
@@ -159,7 +96,7 @@ def train_command(
         cfg = diffusion_config(preset, config, autoencoder, overrides or [])
         result = train_diffusion(cfg, out, resume=resume)
     except (ConfigError, CheckpointError, ValueError, FileNotFoundError, TrainingDiverged) as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     typer.echo(
         json.dumps(
             {"model": str(result.model_dir), "steps": result.step, "minutes": result.elapsed_s / 60}
@@ -208,16 +145,16 @@ def sample_command(
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
     except CheckpointError as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     labels = None
     classes = model.config.num_classes
     if per_class is not None:
         if not classes or class_ is not None or per_class < 1:
-            raise _fail("--per-class K (K >= 1) needs a class-conditional model and no --class")
+            raise fail("--per-class K (K >= 1) needs a class-conditional model and no --class")
         n = per_class * classes
     if classes:
         if class_ is not None and not 0 <= class_ < classes:
-            raise _fail(f"--class must be in 0..{classes - 1}")
+            raise fail(f"--class must be in 0..{classes - 1}")
         if class_ is not None:
             labels = torch.full((n,), class_)
         elif per_class:
@@ -227,17 +164,17 @@ def sample_command(
     try:
         texts = _prompts(prompt, prompts)
     except (OSError, UnicodeDecodeError) as error:
-        raise _fail(f"cannot read --prompts {prompts}: {error}") from error
+        raise fail(f"cannot read --prompts {prompts}: {error}") from error
     is_text = model.text_encoder is not None
     if is_text != bool(texts):
-        raise _fail(
+        raise fail(
             "this model is text-conditional: pass --prompt TEXT or --prompts FILE"
             if is_text
             else "--prompt/--prompts need a text-conditional model"
         )
     if per_prompt is not None:
         if not texts or per_prompt < 1:
-            raise _fail("--per-prompt K (K >= 1) needs prompts")
+            raise fail("--per-prompt K (K >= 1) needs prompts")
         n = per_prompt * len(texts)
         texts = [t for t in texts for _ in range(per_prompt)]
     elif texts:
@@ -247,7 +184,7 @@ def sample_command(
             n, labels, guidance, sampler, steps, seed, show_progress=True, prompts=texts or None
         )
     except ValueError as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     params = {
         "checkpoint": str(checkpoint),
         "n": n,
@@ -317,200 +254,8 @@ def presets_command(
         return
     both = {**PRESETS, **DIFFUSION_PRESETS}
     if name not in both:
-        raise _fail(f"unknown preset {name!r}; presets: {', '.join(both)}")
+        raise fail(f"unknown preset {name!r}; presets: {', '.join(both)}")
     typer.echo(yaml.safe_dump(to_dict(both[name]), sort_keys=False))
-
-
-@eval_app.command("reconstruction")
-def eval_reconstruction_command(
-    checkpoint: Annotated[Path, typer.Option(help="Autoencoder folder (RUN/model)")],
-    data: Annotated[
-        str, typer.Option(help="shapes, fashion-mnist, emoji:PATH or an image folder")
-    ] = "shapes",
-    n: Annotated[int, typer.Option(help="Number of held-out images")] = 512,
-    resolution: Annotated[int | None, typer.Option(help="Default: the training resolution")] = None,
-    evaluator: Annotated[
-        Path | None,
-        typer.Option(help="Features for rFID (default for shapes: the shipped evaluator)"),
-    ] = None,
-    inception: InceptionOption = None,
-    inception_resize: InceptionResizeOption = "pytorch-fid",
-    batch_size: int = 64,
-    device: str = "auto",
-) -> None:
-    """PSNR / SSIM, rFID and encode/decode throughput on held-out data; prints JSON."""
-    from ldmkit.assets import SHAPES_EVALUATOR
-    from ldmkit.checkpoint import CheckpointError, load_autoencoder, load_evaluator, read_config
-    from ldmkit.data.config import DataConfig
-    from ldmkit.data.factory import build_dataset
-    from ldmkit.evaluation.reconstruction import evaluate_reconstruction
-    from ldmkit.training.runtime import select_device
-
-    try:
-        model = load_autoencoder(checkpoint, select_device(device))
-        trained = read_config(checkpoint, "autoencoder").get("training", {}).get("data", {})
-        features = evaluator or (SHAPES_EVALUATOR if data == "shapes" else None)
-        scorer = _load_features(inception, inception_resize, device) or (
-            load_evaluator(features, select_device(device)) if features else None
-        )
-    except (CheckpointError, ValueError, FileNotFoundError) as error:
-        raise _fail(str(error)) from error
-    res = resolution or trained.get("resolution", 64)
-    try:
-        data_config = _data_config(data, res, DataConfig)
-        dataset = build_dataset(data_config, "heldout", n)
-    except (ValueError, FileNotFoundError) as error:
-        raise _fail(str(error)) from error
-    result = evaluate_reconstruction(model, dataset, n, batch_size, scorer)
-    typer.echo(
-        json.dumps({"checkpoint": str(checkpoint), "data": data, "resolution": res, **result})
-    )
-
-
-def _data_config(spec: str, resolution: int, cls):
-    """`shapes` | `fashion-mnist` | `emoji:PATH` | a folder path -> DataConfig."""
-    if spec in ("shapes", "fashion-mnist"):
-        return cls(kind=spec, resolution=resolution, cache=False)
-    if spec.startswith("emoji:"):
-        return cls(kind="emoji", path=spec[6:], resolution=resolution, cache=False)
-    return cls(kind="folder", path=spec, resolution=resolution, cache=False)
-
-
-@eval_app.command("checkpoint")
-def eval_checkpoint_command(
-    checkpoint: Annotated[Path, typer.Option(help="Latent diffusion folder (RUN/model)")],
-    evaluator: EvaluatorOption = None,
-    n: Annotated[int, typer.Option(help="Samples (and held-out images)")] = 1000,
-    guidance: float = 3.0,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
-    out: Annotated[Path | None, typer.Option(help="Also write the Markdown table here")] = None,
-    inception: InceptionOption = None,
-    inception_resize: InceptionResizeOption = "pytorch-fid",
-    device: str = "auto",
-) -> None:
-    """Sample N images once; FID/KID/precision/recall vs held-out data, adherence and
-    throughput; JSON (+ .md)."""
-    from ldmkit.checkpoint import (
-        CheckpointError,
-        load_latent_diffusion,
-        training_data,
-    )
-    from ldmkit.data.factory import build_dataset
-    from ldmkit.evaluation.checkpoint_report import evaluate_checkpoint, markdown_table
-    from ldmkit.training.runtime import select_device
-
-    try:
-        model = load_latent_diffusion(checkpoint, select_device(device))
-        scorer = _load_evaluator(evaluator, device)
-        real = build_dataset(training_data(checkpoint), "heldout", n)
-        features = _load_features(inception, inception_resize, device)
-        result = evaluate_checkpoint(
-            model, scorer, real, n, guidance, sampler, steps, seed, features=features
-        )
-    except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as error:
-        raise _fail(str(error)) from error
-    result = {
-        "checkpoint": str(checkpoint),
-        "features": _features_name(inception, inception_resize),
-        **result,
-    }
-    if out is not None:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(f"# Evaluation of {checkpoint}\n\n" + markdown_table(result))
-    typer.echo(json.dumps(result))
-
-
-@eval_app.command("fid")
-def eval_fid_command(
-    fake: Annotated[
-        Path, typer.Option(help="LDM checkpoint (RUN/model) to sample, or a folder of images")
-    ],
-    real: Annotated[
-        str,
-        typer.Option(
-            help="auto (the checkpoint's training data, held-out split), shapes, fashion-mnist "
-            "or an image folder"
-        ),
-    ] = "auto",
-    evaluator: EvaluatorOption = None,
-    inception: InceptionOption = None,
-    inception_resize: InceptionResizeOption = "pytorch-fid",
-    n: Annotated[int, typer.Option(help="Images per set")] = 1000,
-    guidance: float = 3.0,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
-    device: str = "auto",
-) -> None:
-    """FID, KID and precision/recall of generated images against held-out data, in the
-    evaluator's features or (--inception) the standard FID InceptionV3's."""
-    from ldmkit.checkpoint import (
-        CheckpointError,
-        load_latent_diffusion,
-        training_data,
-    )
-    from ldmkit.data.config import DataConfig
-    from ldmkit.data.factory import build_dataset
-    from ldmkit.data.image_folder import ImageFolderDataset
-    from ldmkit.evaluation.fid import dataset_features, distribution_scores
-    from ldmkit.evaluation.generate import embed, generate
-    from ldmkit.training.runtime import select_device
-
-    result: dict[str, object] = {"fake": str(fake), "n": n}
-    try:
-        resolution = _load_evaluator(evaluator, device).config.resolution  # for image folders
-        scorer = _load_features(inception, inception_resize, device) or _load_evaluator(
-            evaluator, device
-        )
-        is_checkpoint = (fake / "config.json").is_file()
-        if is_checkpoint:
-            model = load_latent_diffusion(fake, select_device(device))
-            images, _, seconds = generate(model, n, guidance, sampler, steps, seed)
-            fake_features = embed(scorer, images)
-            result.update(guidance=guidance, sampler=sampler, steps=steps, images_per_s=n / seconds)
-        else:
-            images = ImageFolderDataset(fake, resolution)
-            fake_features = dataset_features(scorer, images, n)
-        if real == "auto":
-            if not is_checkpoint:
-                raise ValueError("--real auto needs an LDM checkpoint as --fake; name the data")
-            data = training_data(fake)
-        else:
-            data = _data_config(real, resolution, DataConfig)
-        real_features = dataset_features(scorer, build_dataset(data, "heldout", n), n)
-    except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as error:
-        raise _fail(str(error)) from error
-    result.update(real=real if real != "auto" else f"auto: {data.kind} held-out")
-    result.update(features=_features_name(inception, inception_resize))
-    result.update(distribution_scores(real_features, fake_features))
-    typer.echo(json.dumps(result))
-
-
-@eval_app.command("adherence")
-def eval_adherence_command(
-    checkpoint: Annotated[Path, typer.Option(help="Class-conditional LDM folder (RUN/model)")],
-    evaluator: EvaluatorOption = None,
-    n: Annotated[int, typer.Option(help="Samples, cycling through the classes")] = 300,
-    guidance: float = 3.0,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
-    device: str = "auto",
-) -> None:
-    """Fraction of samples whose class (shapes: kind, colour, both) matches the one asked for."""
-    from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
-    from ldmkit.evaluation.adherence import evaluate_adherence
-    from ldmkit.training.runtime import select_device
-
-    try:
-        model = load_latent_diffusion(checkpoint, select_device(device))
-        scorer = _load_evaluator(evaluator, device)
-        result = evaluate_adherence(model, scorer, n, guidance, sampler, steps, seed)
-    except (CheckpointError, ValueError) as error:
-        raise _fail(str(error)) from error
-    typer.echo(json.dumps({"checkpoint": str(checkpoint), **result}))
 
 
 @app.command("train-evaluator")
@@ -543,11 +288,11 @@ def data_prepare_command(
     from ldmkit.data.prepare import DATASETS, prepare_dataset
 
     if name not in DATASETS:
-        raise _fail(f"unknown dataset {name!r}; datasets: {', '.join(DATASETS)}")
+        raise fail(f"unknown dataset {name!r}; datasets: {', '.join(DATASETS)}")
     try:
         path = prepare_dataset(name, out or Path("data") / name)
     except (FileNotFoundError, ValueError) as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     typer.echo(str(path))
 
 
@@ -574,6 +319,10 @@ def demo_command(
     )
     report = run_demo(out, config)
     typer.echo(json.dumps(report, indent=2))
+
+
+# The eval subcommands register themselves on `eval_app` when imported.
+from ldmkit.cli import evaluate as _evaluate  # noqa: E402, F401
 
 
 def main() -> None:

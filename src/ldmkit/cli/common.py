@@ -1,0 +1,20 @@
+"""What every `ldmkit` subcommand shares: the command groups and the error exit."""
+
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Latent Diffusion Models: train, sample, evaluate.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate checkpoints on held-out data.")
+data_app = typer.Typer(no_args_is_help=True, help="Prepare the real datasets that install offline.")
+app.add_typer(eval_app, name="eval")
+app.add_typer(data_app, name="data")
+
+Overrides = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a config key: --set run.steps=500")
+]
+
+
+def fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=2)
