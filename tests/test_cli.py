@@ -125,6 +125,8 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
         "class": 7,
         "per_class": None,
         "seed": 5,
+        "latent_size": None,
+        "tile": None,
     }
     single = json.loads(Image.open(tmp_path / "grid-001.png").text["ldmkit"])
     assert single["seed"] == 6 and single["class"] == 7 and single["n"] == 1
@@ -134,6 +136,11 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(Image.open(by_class).text["ldmkit"])["n"] == 60  # 30 classes x 2
     assert Image.open(by_class).height >= 30 * 32  # one labelled row of 32 px images per class
+    big = tmp_path / "big.png"
+    args = ["sample", "--checkpoint", ldm, "--n", "1", "--steps", "1", "--latent-size", "32"]
+    result = runner.invoke(app, [*args, "--tile", "16", "--out", str(big), "--singles"])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "big-000.png").size == (64, 64)  # twice the training side
     args = ["eval", "fid", "--fake", ldm, "--n", "6", "--steps", "1"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output

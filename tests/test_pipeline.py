@@ -69,7 +69,7 @@ def test_sampling_is_per_sample_reproducible_and_guidance_one_is_conditional() -
     guided_one = model.sample(2, labels[:2], guidance=1.0, steps=3, seed=7)
     unguided = model.sample(2, labels[:2], guidance=0.0, steps=3, seed=7)
     assert not torch.allclose(guided_one, unguided, atol=1e-4)  # labels matter
-    with pytest.raises(ValueError, match="pass labels"):
+    with pytest.raises(ValueError, match="pass 2 labels"):
         model.sample(2, steps=2)
 
 

@@ -12,7 +12,16 @@ import torch
 from torch import nn
 
 from ldmkit.autoencoder import Autoencoder
-from ldmkit.conditioning import TextEncoder, TextEncoderConfig, TextTokenizer
+from ldmkit.conditioning import (
+    SpatialConfig,
+    TextEncoder,
+    TextEncoderConfig,
+    TextTokenizer,
+    bicubic_degrade,
+    masked_images,
+    random_masks,
+    resize_condition,
+)
 from ldmkit.diffusion import (
     DiffusionLossConfig,
     ScheduleConfig,
@@ -22,7 +31,8 @@ from ldmkit.diffusion import (
     q_sample,
     sample_timesteps,
 )
-from ldmkit.samplers import classifier_free_guidance, sample
+from ldmkit.nn import tiled_apply
+from ldmkit.samplers import classifier_free_guidance, sample, tiled
 from ldmkit.unet import UNet, UNetConfig
 
 
@@ -45,6 +55,12 @@ class DiffusionConfig:
     text: TextEncoderConfig | None = None
     # Probability of replacing a caption by the empty prompt in training (enables guidance).
     caption_dropout: float = 0.1
+    # Spatially aligned condition concatenated with z_t (super-resolution, inpainting); the UNet
+    # then takes z_channels + spatial.channels(z_channels) input channels. Combines with classes
+    # or text (hybrid conditioning).
+    spatial: SpatialConfig | None = None
+    # Probability of zeroing the spatial condition in training (guidance for spatial-only models).
+    spatial_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         expected = self.num_classes + 1 if self.num_classes else None
@@ -53,7 +69,7 @@ class DiffusionConfig:
                 f"unet.num_classes must be {expected} for num_classes={self.num_classes} "
                 "(one extra entry is the null class)"
             )
-        for name in ("label_dropout", "caption_dropout"):
+        for name in ("label_dropout", "caption_dropout", "spatial_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.text is not None and self.num_classes:
@@ -75,11 +91,14 @@ class LatentDiffusion(nn.Module):
         tokenizer: TextTokenizer | None = None,
     ):
         super().__init__()
-        if config.unet.in_channels != autoencoder.config.z_channels:
+        z = autoencoder.config.z_channels
+        extra = config.spatial.channels(z) if config.spatial is not None else 0
+        if config.unet.in_channels != z + extra or config.unet.out_channels != z:
+            what = f" + {extra} of the {config.spatial.kind} condition" if config.spatial else ""
             raise ValueError(
-                f"unet.in_channels={config.unet.in_channels} but the autoencoder's latent has "
-                f"{autoencoder.config.z_channels} channels; set unet.in_channels and "
-                "unet.out_channels to match"
+                f"unet.in_channels={config.unet.in_channels}, unet.out_channels="
+                f"{config.unet.out_channels}, but the autoencoder's latent has {z} channels; set "
+                f"unet.in_channels={z + extra} ({z}{what}) and unet.out_channels={z}"
             )
         self.config = config
         self.autoencoder = autoencoder.eval().requires_grad_(False)
@@ -131,9 +150,84 @@ class LatentDiffusion(nn.Module):
         return self.autoencoder.to_latent(images)
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Normalised latents -> images in [-1, 1]."""
-        return self.autoencoder.from_latent(latents).clamp(-1, 1)
+    def decode(self, latents: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+        """Normalised latents -> images in [-1, 1]; with `tile`, decoded in overlapping tiles of
+        that latent side (a quarter overlap, blended), so memory stays bounded for any size."""
+        if tile is None:
+            return self.autoencoder.from_latent(latents).clamp(-1, 1)
+        f = self.autoencoder.factor
+        return tiled_apply(
+            lambda rows, cols: self.autoencoder.from_latent(latents[..., rows, cols]),
+            *latents.shape[-2:],
+            tile=tile,
+            overlap=tile // 4,
+            scale=f,
+        ).clamp(-1, 1)
+
+    @torch.no_grad()
+    def spatial_condition(
+        self,
+        low_res: torch.Tensor | None = None,
+        image: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The concatenated condition at the latent's side: super-resolution takes `low_res`
+        (B, C, h, w) in [-1, 1] (output side h * factor); inpainting takes `image` (B, C, H, W)
+        in [-1, 1] and `mask` (B, 1, H, W), 1 where the image is to be filled."""
+        spatial = self.config.spatial
+        if spatial is None:
+            raise ValueError("this model has no spatial condition (config.spatial is None)")
+        f = self.autoencoder.factor
+        if spatial.kind == "super_resolution":
+            if low_res is None:
+                raise ValueError("a super-resolution model needs the low-resolution image")
+            out = (low_res.shape[-2] * spatial.factor, low_res.shape[-1] * spatial.factor)
+            if out[0] % f or out[1] % f:
+                raise ValueError(
+                    f"the {out[0]}x{out[1]} output is not divisible by the first stage's f={f}"
+                )
+            return resize_condition(low_res, (out[0] // f, out[1] // f))
+        if image is None or mask is None:
+            raise ValueError("an inpainting model needs the image and its mask")
+        if mask.shape[-2:] != image.shape[-2:] or mask.shape[1] != 1:
+            raise ValueError(
+                f"the mask must be (B, 1, H, W) like the image's H, W; got {tuple(mask.shape)} "
+                f"for an image {tuple(image.shape)}"
+            )
+        known = self.encode(masked_images(image, mask))
+        return torch.cat([known, resize_condition(mask.to(known.dtype), known.shape[-2:])], 1)
+
+    @torch.no_grad()
+    def degrade(
+        self, images: torch.Tensor, generators: Sequence[torch.Generator]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(spatial condition, picture of the input) for clean images: the bicubic low-resolution
+        image (shown upscaled by repetition) or the image with a random hole (shown grey)."""
+        spatial = self.config.spatial
+        if spatial is None:
+            raise ValueError("this model has no spatial condition (config.spatial is None)")
+        if spatial.kind == "super_resolution":
+            low_res = bicubic_degrade(images, spatial.factor)
+            shown = low_res.repeat_interleave(spatial.factor, -2).repeat_interleave(
+                spatial.factor, -1
+            )
+            return self.spatial_condition(low_res=low_res), shown
+        masks = random_masks(generators, images.shape[-1]).to(images.device, images.dtype)
+        return self.spatial_condition(image=images, mask=masks), masked_images(images, masks)
+
+    def training_condition(
+        self, batch: dict[str, Any], generators: Sequence[torch.Generator]
+    ) -> torch.Tensor:
+        """The spatial condition of a training batch (degraded image or random hole), zeroed
+        for a `spatial_dropout` fraction."""
+        if "image" not in batch:
+            raise ValueError(
+                "spatial conditioning needs the batch's images; latent caches keep them"
+            )
+        condition, _ = self.degrade(batch["image"], generators)
+        u = torch.cat([torch.rand(1, generator=g) for g in generators])
+        keep = (u >= self.config.spatial_dropout).to(condition.device, condition.dtype)
+        return condition * keep.view(-1, 1, 1, 1)
 
     def loss(
         self,
@@ -172,6 +266,8 @@ class LatentDiffusion(nn.Module):
             y = self.training_labels(labels, generators)
         if self.text_encoder is not None:
             context = self.context(self.training_captions(batch["caption"], generators))
+        if self.config.spatial is not None:
+            z_t = torch.cat([z_t, self.training_condition(batch, generators).to(z_t.dtype)], 1)
         output = (denoiser or self.unet)(z_t, t, y=y, context=context)
         per_sample = diffusion_loss(
             output.float(), z0, eps, t, self.schedule, cfg.prediction, cfg.min_snr_gamma
@@ -217,38 +313,35 @@ class LatentDiffusion(nn.Module):
         latent_size: int | None = None,
         show_progress: bool = False,
         prompts: Sequence[str] | None = None,
+        condition: torch.Tensor | None = None,
+        tile: int | None = None,
         **options: Any,
     ) -> torch.Tensor:
         """Generate `n` images in [-1, 1]; sample i draws its noise from seed + i.
 
         Class-conditional models take `labels` (n,), text-conditional ones `prompts` (n
-        strings); guidance contrasts them with the null class / the empty prompt.
+        strings), spatial ones `condition` (n, k, h, w) from `spatial_condition` (it sets the
+        latent size); guidance contrasts them with the null class / the empty prompt / (for
+        spatial-only models) a zero condition. `tile` denoises and decodes latents larger than
+        `tile` in blended overlapping tiles of that side (bounded memory; any size).
         """
         device = next(self.unet.parameters()).device
-        c = self.config.unet.in_channels
-        size = latent_size or self.config.latent_size
-        shape = (n, c, size, size)
+        cond, uncond = self.conditions(n, labels, prompts, condition, guidance)
+        if condition is not None:
+            size = tuple(condition.shape[-2:])
+            if latent_size is not None and (latent_size, latent_size) != size:
+                raise ValueError(f"latent_size={latent_size} but the condition is {size}")
+        else:
+            side = latent_size or self.config.latent_size
+            size = (side, side)
+        shape = (n, self.config.unet.out_channels, *size)
         generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in range(n)]
         self.unet.eval()
-        if self.config.num_classes:
-            if labels is None:
-                raise ValueError("this model is class-conditional: pass labels (B,)")
-            cond = labels.to(device)
-            uncond = torch.full_like(cond, self.null_class)
-            denoise = classifier_free_guidance(
-                lambda x, t, y: self.unet(x, t, y=y), cond, uncond, guidance
-            )
-        elif self.text_encoder is not None:
-            if prompts is None or len(prompts) != n:
-                raise ValueError(f"this model is text-conditional: pass {n} prompts")
-            denoise = classifier_free_guidance(
-                lambda x, t, c: self.unet(x, t, context=c),
-                self.context(prompts),
-                self.context([""] * n),
-                guidance,
-            )
+        model_fn = self.conditional_unet if tile is None else tiled(self.conditional_unet, tile)
+        if cond:
+            denoise = classifier_free_guidance(model_fn, cond, uncond, guidance)
         else:
-            denoise = lambda x, t: self.unet(x, t)  # noqa: E731
+            denoise = lambda x, t: model_fn(x, t, {})  # noqa: E731
         z0 = sample(
             sampler,
             denoise,
@@ -261,4 +354,52 @@ class LatentDiffusion(nn.Module):
             show_progress=show_progress,
             **options,
         )
-        return self.decode(z0)
+        return self.decode(z0, tile)
+
+    def conditional_unet(
+        self, x: torch.Tensor, t: torch.Tensor, c: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """The UNet on (x_t, t) with conditions {"y", "context", "concat"}, any of them absent."""
+        if "concat" in c:
+            x = torch.cat([x, c["concat"].to(x.dtype)], 1)
+        return self.unet(x, t, y=c.get("y"), context=c.get("context"))
+
+    def conditions(
+        self,
+        n: int,
+        labels: torch.Tensor | None,
+        prompts: Sequence[str] | None,
+        condition: torch.Tensor | None,
+        guidance: float,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(cond, uncond) for `conditional_unet`, checked against what the model was trained on."""
+        device = next(self.unet.parameters()).device
+        cond: dict[str, torch.Tensor] = {}
+        uncond: dict[str, torch.Tensor] = {}
+        if self.config.num_classes:
+            if labels is None or len(labels) != n:
+                raise ValueError(f"this model is class-conditional: pass {n} labels")
+            cond["y"] = labels.to(device)
+            uncond["y"] = torch.full_like(cond["y"], self.null_class)
+        if self.text_encoder is not None:
+            if prompts is None or len(prompts) != n:
+                raise ValueError(f"this model is text-conditional: pass {n} prompts")
+            cond["context"], uncond["context"] = self.context(prompts), self.context([""] * n)
+        if self.config.spatial is not None:
+            if condition is None or condition.shape[0] != n:
+                raise ValueError(
+                    f"this model is conditioned on a {self.config.spatial.kind} input: pass "
+                    f"condition= ({n}, ...) from spatial_condition()"
+                )
+            cond["concat"] = condition.to(device)
+            # Hybrid models guide with the class / text and keep the spatial input.
+            spatial_only = len(cond) == 1
+            if spatial_only and guidance != 1.0 and self.config.spatial_dropout == 0.0:
+                raise ValueError(
+                    "guidance needs a model trained with spatial_dropout > 0 (its null "
+                    "condition); sample with guidance 1"
+                )
+            uncond["concat"] = torch.zeros_like(cond["concat"]) if spatial_only else cond["concat"]
+        elif condition is not None:
+            raise ValueError("this model takes no spatial condition")
+        return cond, uncond

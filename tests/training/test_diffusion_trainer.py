@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -10,8 +9,7 @@ import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
-from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
-from ldmkit.checkpoint import load_latent_diffusion, save_autoencoder
+from ldmkit.checkpoint import load_latent_diffusion
 from ldmkit.data.config import DataConfig
 from ldmkit.pipeline import DiffusionConfig
 from ldmkit.training.checkpoints import latest_checkpoint
@@ -40,13 +38,6 @@ def _config(autoencoder: Path, steps: int = 6, **run) -> DiffusionTrainConfig:
             **run,
         ),
     )
-
-
-@pytest.fixture(scope="module")
-def autoencoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
-    return save_autoencoder(model, tmp_path_factory.mktemp("ae") / "model")
 
 
 def test_run_writes_model_samples_and_loss_curve(autoencoder: Path, tmp_path: Path) -> None:
@@ -97,12 +88,6 @@ def test_ema_moves_towards_the_weights() -> None:
     assert torch.allclose(copy.weight, start + 0.5)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _ddp_worker(rank: int, port: int, autoencoder: str, out: str) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
@@ -116,8 +101,10 @@ def _ddp_worker(rank: int, port: int, autoencoder: str, out: str) -> None:
 
 
 @pytest.mark.slow
-def test_two_process_ddp_keeps_replicas_identical(autoencoder: Path, tmp_path: Path) -> None:
-    mp.spawn(_ddp_worker, args=(_free_port(), str(autoencoder), str(tmp_path / "ddp")), nprocs=2)
+def test_two_process_ddp_keeps_replicas_identical(
+    autoencoder: Path, tmp_path: Path, free_port: int
+) -> None:
+    mp.spawn(_ddp_worker, args=(free_port, str(autoencoder), str(tmp_path / "ddp")), nprocs=2)
     meta = json.loads((tmp_path / "ddp" / "model" / "config.json").read_text())
     checksums = meta["training"]["rank_checksums"]
     assert len(checksums) == 2 and checksums[0] == checksums[1]  # replicas identical

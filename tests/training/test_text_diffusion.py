@@ -3,7 +3,6 @@ exact resume, and a checkpoint that samples from prompts."""
 
 import dataclasses
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,8 +11,7 @@ import torch.multiprocessing as mp
 from PIL import Image
 from safetensors.torch import load_file
 
-from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
-from ldmkit.checkpoint import CheckpointError, load_latent_diffusion, save_autoencoder
+from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
 from ldmkit.conditioning import TextEncoderConfig
 from ldmkit.data.config import DataConfig
 from ldmkit.evaluation.adherence import evaluate_adherence
@@ -44,13 +42,6 @@ def _config(autoencoder: Path, steps: int, kind: str = "shapes") -> DiffusionTra
             ema_decay=0.9,
         ),
     )
-
-
-@pytest.fixture(scope="module")
-def autoencoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
-    return save_autoencoder(model, tmp_path_factory.mktemp("ae") / "model")
 
 
 def test_text_model_trains_saves_and_samples_from_prompts(
@@ -117,12 +108,6 @@ def test_shapes_prompts_name_each_class_then_the_next_size() -> None:
     assert labels[30] == 0 and labels[29] == 29
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _ddp_worker(rank: int, port: int, autoencoder: str, tokenizer: str, out: str) -> None:
     os.environ.update(
         MASTER_ADDR="127.0.0.1",
@@ -138,11 +123,11 @@ def _ddp_worker(rank: int, port: int, autoencoder: str, tokenizer: str, out: str
 
 @pytest.mark.slow
 def test_two_process_ddp_trains_the_text_encoder_like_one(
-    autoencoder: Path, tmp_path: Path
+    autoencoder: Path, tmp_path: Path, free_port: int
 ) -> None:
     single = train_diffusion(_config(autoencoder, 3), tmp_path / "one", show_progress=False)
     tokenizer = str(single.model_dir / "tokenizer.json")
-    args = (_free_port(), str(autoencoder), tokenizer, str(tmp_path / "ddp"))
+    args = (free_port, str(autoencoder), tokenizer, str(tmp_path / "ddp"))
     mp.spawn(_ddp_worker, args=args, nprocs=2)
     for name in ("model.safetensors", "text_encoder.safetensors"):
         a = load_file(str(tmp_path / "ddp" / "model" / name))

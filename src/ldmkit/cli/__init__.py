@@ -131,6 +131,16 @@ def sample_command(
         int | None,
         typer.Option(help="K samples of every prompt, one labelled row per prompt (sets --n)"),
     ] = None,
+    latent_size: Annotated[
+        int | None,
+        typer.Option(help="Latent side (default: the training side; larger samples bigger images)"),
+    ] = None,
+    tile: Annotated[
+        int | None,
+        typer.Option(
+            help="Denoise and decode in blended latent tiles of this side (bounded memory)"
+        ),
+    ] = None,
     device: str = "auto",
 ) -> None:
     """Generate a grid of samples; the PNG's text metadata records how to reproduce it."""
@@ -181,7 +191,16 @@ def sample_command(
         texts = [texts[i % len(texts)] for i in range(n)]
     try:
         images = model.sample(
-            n, labels, guidance, sampler, steps, seed, show_progress=True, prompts=texts or None
+            n,
+            labels,
+            guidance,
+            sampler,
+            steps,
+            seed,
+            latent_size,
+            show_progress=True,
+            prompts=texts or None,
+            tile=tile,
         )
     except ValueError as error:
         raise fail(str(error)) from error
@@ -194,6 +213,8 @@ def sample_command(
         "class": class_,
         "per_class": per_class,
         "seed": seed,
+        "latent_size": latent_size,
+        "tile": tile,
     }
     if texts:
         params.update(prompts=texts, per_prompt=per_prompt)
@@ -321,8 +342,9 @@ def demo_command(
     typer.echo(json.dumps(report, indent=2))
 
 
-# The eval subcommands register themselves on `eval_app` when imported.
+# These modules' subcommands register themselves on `app` / `eval_app` when imported.
 from ldmkit.cli import evaluate as _evaluate  # noqa: E402, F401
+from ldmkit.cli import restore as _restore  # noqa: E402, F401
 
 
 def main() -> None:

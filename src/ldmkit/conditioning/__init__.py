@@ -1,6 +1,25 @@
-"""Domain encoders tau_theta(y) whose output tokens are the UNet's cross-attention context."""
+"""Domain encoders tau_theta(y) whose output tokens are the UNet's cross-attention context, and
+the spatially aligned conditions concatenated with z_t."""
 
+from ldmkit.conditioning.spatial import (
+    SpatialConfig,
+    bicubic_degrade,
+    bicubic_upsample,
+    masked_images,
+    random_masks,
+    resize_condition,
+)
 from ldmkit.conditioning.text_encoder import TextEncoder, TextEncoderConfig
 from ldmkit.conditioning.tokenizer import TextTokenizer
 
-__all__ = ["TextEncoder", "TextEncoderConfig", "TextTokenizer"]
+__all__ = [
+    "SpatialConfig",
+    "TextEncoder",
+    "TextEncoderConfig",
+    "TextTokenizer",
+    "bicubic_degrade",
+    "bicubic_upsample",
+    "masked_images",
+    "random_masks",
+    "resize_condition",
+]

@@ -102,3 +102,16 @@ def ssim(x: Tensor, y: Tensor, data_range: float = 2.0) -> Tensor:
         (mu_xx + mu_yy + c1) * (sigma_xx + sigma_yy + c2)
     )
     return ssim_map.mean(dim=(1, 2, 3))  # mean over channels and window positions (Eq. 17)
+
+
+def masked_psnr(x: Tensor, y: Tensor, mask: Tensor, data_range: float = 2.0) -> Tensor:
+    """PSNR in dB per image over the pixels where `mask` (B, 1, H, W) is 1 (e.g. a hole)."""
+    _check_pair(x, y, data_range, "masked_psnr")
+    if mask.shape[0] != x.shape[0] or mask.shape[1] != 1 or mask.shape[-2:] != x.shape[-2:]:
+        raise ValueError(f"mask must be (B, 1, H, W) for images {tuple(x.shape)}")
+    weight = mask.to(torch.float32)
+    area = weight.sum(dim=(1, 2, 3)) * x.shape[1]
+    if (area == 0).any():
+        raise ValueError("masked_psnr: a mask selects no pixel")
+    mse = ((x.float() - y.float()).square() * weight).sum(dim=(1, 2, 3)) / area
+    return 10.0 * torch.log10(data_range**2 / mse)

@@ -6,6 +6,7 @@ from ldmkit.nn.normalization import group_norm
 from ldmkit.nn.resampling import Downsample, Upsample
 from ldmkit.nn.resnet_block import ResnetBlock
 from ldmkit.nn.spatial_attention import SpatialSelfAttention
+from ldmkit.nn.tiling import tiled_apply
 from ldmkit.nn.timestep_embedding import timestep_embedding
 
 __all__ = [
@@ -17,5 +18,6 @@ __all__ = [
     "SpatialSelfAttention",
     "Upsample",
     "group_norm",
+    "tiled_apply",
     "timestep_embedding",
 ]

@@ -7,6 +7,7 @@ from ldmkit.samplers.guidance import classifier_free_guidance
 from ldmkit.samplers.noise import randn_per_sample
 from ldmkit.samplers.plms import sample_plms
 from ldmkit.samplers.registry import SAMPLERS, sample
+from ldmkit.samplers.tiling import tiled
 from ldmkit.samplers.timesteps import Spacing, select_timesteps
 from ldmkit.samplers.types import Denoiser
 
@@ -22,4 +23,5 @@ __all__ = [
     "sample_dpmpp_2m",
     "sample_plms",
     "select_timesteps",
+    "tiled",
 ]

@@ -1,9 +1,10 @@
-"""Named latent-diffusion presets: `tiny` and `tiny-text` (tests); for this CPU `shapes-class`,
-`shapes-class-demo`, `fmnist-class` and `shapes-text`."""
+"""Named latent-diffusion presets: `tiny`, `tiny-text`, `tiny-sr`, `tiny-inpaint` (tests); for
+this CPU `shapes-class`, `shapes-class-demo`, `fmnist-class`, `shapes-text`, `shapes-sr` and
+`shapes-inpaint`."""
 
 import dataclasses
 
-from ldmkit.conditioning import TextEncoderConfig
+from ldmkit.conditioning import SpatialConfig, TextEncoderConfig
 from ldmkit.data.config import DataConfig
 from ldmkit.diffusion import DiffusionLossConfig
 from ldmkit.pipeline import DiffusionConfig
@@ -99,4 +100,42 @@ DIFFUSION_PRESETS["shapes-text"] = dataclasses.replace(
         latent_size=16,
     ),
     data=DataConfig(resolution=64, size=20000),
+)
+
+# Concatenation conditioning (Rombach et al. 2022, 3.3): x4 super-resolution from the bicubic
+# 16 x 16 image (the kl-f4 latent's side, so the condition needs no resizing), and inpainting from
+# the encoded masked image plus the mask (3 + 3 + 1 input channels).
+_SR = SpatialConfig(kind="super_resolution", factor=4)
+_INPAINT = SpatialConfig(kind="inpaint")
+DIFFUSION_PRESETS["tiny-sr"] = dataclasses.replace(
+    DIFFUSION_PRESETS["tiny"],
+    model=DiffusionConfig(
+        unet=unet_preset("tiny", context_dim=None, in_channels=6), spatial=_SR, latent_size=16
+    ),
+    data=DataConfig(resolution=32, size=64),
+)
+DIFFUSION_PRESETS["tiny-inpaint"] = dataclasses.replace(
+    DIFFUSION_PRESETS["tiny-sr"],
+    model=DiffusionConfig(
+        unet=unet_preset("tiny", context_dim=None, in_channels=7), spatial=_INPAINT, latent_size=16
+    ),
+)
+DIFFUSION_PRESETS["shapes-sr"] = dataclasses.replace(
+    _CLASS,
+    model=DiffusionConfig(
+        unet=unet_preset("small", context_dim=None, in_channels=6),
+        loss=DiffusionLossConfig(min_snr_gamma=5.0),
+        spatial=_SR,
+        latent_size=16,
+    ),
+    data=DataConfig(resolution=64, size=20000),
+    run=dataclasses.replace(_CLASS.run, steps=1200, sample_count=8, sample_every=400),
+)
+DIFFUSION_PRESETS["shapes-inpaint"] = dataclasses.replace(
+    DIFFUSION_PRESETS["shapes-sr"],
+    model=dataclasses.replace(
+        DIFFUSION_PRESETS["shapes-sr"].model,
+        unet=unet_preset("small", context_dim=None, in_channels=7),
+        spatial=_INPAINT,
+    ),
 )

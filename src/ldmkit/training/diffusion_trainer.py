@@ -167,7 +167,12 @@ def train_diffusion(
         step, elapsed, history = info["step"], info["elapsed_s"], info["history"]
         skipped = info["skipped_steps"]
 
-    dataset = encode_dataset(model.autoencoder, images) if run.cache_latents else images
+    spatial = config.model.spatial is not None
+    dataset = (
+        encode_dataset(model.autoencoder, images, keep_images=spatial)
+        if run.cache_latents
+        else images
+    )
     local_batch = run.batch_size // context.world
     loader = batch_loader(
         dataset,
@@ -180,14 +185,18 @@ def train_diffusion(
         context.world,
     )
     scaler = torch.amp.GradScaler(device.type, enabled=run.precision == "fp16")
-    labels = (
-        torch.arange(run.sample_count) % config.model.num_classes
-        if config.model.num_classes
-        else None
-    )
+    # Snapshot grids: sample_count images (at most 8 for spatial models, shown in three rows:
+    # the degraded first training images, the outputs, the originals).
+    shown = min(run.sample_count, len(dataset), 8 if spatial else run.sample_count)
+    labels = torch.arange(shown) % config.model.num_classes if config.model.num_classes else None
     prompts = None  # text models: the first training captions
     if model.text_encoder is not None:
-        prompts = [dataset[i]["caption"] for i in range(min(run.sample_count, len(dataset)))]
+        prompts = [dataset[i]["caption"] for i in range(shown)]
+    targets = None
+    if spatial:
+        targets = torch.stack([dataset[i]["image"] for i in range(shown)]).to(device)
+    guided = not spatial or labels is not None or prompts is not None
+    guidance = run.sample_guidance if guided or config.model.spatial_dropout else 1.0
 
     def save(at_step: int) -> None:
         if not context.is_main:
@@ -213,17 +222,25 @@ def train_diffusion(
         sampler_model.unet.load_state_dict(ema_state(model.unet, ema))
         if sampler_model.text_encoder is not None and model.text_encoder and text_ema:
             sampler_model.text_encoder.load_state_dict(ema_state(model.text_encoder, text_ema))
+        condition = shown_inputs = None
+        if targets is not None:
+            condition, shown_inputs = sampler_model.degrade(
+                targets, sample_generators(run.seed, -1, range(shown))
+            )
         samples = sampler_model.sample(
-            len(prompts) if prompts is not None else run.sample_count,
+            shown,
             labels,
-            run.sample_guidance,
+            guidance,
             run.sample_sampler,
             run.sample_steps,
             seed=0,
             prompts=prompts,
+            condition=condition,
         )
+        if targets is not None and shown_inputs is not None:  # rows: input, output, truth
+            samples = torch.cat([shown_inputs, samples, targets])
         (run_dir / "samples").mkdir(exist_ok=True)
-        grid = image_grid(samples, nrow=min(8, run.sample_count))
+        grid = image_grid(samples, nrow=shown if targets is not None else min(8, shown))
         grid.save(run_dir / "samples" / f"samples-{at_step:08d}.png")
         grid.save(run_dir / "samples.png")
 
@@ -251,7 +268,7 @@ def train_diffusion(
                 ctx = contextlib.nullcontext() if sync else denoiser.no_sync()  # type: ignore[operator]
                 with ctx, autocast(device, run.precision):
                     latents = part["latent"].to(device) if "latent" in part else None
-                    if latents is None:
+                    if "image" in part:
                         part["image"] = part["image"].to(device)
                     first = context.rank * local_batch + k * micro
                     generators = sample_generators(run.seed, step, range(first, first + micro))

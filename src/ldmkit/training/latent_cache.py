@@ -12,28 +12,43 @@ from ldmkit.progress import progress
 
 class LatentDataset(Dataset[dict[str, Any]]):
     """Items {"latent": (c, h, w), "label": int, "caption": str, "index": int} from normalised
-    latents (the caption is "" where the data has none)."""
+    latents (the caption is "" where the data has none), plus the source's "image" when
+    `images` is given (spatial conditions are made from the images)."""
 
-    def __init__(self, latents: torch.Tensor, labels: torch.Tensor, captions: list[str]):
+    def __init__(
+        self,
+        latents: torch.Tensor,
+        labels: torch.Tensor,
+        captions: list[str],
+        images: Dataset[dict[str, Any]] | None = None,
+    ):
         self.latents, self.labels, self.captions = latents, labels, captions
+        self.images = images
 
     def __len__(self) -> int:
         return len(self.latents)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return {
+        item = {
             "latent": self.latents[index],
             "label": int(self.labels[index]),
             "caption": self.captions[index],
             "index": index,
         }
+        if self.images is not None:
+            item["image"] = self.images[index]["image"]
+        return item
 
 
 @torch.no_grad()
 def encode_dataset(
-    autoencoder: Autoencoder, dataset: Dataset[dict[str, Any]], batch_size: int = 64
+    autoencoder: Autoencoder,
+    dataset: Dataset[dict[str, Any]],
+    batch_size: int = 64,
+    keep_images: bool = False,
 ) -> LatentDataset:
-    """The posterior means (normalised by the stored shift and scale) of every image."""
+    """The posterior means (normalised by the stored shift and scale) of every image; with
+    `keep_images` the items also carry the images (read from `dataset`)."""
     device = autoencoder.latent_scale.device  # a buffer: pixel space has no parameters
     n = len(dataset)  # type: ignore[arg-type]
     latents, labels, captions = [], [], []
@@ -42,4 +57,5 @@ def encode_dataset(
         latents.append(autoencoder.to_latent(batch["image"].to(device)).cpu())
         labels.append(batch["label"])
         captions.extend(c or "" for c in batch.get("caption", [""] * len(batch["label"])))
-    return LatentDataset(torch.cat(latents), torch.cat(labels), captions)
+    source = dataset if keep_images else None
+    return LatentDataset(torch.cat(latents), torch.cat(labels), captions, source)

@@ -1,0 +1,112 @@
+"""Spatially aligned conditions, concatenated with z_t along channels (Rombach et al. 2022, 3.3):
+the low-resolution image for super-resolution (LDM-SR, 4.4) and the masked image plus its mask
+for inpainting (4.5). This file holds the degradations and masks, which need no network; the
+pipeline encodes the masked image with the first stage."""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+SpatialKind = Literal["super_resolution", "inpaint"]
+
+
+@dataclass(frozen=True)
+class SpatialConfig:
+    """Which spatial condition is concatenated with the latent, and its parameters."""
+
+    kind: SpatialKind = "super_resolution"
+    # super_resolution: output side / input side; the low-resolution image is resized to the
+    # latent's side when they differ (with an f=4 first stage and factor 4 they match).
+    factor: int = 4
+    # Channels of the images (3 RGB; the pixel first stage may use others).
+    image_channels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("super_resolution", "inpaint"):
+            raise ValueError(
+                f"spatial.kind must be 'super_resolution' or 'inpaint', got {self.kind!r}"
+            )
+        if self.factor < 2:
+            raise ValueError(f"spatial.factor must be >= 2, got {self.factor}")
+
+    def channels(self, z_channels: int) -> int:
+        """Channels this condition adds to the UNet's input."""
+        if self.kind == "inpaint":
+            return z_channels + 1  # the encoded masked image and the mask
+        return self.image_channels
+
+
+def bicubic_degrade(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """Antialiased bicubic downsampling by `factor` (the LDM-SR degradation), in [-1, 1]."""
+    h, w = images.shape[-2:]
+    if h % factor or w % factor:
+        raise ValueError(f"image size {h}x{w} is not divisible by the factor {factor}")
+    size = (h // factor, w // factor)
+    return F.interpolate(images, size, mode="bicubic", antialias=True, align_corners=False).clamp(
+        -1, 1
+    )
+
+
+def bicubic_upsample(images: torch.Tensor, factor: int) -> torch.Tensor:
+    """Bicubic upsampling by `factor`: the baseline a super-resolution model must beat."""
+    h, w = images.shape[-2:]
+    size = (h * factor, w * factor)
+    return F.interpolate(images, size, mode="bicubic", align_corners=False).clamp(-1, 1)
+
+
+def resize_condition(condition: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """A spatial condition at the latent's side (area average down, bicubic up, as is if equal)."""
+    if tuple(condition.shape[-2:]) == size:
+        return condition
+    if condition.shape[-2] > size[0]:
+        return F.interpolate(condition, size, mode="area")
+    return F.interpolate(condition, size, mode="bicubic", align_corners=False)
+
+
+def masked_images(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """The known part of each image: holes (mask 1) set to 0, mid-grey in [-1, 1]."""
+    return images * (1.0 - masks)
+
+
+def random_masks(generators: Sequence[torch.Generator], size: int) -> torch.Tensor:
+    """(B, 1, size, size) hole masks (1 = to fill), one per generator.
+
+    Half are one to three boxes, half are one to four thick brush strokes, after the large-mask
+    recipe used for inpainting models; a hole covers 2-55% of the image, a quarter on average.
+    """
+    masks = [_random_mask(g, size) for g in generators]
+    return (torch.stack(masks).view(-1, 1, size, size) > 127).float()
+
+
+def _random_mask(g: torch.Generator, size: int) -> torch.Tensor:
+    canvas = Image.new("L", (size, size), 0)
+    draw = ImageDraw.Draw(canvas)
+
+    def u() -> float:
+        return float(torch.rand(1, generator=g))
+
+    if u() < 0.5:
+        for _ in range(1 + int(u() * 3)):
+            w, h = (size * (0.2 + 0.4 * u()) for _ in range(2))
+            x0, y0 = u() * (size - w), u() * (size - h)
+            draw.rectangle((x0, y0, x0 + w, y0 + h), fill=255)
+    else:
+        for _ in range(1 + int(u() * 4)):
+            width = max(2, int(size * (0.08 + 0.1 * u())))
+            x, y = u() * size, u() * size
+            points = [(x, y)]
+            for _ in range(2 + int(u() * 3)):
+                angle, length = 2 * math.pi * u(), size * (0.15 + 0.25 * u())
+                x = min(max(x + length * math.cos(angle), 0), size)
+                y = min(max(y + length * math.sin(angle), 0), size)
+                points.append((x, y))
+            draw.line(points, fill=255, width=width, joint="curve")
+            r = width / 2
+            for px, py in points:
+                draw.ellipse((px - r, py - r, px + r, py + r), fill=255)
+    return torch.frombuffer(bytearray(canvas.tobytes()), dtype=torch.uint8)
