@@ -141,6 +141,12 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--tile", "16", "--out", str(big), "--singles"])
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "big-000.png").size == (64, 64)  # twice the training side
+    edited = tmp_path / "edited.png"
+    args = ["sample", "--checkpoint", ldm, "--n", "2", "--steps", "4", "--out", str(edited)]
+    init = ["--init-image", str(tmp_path / "grid-000.png"), "--strength", "0.5"]
+    result = runner.invoke(app, [*args, *init])
+    assert result.exit_code == 0, result.output
+    assert json.loads(Image.open(edited).text["ldmkit"])["strength"] == 0.5
     args = ["eval", "fid", "--fake", ldm, "--n", "6", "--steps", "1"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output

@@ -108,3 +108,21 @@ def test_checkpoint_evaluation_of_an_unconditional_model() -> None:
     assert result["n"] == 5 and result["fid"] > 0 and result["guidance"] is None
     assert not any(key.startswith("adherence") for key in result)  # nothing was asked for
     assert "| fid |" in markdown_table(result)
+
+
+def test_image_to_image_keeps_more_of_the_image_at_low_strength() -> None:
+    model = _model()
+    images = torch.rand(2, 3, 16, 16) * 2 - 1
+    labels = torch.tensor([0, 3])
+    reconstruction = model.decode(model.encode(images))
+
+    def distance(strength: float) -> float:
+        out = model.sample(2, labels, steps=10, init_images=images, strength=strength)
+        assert out.shape == images.shape
+        return float((out - reconstruction).abs().mean())
+
+    assert distance(0.1) < distance(0.6) < distance(1.0)
+    with pytest.raises(ValueError, match="ddim or ddpm"):
+        model.sample(2, labels, sampler="plms", steps=4, init_images=images)
+    with pytest.raises(ValueError, match="strength"):
+        model.sample(2, labels, steps=4, init_images=images, strength=0.0)

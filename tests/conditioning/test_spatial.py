@@ -7,7 +7,9 @@ from ldmkit.conditioning import (
     SpatialConfig,
     bicubic_degrade,
     bicubic_upsample,
+    colourise,
     masked_images,
+    one_hot_map,
     random_masks,
     resize_condition,
 )
@@ -60,3 +62,14 @@ def test_resize_condition_by_area_down_and_keeps_equal_sizes() -> None:
     mask[..., :4, :] = 1
     assert torch.equal(resize_condition(mask, (8, 8)), mask)
     assert resize_condition(mask, (2, 2)).flatten().tolist() == [1.0, 1.0, 0.0, 0.0]
+
+
+def test_one_hot_maps_check_their_ids_and_colourise_shows_classes() -> None:
+    semantic = torch.tensor([[[0, 1], [2, 2]]])
+    hot = one_hot_map(semantic, 3)
+    assert hot.shape == (1, 3, 2, 2) and torch.equal(hot.argmax(1), semantic)
+    with pytest.raises(ValueError, match=r"outside 0\.\.2"):
+        one_hot_map(semantic + 1, 3)
+    shown = colourise(semantic, 3)
+    assert shown.shape == (1, 3, 2, 2) and (shown[0, :, 0, 0] == 0).all()
+    assert not torch.equal(shown[0, :, 0, 1], shown[0, :, 1, 0])

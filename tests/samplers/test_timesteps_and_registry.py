@@ -62,3 +62,19 @@ def test_samplers_reject_wrong_model_output_shapes(gaussian) -> None:
         sample("dpm++2m", lambda x, t: x[:, :2], (4, 4), gaussian.schedule, 3)
     with pytest.raises(ValueError, match="eps, v, x0"):
         sample("ddpm", gaussian.denoiser(), (4, 4), gaussian.schedule, 3, prediction="score")
+
+
+@pytest.mark.parametrize("name", ["ddim", "ddpm"])
+def test_skip_starts_part_way_down_from_the_given_latent(name: str) -> None:
+    schedule = linear_schedule()
+    seen: list[int] = []
+
+    def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        seen.append(int(t[0]))
+        return torch.zeros_like(x)
+
+    start = torch.randn(1, 2, 4, 4)
+    sample(name, denoise, (1, 2, 4, 4), schedule, 5, skip=2, initial_noise=start)
+    assert seen == [t for t, _ in timestep_pairs(schedule, 5)[2:]]
+    with pytest.raises(ValueError, match="skip must lie"):
+        sample(name, denoise, (1, 2, 4, 4), schedule, 5, skip=5)

@@ -1,5 +1,6 @@
-"""Super-resolution and inpainting LDMs end to end: train (latents cached with their images),
-save, load, run through `ldmkit upscale` / `inpaint` / `eval restoration`, and the measurement."""
+"""Super-resolution, inpainting and semantic-synthesis LDMs end to end: train (latents cached
+with their images and maps), save, load, run through `ldmkit upscale` / `inpaint` / `sample
+--semantic` / `eval spatial`, and the measurements."""
 
 import dataclasses
 import json
@@ -15,6 +16,7 @@ from ldmkit.checkpoint import load_latent_diffusion, training_data
 from ldmkit.cli import app
 from ldmkit.data.factory import build_dataset
 from ldmkit.evaluation.restoration import border, evaluate_inpainting, evaluate_super_resolution
+from ldmkit.evaluation.semantic import evaluate_semantic_synthesis
 from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
 from ldmkit.training.diffusion_trainer import train_diffusion
 
@@ -115,7 +117,30 @@ def test_cli_inpaints_and_refuses_a_wrong_mask(inpainting: Path, tmp_path: Path)
     args = ["inpaint", "--image", str(image), "--mask", str(small), *ckpt]
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "must have the image's size" in result.output
-    args = ["eval", "restoration", "--checkpoint", str(inpainting), "--n", "2", "--steps", "2"]
+    args = ["eval", "spatial", "--checkpoint", str(inpainting), "--n", "2", "--steps", "2"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.output.strip().splitlines()[-1])["task"] == "inpainting"
+
+
+def test_semantic_synthesis_trains_samples_from_a_map_and_is_measured(
+    autoencoder: Path, tmp_path: Path
+) -> None:
+    model_dir = _train("tiny-semantic", autoencoder, tmp_path / "run")
+    model = load_latent_diffusion(model_dir)
+    heldout = build_dataset(training_data(model_dir), "heldout", 4)
+    result = evaluate_semantic_synthesis(model, heldout, 4, steps=2, grid=tmp_path / "g.png")
+    assert result["real_images"]["pixel_accuracy"] > 0.95  # the colour reader on real images
+    assert 0 <= result["ldm"]["mean_iou"] <= 1
+    label_map = torch.zeros(32, 32, dtype=torch.uint8)
+    label_map[8:24, 8:24] = 1 + 4  # a red square's class id + 1
+    Image.fromarray(label_map.numpy()).save(tmp_path / "map.png")
+    out = tmp_path / "from_map.png"
+    args = ["sample", "--checkpoint", str(model_dir), "--semantic", str(tmp_path / "map.png")]
+    result = runner.invoke(app, [*args, "--n", "2", "--steps", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    label_map[0, 0] = 200  # no such class
+    Image.fromarray(label_map.numpy()).save(tmp_path / "bad.png")
+    args[-1] = str(tmp_path / "bad.png")
+    result = runner.invoke(app, [*args, "--steps", "1", "--out", str(out)])
+    assert result.exit_code == 2 and "outside 0..30" in result.output

@@ -111,7 +111,10 @@ def sample_command(
     n: int = 16,
     sampler: Annotated[str, typer.Option(help="ddpm, ddim, plms or dpm++2m")] = "ddim",
     steps: int = 50,
-    guidance: float = 3.0,
+    guidance: Annotated[
+        float | None,
+        typer.Option(help="Classifier-free guidance (default 3; 1 for spatial-only models)"),
+    ] = None,
     class_: Annotated[
         int | None, typer.Option("--class", help="Class id for every sample (default: cycle)")
     ] = None,
@@ -141,6 +144,17 @@ def sample_command(
             help="Denoise and decode in blended latent tiles of this side (bounded memory)"
         ),
     ] = None,
+    semantic: Annotated[
+        Path | None,
+        typer.Option(help="Semantic models: a map PNG whose grey values are class ids (0 = none)"),
+    ] = None,
+    init_image: Annotated[
+        Path | None,
+        typer.Option(help="Image-to-image: start from this image noised to --strength"),
+    ] = None,
+    strength: Annotated[
+        float, typer.Option(help="Image-to-image: 1 = from noise, small = close to the image")
+    ] = 0.75,
     device: str = "auto",
 ) -> None:
     """Generate a grid of samples; the PNG's text metadata records how to reproduce it."""
@@ -158,6 +172,9 @@ def sample_command(
         raise fail(str(error)) from error
     labels = None
     classes = model.config.num_classes
+    if guidance is None:
+        spatial_only = model.config.spatial is not None and not classes and not model.text_encoder
+        guidance = 1.0 if spatial_only and not model.config.spatial_dropout else 3.0
     if per_class is not None:
         if not classes or class_ is not None or per_class < 1:
             raise fail("--per-class K (K >= 1) needs a class-conditional model and no --class")
@@ -189,6 +206,17 @@ def sample_command(
         texts = [t for t in texts for _ in range(per_prompt)]
     elif texts:
         texts = [texts[i % len(texts)] for i in range(n)]
+    condition = None
+    if semantic is not None:
+        condition = _semantic_condition(model, semantic, n)
+    init_images = None
+    if init_image is not None:
+        from ldmkit.data.image_folder import ImageLoadError, image_to_tensor, load_image
+
+        try:
+            init_images = image_to_tensor(load_image(init_image))[None].expand(n, -1, -1, -1)
+        except ImageLoadError as error:
+            raise fail(str(error)) from error
     try:
         images = model.sample(
             n,
@@ -201,6 +229,9 @@ def sample_command(
             show_progress=True,
             prompts=texts or None,
             tile=tile,
+            init_images=init_images,
+            strength=strength,
+            condition=condition,
         )
     except ValueError as error:
         raise fail(str(error)) from error
@@ -216,6 +247,10 @@ def sample_command(
         "latent_size": latent_size,
         "tile": tile,
     }
+    if init_image is not None:
+        params.update(init_image=str(init_image), strength=strength)
+    if semantic is not None:
+        params.update(semantic=str(semantic))
     if texts:
         params.update(prompts=texts, per_prompt=per_prompt)
     info = PngInfo()
@@ -245,6 +280,26 @@ def sample_command(
             meta.add_text("ldmkit", json.dumps(single))
             Image.fromarray(array).save(out.with_name(f"{out.stem}-{i:03d}.png"), pnginfo=meta)
     typer.echo(json.dumps({"out": str(out), **params}))
+
+
+def _semantic_condition(model: Any, path: Path, n: int) -> Any:
+    """The spatial condition of a label-map PNG (grey value = class id), repeated n times."""
+    import numpy as np
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    spatial = model.config.spatial
+    if spatial is None or spatial.kind != "semantic":
+        raise fail("--semantic needs a semantic synthesis model")
+    try:
+        with Image.open(path) as opened:
+            ids = torch.from_numpy(np.asarray(opened.convert("L"), dtype=np.int64))
+    except (OSError, UnidentifiedImageError) as error:
+        raise fail(f"cannot read the map {path}: {error}") from error
+    try:
+        return model.spatial_condition(semantic=ids[None]).expand(n, -1, -1, -1)
+    except ValueError as error:
+        raise fail(f"{path}: {error}") from error
 
 
 def _prompts(given: list[str] | None, path: Path | None) -> list[str]:

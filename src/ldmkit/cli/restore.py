@@ -1,4 +1,4 @@
-"""`ldmkit upscale`, `ldmkit inpaint` and `ldmkit eval restoration`: the spatially conditioned
+"""`ldmkit upscale`, `ldmkit inpaint` and `ldmkit eval spatial`: the spatially conditioned
 models (concatenation) on the user's images and on held-out ground truth."""
 
 import json
@@ -109,8 +109,8 @@ def inpaint_command(
     _write(result, out, {**params, "sampler": sampler, "steps": steps, "seed": seed})
 
 
-@eval_app.command("restoration")
-def eval_restoration_command(
+@eval_app.command("spatial")
+def eval_spatial_command(
     checkpoint: Checkpoint,
     n: Annotated[int, typer.Option(help="Held-out images")] = 200,
     sampler: str = "ddim",
@@ -119,17 +119,23 @@ def eval_restoration_command(
     device: str = "auto",
 ) -> None:
     """Super-resolution: PSNR/SSIM of the model and of bicubic vs the originals; inpainting:
-    PSNR in the hole and on its border, vs a mean-colour fill. JSON."""
+    PSNR in the hole and on its border vs a mean-colour fill; semantic synthesis: per-pixel
+    agreement of the outputs' objects with the maps. JSON."""
     from ldmkit.checkpoint import CheckpointError, training_data
     from ldmkit.config import ConfigError
     from ldmkit.data.factory import build_dataset
     from ldmkit.evaluation.restoration import evaluate_inpainting, evaluate_super_resolution
+    from ldmkit.evaluation.semantic import evaluate_semantic_synthesis
 
     model = _load(checkpoint, device)
     spatial = model.config.spatial
     if spatial is None:
         raise fail(f"{checkpoint} has no spatial condition; use `ldmkit eval checkpoint`")
-    evaluate = evaluate_inpainting if spatial.kind == "inpaint" else evaluate_super_resolution
+    evaluate = {
+        "inpaint": evaluate_inpainting,
+        "super_resolution": evaluate_super_resolution,
+        "semantic": evaluate_semantic_synthesis,
+    }[spatial.kind]
     try:
         heldout = build_dataset(training_data(checkpoint), "heldout", n)
         result = evaluate(model, heldout, n, sampler, steps, grid=grid)

@@ -5,7 +5,9 @@ from ldmkit.conditioning.spatial import (
     SpatialConfig,
     bicubic_degrade,
     bicubic_upsample,
+    colourise,
     masked_images,
+    one_hot_map,
     random_masks,
     resize_condition,
 )
@@ -19,7 +21,9 @@ __all__ = [
     "TextTokenizer",
     "bicubic_degrade",
     "bicubic_upsample",
+    "colourise",
     "masked_images",
+    "one_hot_map",
     "random_masks",
     "resize_condition",
 ]

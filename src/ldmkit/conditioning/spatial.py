@@ -1,7 +1,8 @@
 """Spatially aligned conditions, concatenated with z_t along channels (Rombach et al. 2022, 3.3):
-the low-resolution image for super-resolution (LDM-SR, 4.4) and the masked image plus its mask
-for inpainting (4.5). This file holds the degradations and masks, which need no network; the
-pipeline encodes the masked image with the first stage."""
+the low-resolution image for super-resolution (LDM-SR, 4.4), the masked image plus its mask for
+inpainting (4.5) and the one-hot segmentation map for semantic synthesis (4.3.2). This file
+holds the degradations, masks and maps, which need no network; the pipeline encodes the masked
+image with the first stage."""
 
 import math
 from collections.abc import Sequence
@@ -12,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-SpatialKind = Literal["super_resolution", "inpaint"]
+SpatialKind = Literal["super_resolution", "inpaint", "semantic"]
+KINDS = ("super_resolution", "inpaint", "semantic")
 
 
 @dataclass(frozen=True)
@@ -25,19 +27,23 @@ class SpatialConfig:
     factor: int = 4
     # Channels of the images (3 RGB; the pixel first stage may use others).
     image_channels: int = 3
+    # semantic: map classes including background 0 (shapes: 1 + 30 kind x colour classes).
+    classes: int = 31
 
     def __post_init__(self) -> None:
-        if self.kind not in ("super_resolution", "inpaint"):
-            raise ValueError(
-                f"spatial.kind must be 'super_resolution' or 'inpaint', got {self.kind!r}"
-            )
+        if self.kind not in KINDS:
+            raise ValueError(f"spatial.kind must be one of {', '.join(KINDS)}; got {self.kind!r}")
         if self.factor < 2:
             raise ValueError(f"spatial.factor must be >= 2, got {self.factor}")
+        if self.classes < 2:
+            raise ValueError(f"spatial.classes must be >= 2, got {self.classes}")
 
     def channels(self, z_channels: int) -> int:
         """Channels this condition adds to the UNet's input."""
         if self.kind == "inpaint":
             return z_channels + 1  # the encoded masked image and the mask
+        if self.kind == "semantic":
+            return self.classes  # one-hot
         return self.image_channels
 
 
@@ -110,3 +116,24 @@ def _random_mask(g: torch.Generator, size: int) -> torch.Tensor:
             for px, py in points:
                 draw.ellipse((px - r, py - r, px + r, py + r), fill=255)
     return torch.frombuffer(bytearray(canvas.tobytes()), dtype=torch.uint8)
+
+
+def one_hot_map(semantic: torch.Tensor, classes: int) -> torch.Tensor:
+    """(B, H, W) class ids -> (B, classes, H, W) one-hot float; out-of-range ids are an error."""
+    ids = semantic.long()
+    if ids.min() < 0 or ids.max() >= classes:
+        raise ValueError(
+            f"the semantic map has class ids {int(ids.min())}..{int(ids.max())}, outside "
+            f"0..{classes - 1} (0 = background); use the model's classes"
+        )
+    return F.one_hot(ids, classes).permute(0, 3, 1, 2).float()
+
+
+def colourise(semantic: torch.Tensor, classes: int) -> torch.Tensor:
+    """(B, H, W) class ids -> (B, 3, H, W) in [-1, 1]: background mid-grey, each class a fixed
+    hue (for looking at maps, not for measuring)."""
+    hues = torch.arange(classes, dtype=torch.float32) * 0.618034 % 1.0  # golden-ratio spread
+    angle = 2 * math.pi * (hues[:, None] - torch.tensor([0.0, 1 / 3, 2 / 3]))
+    palette = 0.8 * torch.cos(angle)  # (classes, 3)
+    palette[0] = 0.0
+    return palette[semantic.long()].permute(0, 3, 1, 2)

@@ -289,8 +289,16 @@ class ShapesDataset(Dataset[dict[str, Any]]):
         return render_shapes(self.config, self.seed, int(index))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        """Training item: image (3, H, W) float32 in [-1, 1], caption, label (-1 if none), index."""
+        """Training item: image (3, H, W) float32 in [-1, 1], caption, label (-1 if none), index,
+        and the semantic map (H, W) uint8 (0 background, 1 + class id)."""
         sample = self.sample(index)
         image = torch.from_numpy(sample.image).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
         label = -1 if sample.label is None else sample.label
-        return {"image": image, "caption": sample.caption, "label": label, "index": int(index)}
+        semantic = torch.from_numpy(sample.semantic.astype(np.uint8))
+        return {
+            "image": image,
+            "caption": sample.caption,
+            "label": label,
+            "index": int(index),
+            "semantic": semantic,
+        }

@@ -9,7 +9,7 @@ from ldmkit.diffusion import NoiseSchedule, Prediction, to_eps, to_x0
 from ldmkit.diffusion.parameterization import check_prediction
 from ldmkit.progress import progress
 from ldmkit.samplers.noise import initial_latent, randn_per_sample
-from ldmkit.samplers.timesteps import Spacing, alpha_bar_of, timestep_pairs
+from ldmkit.samplers.timesteps import Spacing, alpha_bar_of, skip_steps, timestep_pairs
 from ldmkit.samplers.types import Denoiser, call_denoiser
 
 
@@ -24,15 +24,20 @@ def sample_ddim(
     spacing: Spacing = "linspace",
     generators: Sequence[torch.Generator] | None = None,
     initial_noise: torch.Tensor | None = None,
+    skip: int = 0,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     show_progress: bool = False,
 ) -> torch.Tensor:
-    """x_0 by DDIM from x_T ~ N(0, I) in `steps` steps with stochasticity `eta`."""
+    """x_0 by DDIM from x_T ~ N(0, I) in `steps` steps with stochasticity `eta`.
+
+    With `skip` = k the first k steps are left out and `initial_noise` is x at the timestep of
+    step k (image-to-image: a noised image, SDEdit)."""
     check_prediction(prediction)
     if eta < 0.0:
         raise ValueError(f"eta must be >= 0, got {eta}")
     pairs = timestep_pairs(schedule, steps, spacing)
+    pairs = skip_steps(pairs, skip)
     x = initial_latent(shape, generators, initial_noise, device, dtype)
     for t, t_prev in progress(pairs, "DDIM") if show_progress else pairs:
         output = call_denoiser(denoise, x, t)

@@ -13,7 +13,7 @@ from ldmkit.diffusion import NoiseSchedule, Prediction, to_x0
 from ldmkit.diffusion.parameterization import check_prediction
 from ldmkit.progress import progress
 from ldmkit.samplers.noise import initial_latent, randn_per_sample
-from ldmkit.samplers.timesteps import Spacing, alpha_bar_of, timestep_pairs
+from ldmkit.samplers.timesteps import Spacing, alpha_bar_of, skip_steps, timestep_pairs
 from ldmkit.samplers.types import Denoiser, call_denoiser
 
 
@@ -27,13 +27,18 @@ def sample_ddpm(
     spacing: Spacing = "linspace",
     generators: Sequence[torch.Generator] | None = None,
     initial_noise: torch.Tensor | None = None,
+    skip: int = 0,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     show_progress: bool = False,
 ) -> torch.Tensor:
-    """x_0 by ancestral sampling from x_T ~ N(0, I); `steps` defaults to all T timesteps."""
+    """x_0 by ancestral sampling from x_T ~ N(0, I); `steps` defaults to all T timesteps.
+
+    With `skip` = k the first k steps are left out and `initial_noise` is x at the timestep of
+    step k (image-to-image)."""
     check_prediction(prediction)
     pairs = timestep_pairs(schedule, schedule.num_timesteps if steps is None else steps, spacing)
+    pairs = skip_steps(pairs, skip)
     x = initial_latent(shape, generators, initial_noise, device, dtype)
     for t, t_prev in progress(pairs, "DDPM") if show_progress else pairs:
         x0 = to_x0(prediction, call_denoiser(denoise, x, t), x, t, schedule)

@@ -69,3 +69,12 @@ def _logsnr_uniform(schedule: NoiseSchedule, steps: int) -> list[int]:
         limit = schedule.num_timesteps - 1 if i == steps - 1 else ascending[i + 1] - 1
         ascending[i] = min(ascending[i], limit)
     return ascending
+
+
+def skip_steps(pairs: list[tuple[int, int]], skip: int) -> list[tuple[int, int]]:
+    """The (t, t_prev) pairs after the first `skip` (image-to-image starts part way down)."""
+    if not 0 <= skip < len(pairs):
+        raise ValueError(
+            f"skip must lie in [0, {len(pairs) - 1}] for {len(pairs)} steps, got {skip}"
+        )
+    return pairs[skip:]

@@ -1,6 +1,6 @@
-"""Named latent-diffusion presets: `tiny`, `tiny-text`, `tiny-sr`, `tiny-inpaint` (tests); for
-this CPU `shapes-class`, `shapes-class-demo`, `fmnist-class`, `shapes-text`, `shapes-sr` and
-`shapes-inpaint`."""
+"""Named latent-diffusion presets: `tiny`, `tiny-text`, `tiny-sr`, `tiny-inpaint`,
+`tiny-semantic` (tests); for this CPU `shapes-class`, `shapes-class-demo`, `fmnist-class`,
+`shapes-text`, `shapes-sr`, `shapes-inpaint` and `shapes-semantic`."""
 
 import dataclasses
 
@@ -107,6 +107,7 @@ DIFFUSION_PRESETS["shapes-text"] = dataclasses.replace(
 # the encoded masked image plus the mask (3 + 3 + 1 input channels).
 _SR = SpatialConfig(kind="super_resolution", factor=4)
 _INPAINT = SpatialConfig(kind="inpaint")
+_SEMANTIC = SpatialConfig(kind="semantic", classes=SHAPES_CLASSES + 1)  # background + 30
 DIFFUSION_PRESETS["tiny-sr"] = dataclasses.replace(
     DIFFUSION_PRESETS["tiny"],
     model=DiffusionConfig(
@@ -137,5 +138,22 @@ DIFFUSION_PRESETS["shapes-inpaint"] = dataclasses.replace(
         DIFFUSION_PRESETS["shapes-sr"].model,
         unet=unet_preset("small", context_dim=None, in_channels=7),
         spatial=_INPAINT,
+    ),
+)
+DIFFUSION_PRESETS["tiny-semantic"] = dataclasses.replace(
+    DIFFUSION_PRESETS["tiny-sr"],
+    model=DiffusionConfig(
+        unet=unet_preset("tiny", context_dim=None, in_channels=3 + _SEMANTIC.classes),
+        spatial=_SEMANTIC,
+        latent_size=16,
+    ),
+)
+# Semantic synthesis: the one-hot shapes map (31 channels, area-averaged to 16 x 16) with z_t.
+DIFFUSION_PRESETS["shapes-semantic"] = dataclasses.replace(
+    DIFFUSION_PRESETS["shapes-sr"],
+    model=dataclasses.replace(
+        DIFFUSION_PRESETS["shapes-sr"].model,
+        unet=unet_preset("small", context_dim=None, in_channels=3 + _SEMANTIC.classes),
+        spatial=_SEMANTIC,
     ),
 )

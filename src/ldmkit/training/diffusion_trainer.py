@@ -15,10 +15,12 @@ from typing import Any
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import Dataset
 
 from ldmkit.checkpoint import load_first_stage, save_latent_diffusion, write_json
 from ldmkit.conditioning import TextTokenizer
 from ldmkit.config import save_yaml, to_dict
+from ldmkit.data.collate import collate
 from ldmkit.data.factory import build_dataset
 from ldmkit.pipeline import LatentDiffusion
 from ldmkit.training.autoencoder_trainer import TrainingDiverged, TrainResult
@@ -26,6 +28,7 @@ from ldmkit.training.checkpoints import checkpoint_root, latest_checkpoint, writ
 from ldmkit.training.config import DiffusionTrainConfig
 from ldmkit.training.data_stream import batch_loader
 from ldmkit.training.distributed import (
+    DistributedContext,
     all_ranks_finite,
     average_gradients,
     barrier,
@@ -74,7 +77,11 @@ TOKENIZER_FILE = "tokenizer.json"
 
 
 def run_tokenizer(
-    config: DiffusionTrainConfig, run_dir: Path, images: Any, context: Any, resume: bool
+    config: DiffusionTrainConfig,
+    run_dir: Path,
+    images: Dataset[dict[str, Any]],
+    context: DistributedContext,
+    resume: bool,
 ) -> TextTokenizer | None:
     """Text models: the run's tokenizer, `config.text_tokenizer` or else trained on the training
     captions on first start (main rank, saved in the run folder), read back from there by every
@@ -88,7 +95,7 @@ def run_tokenizer(
     if config.text_tokenizer and context.is_main and not (resume and path.is_file()):
         TextTokenizer.from_file(Path(config.text_tokenizer), text.max_length).save(path)
     elif context.is_main and not (resume and path.is_file()):
-        captions = [images[i].get("caption") or "" for i in range(len(images))]
+        captions = [images[i].get("caption") or "" for i in range(len(images))]  # type: ignore[arg-type]
         if not any(captions):
             raise ValueError(
                 f"the {config.data.kind} data has no captions; text conditioning needs captioned "
@@ -192,9 +199,10 @@ def train_diffusion(
     prompts = None  # text models: the first training captions
     if model.text_encoder is not None:
         prompts = [dataset[i]["caption"] for i in range(shown)]
-    targets = None
+    targets = None  # spatial models: the first training items, degraded
     if spatial:
-        targets = torch.stack([dataset[i]["image"] for i in range(shown)]).to(device)
+        first = collate([dataset[i] for i in range(shown)])
+        targets = {k: first[k].to(device) for k in ("image", "semantic") if k in first}
     guided = not spatial or labels is not None or prompts is not None
     guidance = run.sample_guidance if guided or config.model.spatial_dropout else 1.0
 
@@ -222,11 +230,12 @@ def train_diffusion(
         sampler_model.unet.load_state_dict(ema_state(model.unet, ema))
         if sampler_model.text_encoder is not None and model.text_encoder and text_ema:
             sampler_model.text_encoder.load_state_dict(ema_state(model.text_encoder, text_ema))
-        condition = shown_inputs = None
+        condition = shown_inputs = truth = None
         if targets is not None:
             condition, shown_inputs = sampler_model.degrade(
                 targets, sample_generators(run.seed, -1, range(shown))
             )
+            truth = targets["image"]
         samples = sampler_model.sample(
             shown,
             labels,
@@ -237,8 +246,8 @@ def train_diffusion(
             prompts=prompts,
             condition=condition,
         )
-        if targets is not None and shown_inputs is not None:  # rows: input, output, truth
-            samples = torch.cat([shown_inputs, samples, targets])
+        if shown_inputs is not None and truth is not None:  # rows: input, output, truth
+            samples = torch.cat([shown_inputs, samples, truth])
         (run_dir / "samples").mkdir(exist_ok=True)
         grid = image_grid(samples, nrow=shown if targets is not None else min(8, shown))
         grid.save(run_dir / "samples" / f"samples-{at_step:08d}.png")
@@ -268,8 +277,9 @@ def train_diffusion(
                 ctx = contextlib.nullcontext() if sync else denoiser.no_sync()  # type: ignore[operator]
                 with ctx, autocast(device, run.precision):
                     latents = part["latent"].to(device) if "latent" in part else None
-                    if "image" in part:
-                        part["image"] = part["image"].to(device)
+                    for key in ("image", "semantic"):
+                        if key in part:
+                            part[key] = part[key].to(device)
                     first = context.rank * local_batch + k * micro
                     generators = sample_generators(run.seed, step, range(first, first + micro))
                     loss, _ = model.loss(part, generators, latents=latents, denoiser=denoiser)

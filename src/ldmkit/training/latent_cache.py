@@ -12,8 +12,8 @@ from ldmkit.progress import progress
 
 class LatentDataset(Dataset[dict[str, Any]]):
     """Items {"latent": (c, h, w), "label": int, "caption": str, "index": int} from normalised
-    latents (the caption is "" where the data has none), plus the source's "image" when
-    `images` is given (spatial conditions are made from the images)."""
+    latents (the caption is "" where the data has none), plus the source's "image" (and
+    "semantic" map, if any) when `images` is given: spatial conditions are made from them."""
 
     def __init__(
         self,
@@ -36,7 +36,8 @@ class LatentDataset(Dataset[dict[str, Any]]):
             "index": index,
         }
         if self.images is not None:
-            item["image"] = self.images[index]["image"]
+            source = self.images[index]
+            item.update({k: source[k] for k in ("image", "semantic") if k in source})
         return item
 
 

@@ -5,7 +5,6 @@ y) ||^2 with z_0 = (E(x) - shift) * scale, the statistics measured from data (Ap
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -13,18 +12,16 @@ from torch import nn
 
 from ldmkit.autoencoder import Autoencoder
 from ldmkit.conditioning import (
-    SpatialConfig,
     TextEncoder,
-    TextEncoderConfig,
     TextTokenizer,
     bicubic_degrade,
+    colourise,
     masked_images,
+    one_hot_map,
     random_masks,
     resize_condition,
 )
 from ldmkit.diffusion import (
-    DiffusionLossConfig,
-    ScheduleConfig,
     build_schedule,
     diffusion_loss,
     offset_noise,
@@ -32,53 +29,10 @@ from ldmkit.diffusion import (
     sample_timesteps,
 )
 from ldmkit.nn import tiled_apply
-from ldmkit.samplers import classifier_free_guidance, sample, tiled
-from ldmkit.unet import UNet, UNetConfig
-
-
-@dataclass(frozen=True)
-class DiffusionConfig:
-    """The denoiser, its noise schedule and objective, and how classes condition it."""
-
-    unet: UNetConfig = field(default_factory=UNetConfig)
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    loss: DiffusionLossConfig = field(default_factory=DiffusionLossConfig)
-    # Class-conditional when > 0: labels 0..num_classes-1, index num_classes is the learned null
-    # class, so unet.num_classes must be num_classes + 1.
-    num_classes: int = 0
-    # Probability of replacing a label by the null class in training (enables guidance).
-    label_dropout: float = 0.1
-    # Side of the square training latent (image size / f); the default size for sampling.
-    latent_size: int = 16
-    # Text-conditional when set: a transformer encoder of the captions, trained with the UNet,
-    # gives the cross-attention context (text.width == unet.context_dim).
-    text: TextEncoderConfig | None = None
-    # Probability of replacing a caption by the empty prompt in training (enables guidance).
-    caption_dropout: float = 0.1
-    # Spatially aligned condition concatenated with z_t (super-resolution, inpainting); the UNet
-    # then takes z_channels + spatial.channels(z_channels) input channels. Combines with classes
-    # or text (hybrid conditioning).
-    spatial: SpatialConfig | None = None
-    # Probability of zeroing the spatial condition in training (guidance for spatial-only models).
-    spatial_dropout: float = 0.0
-
-    def __post_init__(self) -> None:
-        expected = self.num_classes + 1 if self.num_classes else None
-        if self.unet.num_classes != expected:
-            raise ValueError(
-                f"unet.num_classes must be {expected} for num_classes={self.num_classes} "
-                "(one extra entry is the null class)"
-            )
-        for name in ("label_dropout", "caption_dropout", "spatial_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.text is not None and self.num_classes:
-            raise ValueError("condition on classes or on text, not both (set num_classes=0)")
-        if self.text is not None and self.unet.context_dim != self.text.width:
-            raise ValueError(
-                f"unet.context_dim must equal text.width for text conditioning; got "
-                f"{self.unet.context_dim} and {self.text.width}"
-            )
+from ldmkit.pipeline.config import DiffusionConfig
+from ldmkit.samplers import classifier_free_guidance, randn_per_sample, sample, tiled
+from ldmkit.samplers.timesteps import timestep_pairs
+from ldmkit.unet import UNet
 
 
 class LatentDiffusion(nn.Module):
@@ -170,23 +124,26 @@ class LatentDiffusion(nn.Module):
         low_res: torch.Tensor | None = None,
         image: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
+        semantic: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The concatenated condition at the latent's side: super-resolution takes `low_res`
         (B, C, h, w) in [-1, 1] (output side h * factor); inpainting takes `image` (B, C, H, W)
-        in [-1, 1] and `mask` (B, 1, H, W), 1 where the image is to be filled."""
+        in [-1, 1] and `mask` (B, 1, H, W), 1 where the image is to be filled; semantic
+        synthesis takes the map `semantic` (B, H, W) of class ids (output side H)."""
         spatial = self.config.spatial
         if spatial is None:
             raise ValueError("this model has no spatial condition (config.spatial is None)")
-        f = self.autoencoder.factor
+        if spatial.kind == "semantic":
+            if semantic is None:
+                raise ValueError("a semantic synthesis model needs the map (B, H, W class ids)")
+            return resize_condition(
+                one_hot_map(semantic, spatial.classes), self._latent_side(semantic.shape[-2:])
+            )
         if spatial.kind == "super_resolution":
             if low_res is None:
                 raise ValueError("a super-resolution model needs the low-resolution image")
             out = (low_res.shape[-2] * spatial.factor, low_res.shape[-1] * spatial.factor)
-            if out[0] % f or out[1] % f:
-                raise ValueError(
-                    f"the {out[0]}x{out[1]} output is not divisible by the first stage's f={f}"
-                )
-            return resize_condition(low_res, (out[0] // f, out[1] // f))
+            return resize_condition(low_res, self._latent_side(out))
         if image is None or mask is None:
             raise ValueError("an inpainting model needs the image and its mask")
         if mask.shape[-2:] != image.shape[-2:] or mask.shape[1] != 1:
@@ -197,15 +154,35 @@ class LatentDiffusion(nn.Module):
         known = self.encode(masked_images(image, mask))
         return torch.cat([known, resize_condition(mask.to(known.dtype), known.shape[-2:])], 1)
 
+    def _latent_side(self, size: Sequence[int]) -> tuple[int, int]:
+        f = self.autoencoder.factor
+        if size[0] % f or size[1] % f:
+            raise ValueError(
+                f"the {size[0]}x{size[1]} output is not divisible by the first stage's f={f}"
+            )
+        return size[0] // f, size[1] // f
+
     @torch.no_grad()
     def degrade(
-        self, images: torch.Tensor, generators: Sequence[torch.Generator]
+        self, batch: dict[str, Any], generators: Sequence[torch.Generator]
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(spatial condition, picture of the input) for clean images: the bicubic low-resolution
-        image (shown upscaled by repetition) or the image with a random hole (shown grey)."""
+        """(spatial condition, picture of the input) from a batch of clean data ("image", and
+        "semantic" for semantic models): the bicubic low-resolution image (shown upscaled by
+        repetition), the image with a random hole (shown grey), or the map (shown in colours)."""
         spatial = self.config.spatial
         if spatial is None:
             raise ValueError("this model has no spatial condition (config.spatial is None)")
+        needed = "semantic" if spatial.kind == "semantic" else "image"
+        if needed not in batch:
+            raise ValueError(
+                f"{spatial.kind} conditioning needs the batch's {needed!r} (shapes data has "
+                "semantic maps; latent caches keep images and maps)"
+            )
+        if spatial.kind == "semantic":
+            semantic = batch["semantic"]
+            condition = self.spatial_condition(semantic=semantic)
+            return condition, colourise(semantic.cpu(), spatial.classes).to(condition.device)
+        images = batch["image"]
         if spatial.kind == "super_resolution":
             low_res = bicubic_degrade(images, spatial.factor)
             shown = low_res.repeat_interleave(spatial.factor, -2).repeat_interleave(
@@ -218,13 +195,9 @@ class LatentDiffusion(nn.Module):
     def training_condition(
         self, batch: dict[str, Any], generators: Sequence[torch.Generator]
     ) -> torch.Tensor:
-        """The spatial condition of a training batch (degraded image or random hole), zeroed
-        for a `spatial_dropout` fraction."""
-        if "image" not in batch:
-            raise ValueError(
-                "spatial conditioning needs the batch's images; latent caches keep them"
-            )
-        condition, _ = self.degrade(batch["image"], generators)
+        """The spatial condition of a training batch (degraded image, random hole or map),
+        zeroed for a `spatial_dropout` fraction."""
+        condition, _ = self.degrade(batch, generators)
         u = torch.cat([torch.rand(1, generator=g) for g in generators])
         keep = (u >= self.config.spatial_dropout).to(condition.device, condition.dtype)
         return condition * keep.view(-1, 1, 1, 1)
@@ -315,6 +288,8 @@ class LatentDiffusion(nn.Module):
         prompts: Sequence[str] | None = None,
         condition: torch.Tensor | None = None,
         tile: int | None = None,
+        init_images: torch.Tensor | None = None,
+        strength: float = 0.75,
         **options: Any,
     ) -> torch.Tensor:
         """Generate `n` images in [-1, 1]; sample i draws its noise from seed + i.
@@ -324,9 +299,17 @@ class LatentDiffusion(nn.Module):
         latent size); guidance contrasts them with the null class / the empty prompt / (for
         spatial-only models) a zero condition. `tile` denoises and decodes latents larger than
         `tile` in blended overlapping tiles of that side (bounded memory; any size).
+        Image-to-image (SDEdit): `init_images` (n, 3, H, W) in [-1, 1] are encoded, noised to
+        the timestep `strength` of the way up the sampler's steps, and denoised from there
+        (ddim or ddpm); strength 1 starts from (almost) pure noise, small keeps the image.
         """
         device = next(self.unet.parameters()).device
         cond, uncond = self.conditions(n, labels, prompts, condition, guidance)
+        z_init = None
+        if init_images is not None:
+            z_init = self.encode(init_images.to(device))
+            if latent_size is None:
+                latent_size = z_init.shape[-1]
         if condition is not None:
             size = tuple(condition.shape[-2:])
             if latent_size is not None and (latent_size, latent_size) != size:
@@ -336,6 +319,12 @@ class LatentDiffusion(nn.Module):
             size = (side, side)
         shape = (n, self.config.unet.out_channels, *size)
         generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in range(n)]
+        if z_init is not None:
+            if tuple(z_init.shape) != shape:
+                raise ValueError(
+                    f"init_images encode to {tuple(z_init.shape)}; this sample needs {shape}"
+                )
+            options.update(self.noised_start(z_init, strength, sampler, steps, generators, options))
         self.unet.eval()
         model_fn = self.conditional_unet if tile is None else tiled(self.conditional_unet, tile)
         if cond:
@@ -355,6 +344,27 @@ class LatentDiffusion(nn.Module):
             **options,
         )
         return self.decode(z0, tile)
+
+    def noised_start(
+        self,
+        z0: torch.Tensor,
+        strength: float,
+        sampler: str,
+        steps: int,
+        generators: Sequence[torch.Generator],
+        options: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Sampler options that start from z0 noised `strength` of the way (SDEdit): the number
+        of steps to skip and x at the first kept step's timestep."""
+        if sampler not in ("ddim", "ddpm"):
+            raise ValueError(f"image-to-image needs sampler ddim or ddpm, not {sampler!r}")
+        if not 0.0 < strength <= 1.0:
+            raise ValueError(f"strength must lie in (0, 1], got {strength}")
+        pairs = timestep_pairs(self.schedule, steps, options.get("spacing", "linspace"))
+        skip = steps - max(1, round(strength * steps))
+        t = torch.full((z0.shape[0],), pairs[skip][0], device=z0.device)
+        eps = randn_per_sample(z0.shape, generators, z0.device, z0.dtype)
+        return {"initial_noise": q_sample(self.schedule, z0, t, eps), "skip": skip}
 
     def conditional_unet(
         self, x: torch.Tensor, t: torch.Tensor, c: dict[str, torch.Tensor]
