@@ -248,7 +248,9 @@ def test_dataset_items() -> None:
     dataset = ShapesDataset(ShapesConfig(resolution=32), size=5, seed=TRAIN_SEED)
     assert len(dataset) == 5
     item = dataset[2]
-    assert set(item) == {"image", "caption", "label", "index"}
+    assert set(item) == {"image", "caption", "label", "index", "semantic"}
+    assert item["semantic"].dtype == torch.uint8
+    assert torch.equal(item["semantic"].long(), torch.from_numpy(dataset.sample(2).semantic))
     image = item["image"]
     assert isinstance(image, torch.Tensor) and image.dtype == torch.float32
     assert image.shape == (3, 32, 32)
