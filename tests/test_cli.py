@@ -207,3 +207,8 @@ def test_text_model_trains_and_samples_from_prompts(tmp_path: Path) -> None:
     assert meta["n"] == 4 and meta["prompts"][::2] == ["a small red circle", "a large blue star"]
     result = runner.invoke(app, ["sample", "--checkpoint", model, "--steps", "1"])
     assert result.exit_code == 2 and "pass --prompt TEXT or --prompts FILE" in result.output
+    args = ["eval", "relations", "--checkpoint", model, "--n", "2", "--steps", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output.strip().splitlines()[-1])
+    assert scores["n"] == 2 and 0 <= scores["ldm"]["all"] <= scores["ldm"]["both_colours"] <= 1

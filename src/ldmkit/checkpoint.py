@@ -187,6 +187,7 @@ def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: 
 
 AUTOENCODER_DIR = "autoencoder"
 TEXT_ENCODER_FILE = "text_encoder.safetensors"
+LAYOUT_ENCODER_FILE = "layout_encoder.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 
 
@@ -195,15 +196,27 @@ def save_latent_diffusion(
     directory: Path,
     unet_state: dict[str, torch.Tensor] | None = None,
     extra: dict[str, Any] | None = None,
-    text_state: dict[str, torch.Tensor] | None = None,
+    context_state: dict[str, torch.Tensor] | None = None,
+    half: bool = False,
 ) -> Path:
     """Write an LDM: UNet weights (`unet_state`, e.g. the EMA ones), config, its autoencoder,
-    and for text models the text encoder (`text_state`) and the tokenizer."""
+    and the trained context encoder (`context_state`) of text models with their tokenizer and
+    of layout models. A frozen CLIP is not copied: the config names its directory. `half`
+    stores the UNet's and context encoder's floats as float16 (half the size, e.g. for shipping;
+    loading casts them back to the model's float32)."""
+
+    def cast(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if not half:
+            return state
+        return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
     def write(tmp: Path) -> None:
-        save_tensors(unet_state or model.unet.state_dict(), tmp / WEIGHTS_FILE)
-        if model.text_encoder is not None and model.tokenizer is not None:
-            save_tensors(text_state or model.text_encoder.state_dict(), tmp / TEXT_ENCODER_FILE)
+        save_tensors(cast(unet_state or model.unet.state_dict()), tmp / WEIGHTS_FILE)
+        encoder = model.context_encoder
+        if encoder is not None:
+            name = LAYOUT_ENCODER_FILE if model.takes_layouts else TEXT_ENCODER_FILE
+            save_tensors(cast(context_state or encoder.state_dict()), tmp / name)
+        if model.tokenizer is not None and model.config.text is not None:
             model.tokenizer.save(tmp / TOKENIZER_FILE)
         meta = {
             "format": FORMAT,
@@ -217,20 +230,39 @@ def save_latent_diffusion(
     return write_directory_atomically(directory, write)
 
 
-def load_latent_diffusion(directory: Path, device: str | torch.device = "cpu") -> LatentDiffusion:
-    """Load an LDM saved by `save_latent_diffusion` (autoencoder included)."""
+def load_latent_diffusion(
+    directory: Path, device: str | torch.device = "cpu", clip_path: Path | None = None
+) -> LatentDiffusion:
+    """Load an LDM saved by `save_latent_diffusion` (autoencoder included); `clip_path` points a
+    CLIP-conditioned model at its text encoder's directory when it moved."""
     directory = Path(directory)
     config = read_typed_config(directory, "latent-diffusion", DiffusionConfig)
+    if clip_path is not None:
+        if config.clip is None:
+            raise CheckpointError(f"{directory}: clip_path given, but the model uses no CLIP")
+        config = dataclasses.replace(
+            config, clip=dataclasses.replace(config.clip, path=str(clip_path))
+        )
     tokenizer = None
     if config.text is not None:
         try:
             tokenizer = TextTokenizer.from_file(directory / TOKENIZER_FILE, config.text.max_length)
         except (FileNotFoundError, ValueError) as error:
             raise CheckpointError(f"{directory}: the text model's tokenizer: {error}") from error
-    model = LatentDiffusion(config, load_autoencoder(directory / AUTOENCODER_DIR), tokenizer)
+    autoencoder = load_autoencoder(directory / AUTOENCODER_DIR)
+    try:
+        model = LatentDiffusion(config, autoencoder, tokenizer)
+    except (FileNotFoundError, ImportError, ValueError) as error:
+        if config.clip is None:
+            raise
+        raise CheckpointError(
+            f"{directory}: its CLIP text encoder: {error}; point to it with "
+            "load_latent_diffusion(clip_path=DIR) or config.json's clip.path"
+        ) from error
     load_state(model.unet, load_tensors(directory / WEIGHTS_FILE), directory)
-    if model.text_encoder is not None:
-        load_state(model.text_encoder, load_tensors(directory / TEXT_ENCODER_FILE), directory)
+    if model.context_encoder is not None:
+        name = LAYOUT_ENCODER_FILE if model.takes_layouts else TEXT_ENCODER_FILE
+        load_state(model.context_encoder, load_tensors(directory / name), directory)
     return model.to(device).eval()
 
 

@@ -248,8 +248,9 @@ def test_dataset_items() -> None:
     dataset = ShapesDataset(ShapesConfig(resolution=32), size=5, seed=TRAIN_SEED)
     assert len(dataset) == 5
     item = dataset[2]
-    assert set(item) == {"image", "caption", "label", "index", "semantic"}
+    assert set(item) == {"image", "caption", "label", "index", "semantic", "layout"}
     assert item["semantic"].dtype == torch.uint8
+    assert item["layout"] == dataset.sample(2).layout and len(item["layout"]) >= 1
     assert torch.equal(item["semantic"].long(), torch.from_numpy(dataset.sample(2).semantic))
     image = item["image"]
     assert isinstance(image, torch.Tensor) and image.dtype == torch.float32

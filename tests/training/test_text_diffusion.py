@@ -78,7 +78,7 @@ def test_text_encoder_learns_and_resume_is_exact(autoencoder: Path, tmp_path: Pa
     train_diffusion(resumed, tmp_path / "b", show_progress=False)
     a = load_file(str(latest_checkpoint(tmp_path / "a") / "train_state.safetensors"))
     b = load_file(str(latest_checkpoint(tmp_path / "b") / "train_state.safetensors"))
-    assert a.keys() == b.keys() and any(k.startswith("module.text_encoder/") for k in a)
+    assert a.keys() == b.keys() and any(k.startswith("module.context_encoder/") for k in a)
     for key in a:
         assert torch.equal(a[key], b[key]), key
     # The text encoder is trained: its weights move between steps 2 and 4.
@@ -86,7 +86,7 @@ def test_text_encoder_learns_and_resume_is_exact(autoencoder: Path, tmp_path: Pa
         str(tmp_path / "a" / "checkpoints" / "step-00000002" / "train_state.safetensors")
     )
     moved = [
-        k for k in a if k.startswith("module.text_encoder/") and not torch.equal(a[k], early[k])
+        k for k in a if k.startswith("module.context_encoder/") and not torch.equal(a[k], early[k])
     ]
     assert moved
 

@@ -4,6 +4,9 @@
   command, its seed and held-out accuracy).
 - `shapes_kl_f4/`: the `kl-f4` autoencoder trained on 64x64 shapes (2800 steps, 32.8 dB held-out
   PSNR); the demo's first stage.
+- `shapes_t2i/`: the `shapes-text` text-to-image model on that autoencoder's latents (UNet and
+  text encoder stored in float16); `ldmkit demo` samples it. Its config.json records the command,
+  seed and measured adherence.
 """
 
 from pathlib import Path
@@ -11,3 +14,4 @@ from pathlib import Path
 ASSETS = Path(__file__).parent
 SHAPES_EVALUATOR = ASSETS / "shapes_evaluator"
 SHAPES_AUTOENCODER = ASSETS / "shapes_kl_f4"
+SHAPES_TEXT_TO_IMAGE = ASSETS / "shapes_t2i"

@@ -1,6 +1,15 @@
 """Domain encoders tau_theta(y) whose output tokens are the UNet's cross-attention context, and
 the spatially aligned conditions concatenated with z_t."""
 
+from ldmkit.conditioning.clip_text import ClipTextConfig, ClipTextEncoder
+from ldmkit.conditioning.layout import (
+    Layout,
+    LayoutConfig,
+    check_layout,
+    layout_tokens,
+    read_layout,
+    tokens_to_layouts,
+)
 from ldmkit.conditioning.spatial import (
     SpatialConfig,
     bicubic_degrade,
@@ -15,15 +24,23 @@ from ldmkit.conditioning.text_encoder import TextEncoder, TextEncoderConfig
 from ldmkit.conditioning.tokenizer import TextTokenizer
 
 __all__ = [
+    "ClipTextConfig",
+    "ClipTextEncoder",
+    "Layout",
+    "LayoutConfig",
     "SpatialConfig",
     "TextEncoder",
     "TextEncoderConfig",
     "TextTokenizer",
     "bicubic_degrade",
     "bicubic_upsample",
+    "check_layout",
     "colourise",
+    "layout_tokens",
     "masked_images",
     "one_hot_map",
     "random_masks",
+    "read_layout",
     "resize_condition",
+    "tokens_to_layouts",
 ]

@@ -290,7 +290,8 @@ class ShapesDataset(Dataset[dict[str, Any]]):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         """Training item: image (3, H, W) float32 in [-1, 1], caption, label (-1 if none), index,
-        and the semantic map (H, W) uint8 (0 background, 1 + class id)."""
+        the semantic map (H, W) uint8 (0 background, 1 + class id) and the layout (a list of
+        (class id, box in fractions of the image))."""
         sample = self.sample(index)
         image = torch.from_numpy(sample.image).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
         label = -1 if sample.label is None else sample.label
@@ -301,4 +302,5 @@ class ShapesDataset(Dataset[dict[str, Any]]):
             "label": label,
             "index": int(index),
             "semantic": semantic,
+            "layout": sample.layout,
         }

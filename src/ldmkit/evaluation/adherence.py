@@ -27,7 +27,7 @@ def score_adherence(
 def check_label_spaces(model: LatentDiffusion, evaluator: ClassEvaluator) -> None:
     """The model's classes must be the evaluator's, or the scores mean nothing. Text models are
     asked for shapes classes by name, so they need a 30-class (shapes) evaluator."""
-    if model.text_encoder is not None:
+    if model.takes_prompts:
         from ldmkit.data.shapes import NUM_CLASSES
 
         if evaluator.config.num_classes != NUM_CLASSES:

@@ -32,14 +32,14 @@ def evaluate_checkpoint(
     FID/KID/precision/recall use `features` (e.g. the FID InceptionV3), by default the
     evaluator's own; adherence always uses the evaluator."""
     network = features or evaluator
-    if model.config.num_classes or model.text_encoder is not None:
+    if model.config.num_classes or model.takes_prompts:
         check_label_spaces(model, evaluator)
     images, labels, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size)
     result: dict[str, Any] = {
         "n": n,
         "sampler": sampler,
         "steps": steps,
-        "guidance": guidance if labels is not None else None,
+        "guidance": guidance if labels is not None or model.takes_layouts else None,
         **distribution_scores(dataset_features(network, real, n), embed(network, images)),
     }
     if labels is not None:

@@ -4,6 +4,7 @@ import time
 
 import torch
 
+from ldmkit.conditioning import Layout
 from ldmkit.metrics.feature_network import FeatureNetwork, feature_device
 from ldmkit.pipeline import LatentDiffusion
 from ldmkit.progress import progress
@@ -44,7 +45,7 @@ def sample_prompts(
     batch_size: int = 30,
 ) -> torch.Tensor:
     """Images (N, 3, H, W) in [-1, 1] for N prompts of a text model; image i uses seed + i."""
-    if model.text_encoder is None:
+    if not model.takes_prompts:
         raise ValueError("this needs a text-conditional model")
     chunks = []
     for start in progress(range(0, len(prompts), batch_size), "sampling prompts"):
@@ -67,6 +68,15 @@ def shapes_prompts(n: int) -> tuple[list[str], torch.Tensor]:
     return prompts, labels
 
 
+def heldout_layouts(n: int) -> list[Layout]:
+    """The layouts of the first `n` held-out multi-object shapes scenes (boxes as fractions,
+    so they fit any resolution)."""
+    from ldmkit.data.shapes import HELDOUT_SEED, ShapesConfig, ShapesDataset
+
+    scenes = ShapesDataset(ShapesConfig(resolution=64), size=max(1, n), seed=HELDOUT_SEED)
+    return [scenes.sample(i).layout for i in range(n)]
+
+
 @torch.no_grad()
 def generate(
     model: LatentDiffusion,
@@ -80,17 +90,26 @@ def generate(
     """(images (n, 3, H, W) on the CPU, labels or None, seconds spent).
 
     Class-conditional models cycle through their classes with classifier-free guidance; text
-    models get one-object shapes prompts of those classes (`shapes_prompts`); unconditional ones
-    ignore `guidance`. Image i draws its noise from seed + i.
+    models get one-object shapes prompts of those classes (`shapes_prompts`), layout models the
+    held-out shapes layouts; unconditional ones ignore `guidance`. Image i draws its noise from
+    seed + i.
     """
     started = time.perf_counter()
     labels = None
-    if model.text_encoder is not None:
+    if model.takes_prompts:
         prompts, labels = shapes_prompts(n)
         images = sample_prompts(model, prompts, guidance, sampler, steps, seed, batch_size)
     elif model.config.num_classes:
         labels = torch.arange(n) % model.config.num_classes
         images = sample_classes(model, labels, guidance, sampler, steps, seed, batch_size)
+    elif model.takes_layouts:
+        layouts = heldout_layouts(n)
+        chunks = [
+            model.sample(len(part), None, guidance, sampler, steps, seed + s, layouts=part).cpu()
+            for s in progress(range(0, n, batch_size), "sampling layouts")
+            for part in [layouts[s : s + batch_size]]
+        ]
+        images = torch.cat(chunks)
     else:
         chunks = [
             model.sample(min(batch_size, n - s), None, 1.0, sampler, steps, seed=seed + s).cpu()

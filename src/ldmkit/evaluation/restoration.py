@@ -2,7 +2,6 @@
 held-out ground truth: PSNR/SSIM against bicubic upsampling (x4), PSNR inside the hole and on
 the hole's border (seams) for inpainting."""
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,9 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ldmkit.conditioning import bicubic_degrade, bicubic_upsample, random_masks
-from ldmkit.data.collate import collate
+from ldmkit.evaluation.batched import first_items, save_rows, timed_batches
 from ldmkit.metrics.image_quality import masked_psnr, psnr, ssim
 from ldmkit.pipeline import LatentDiffusion
-from ldmkit.progress import progress
 
 # Held-out hole masks use generators seeded from here, far from any training step's seeds.
 MASK_SEED = 1_000_000_007
@@ -87,13 +85,6 @@ def border(masks: torch.Tensor, width: int = 2) -> torch.Tensor:
     return dilated - eroded
 
 
-def _images(dataset: Dataset[dict[str, Any]], n: int) -> torch.Tensor:
-    n = min(n, len(dataset))  # type: ignore[arg-type]
-    if n < 1:
-        raise ValueError("evaluation needs at least one image; pass --n >= 1")
-    return collate([dataset[i] for i in range(n)])["image"]
-
-
 def _summary(values: torch.Tensor) -> dict[str, float]:
     return {"mean": float(values.mean()), "std": float(values.std()) if len(values) > 1 else 0.0}
 
@@ -114,14 +105,15 @@ def evaluate_super_resolution(
     _kind(model, "super_resolution")
     assert model.config.spatial is not None
     factor = model.config.spatial.factor
-    images = _images(dataset, n)
-    outputs, elapsed = [], 0.0
-    for start in progress(range(0, len(images), batch_size), "super-resolution"):
-        low = bicubic_degrade(images[start : start + batch_size], factor)
-        began = time.perf_counter()
-        outputs.append(upscale(model, low, sampler, steps, seed=start).cpu())
-        elapsed += time.perf_counter() - began
-    out = torch.cat(outputs)
+    images = first_items(dataset, n)["image"]
+    out, elapsed = timed_batches(
+        len(images),
+        batch_size,
+        "super-resolution",
+        lambda part, start: upscale(
+            model, bicubic_degrade(images[part], factor), sampler, steps, seed=start
+        ),
+    )
     bicubic = bicubic_upsample(bicubic_degrade(images, factor), factor)
     device = next(model.unet.parameters()).device
     ceiling = torch.cat(
@@ -131,13 +123,8 @@ def evaluate_super_resolution(
         ]
     )
     if grid is not None:
-        from ldmkit.training.visuals import image_grid
-
-        k = min(8, len(images))
-        nearest = bicubic_degrade(images[:k], factor).repeat_interleave(factor, -2)
-        rows = [nearest.repeat_interleave(factor, -1), bicubic[:k], out[:k], images[:k]]
-        grid.parent.mkdir(parents=True, exist_ok=True)
-        image_grid(torch.cat(rows), nrow=k).save(grid)
+        nearest = bicubic_degrade(images[:8], factor).repeat_interleave(factor, -2)
+        save_rows(grid, [nearest.repeat_interleave(factor, -1), bicubic, out, images])
     return {
         "task": f"super-resolution x{factor}",
         "n": len(images),
@@ -167,27 +154,21 @@ def evaluate_inpainting(
     of the first `n` items, for the model (known pixels pasted back) and for filling the hole
     with the mean colour of the known pixels; held-out masks from fixed seeds."""
     _kind(model, "inpaint")
-    images = _images(dataset, n)
-    size = images.shape[-1]
-    masks = random_masks([torch.Generator().manual_seed(MASK_SEED + i) for i in range(n)], size)
-    outputs, elapsed = [], 0.0
-    for start in progress(range(0, len(images), batch_size), "inpainting"):
-        part = slice(start, start + batch_size)
-        began = time.perf_counter()
-        outputs.append(inpaint(model, images[part], masks[part], sampler, steps, start).cpu())
-        elapsed += time.perf_counter() - began
-    out = torch.cat(outputs)
+    images = first_items(dataset, n)["image"]
+    generators = [torch.Generator().manual_seed(MASK_SEED + i) for i in range(len(images))]
+    masks = random_masks(generators, images.shape[-1])
+    out, elapsed = timed_batches(
+        len(images),
+        batch_size,
+        "inpainting",
+        lambda part, start: inpaint(model, images[part], masks[part], sampler, steps, start),
+    )
     known = 1 - masks
     mean = (images * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True)
     mean_fill = masks * mean + known * images
     edge = border(masks)
     if grid is not None:
-        from ldmkit.training.visuals import image_grid
-
-        k = min(8, len(images))
-        grey = images[:k] * known[:k]
-        grid.parent.mkdir(parents=True, exist_ok=True)
-        image_grid(torch.cat([grey, out[:k], images[:k]]), nrow=k).save(grid)
+        save_rows(grid, [images * known, out, images])
     return {
         "task": "inpainting",
         "n": len(images),

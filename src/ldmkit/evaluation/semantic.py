@@ -3,7 +3,6 @@ with the map it was asked for. Shapes' objects are saturated named colours over 
 HSV saturation <= 0.12, so a pixel's colour class (background or one of the six) is read off the
 image directly; the map gives the expected colour class of every pixel."""
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +10,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ldmkit.conditioning import colourise
-from ldmkit.data.collate import collate
 from ldmkit.data.shapes import COLOR_NAMES, COLORS
+from ldmkit.evaluation.batched import first_items, save_rows, timed_batches
 from ldmkit.pipeline import LatentDiffusion
-from ldmkit.progress import progress
 
 # A pixel counts as an object colour above this HSV saturation (backgrounds stay <= 0.12,
 # object colours are >= 0.85; antialiased edges fall in between).
@@ -72,29 +70,21 @@ def evaluate_semantic_synthesis(
     spatial = model.config.spatial
     if spatial is None or spatial.kind != "semantic":
         raise ValueError("this needs a semantic synthesis model (spatial.kind = 'semantic')")
-    n = min(n, len(dataset))  # type: ignore[arg-type]
-    batch = collate([dataset[i] for i in range(n)])
+    batch = first_items(dataset, n)
     if "semantic" not in batch:
         raise ValueError("semantic synthesis is measured on shapes data (it carries the maps)")
     maps, images = batch["semantic"], batch["image"]
+    n = len(maps)
     device = next(model.unet.parameters()).device
-    outputs, elapsed = [], 0.0
-    for start in progress(range(0, n, batch_size), "semantic synthesis"):
-        part = maps[start : start + batch_size].to(device)
-        began = time.perf_counter()
-        condition = model.spatial_condition(semantic=part)
-        outputs.append(model.sample(len(part), None, 1.0, sampler, steps, start, None,
-                                    condition=condition).cpu())  # fmt: skip
-        elapsed += time.perf_counter() - began
-    out = torch.cat(outputs)
+
+    def generate(part: slice, start: int) -> torch.Tensor:
+        condition = model.spatial_condition(semantic=maps[part].to(device))
+        return model.sample(len(condition), None, 1.0, sampler, steps, start, condition=condition)
+
+    out, elapsed = timed_batches(n, batch_size, "semantic synthesis", generate)
     expected = map_colour_classes(maps)
     if grid is not None:
-        from ldmkit.training.visuals import image_grid
-
-        k = min(8, n)
-        shown = colourise(maps[:k], spatial.classes)
-        grid.parent.mkdir(parents=True, exist_ok=True)
-        image_grid(torch.cat([shown, out[:k], images[:k]]), nrow=k).save(grid)
+        save_rows(grid, [colourise(maps[:8], spatial.classes), out, images])
     return {
         "task": "semantic synthesis",
         "n": n,

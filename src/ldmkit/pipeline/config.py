@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from ldmkit.conditioning import SpatialConfig, TextEncoderConfig
+from ldmkit.conditioning import ClipTextConfig, LayoutConfig, SpatialConfig, TextEncoderConfig
 from ldmkit.diffusion import DiffusionLossConfig, ScheduleConfig
 from ldmkit.unet import UNetConfig
 
@@ -24,8 +24,16 @@ class DiffusionConfig:
     # Text-conditional when set: a transformer encoder of the captions, trained with the UNet,
     # gives the cross-attention context (text.width == unet.context_dim).
     text: TextEncoderConfig | None = None
+    # Text-conditional with a frozen CLIP text encoder read from a local directory (Stable
+    # Diffusion style); its hidden size must equal unet.context_dim. Excludes `text`.
+    clip: ClipTextConfig | None = None
     # Probability of replacing a caption by the empty prompt in training (enables guidance).
     caption_dropout: float = 0.1
+    # Layout-conditional when set: boxes (class, x0, y0, x1, y1) as tokens, read by a transformer
+    # trained with the UNet (layout.width == unet.context_dim).
+    layout: LayoutConfig | None = None
+    # Probability of replacing a layout by the empty layout in training (enables guidance).
+    layout_dropout: float = 0.1
     # Spatially aligned condition concatenated with z_t (super-resolution, inpainting); the UNet
     # then takes z_channels + spatial.channels(z_channels) input channels. Combines with classes
     # or text (hybrid conditioning).
@@ -40,13 +48,29 @@ class DiffusionConfig:
                 f"unet.num_classes must be {expected} for num_classes={self.num_classes} "
                 "(one extra entry is the null class)"
             )
-        for name in ("label_dropout", "caption_dropout", "spatial_dropout"):
+        for name in ("label_dropout", "caption_dropout", "layout_dropout", "spatial_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.text is not None and self.num_classes:
-            raise ValueError("condition on classes or on text, not both (set num_classes=0)")
-        if self.text is not None and self.unet.context_dim != self.text.width:
-            raise ValueError(
-                f"unet.context_dim must equal text.width for text conditioning; got "
-                f"{self.unet.context_dim} and {self.text.width}"
+        chosen = [
+            name
+            for name, on in (
+                ("num_classes", bool(self.num_classes)),
+                ("text", self.text is not None),
+                ("clip", self.clip is not None),
+                ("layout", self.layout is not None),
             )
+            if on
+        ]
+        if len(chosen) > 1:
+            raise ValueError(
+                f"condition on one of classes, text, clip or layout, not {' and '.join(chosen)}"
+            )
+        for name in ("text", "layout"):
+            encoder = getattr(self, name)
+            if encoder is not None and self.unet.context_dim != encoder.width:
+                raise ValueError(
+                    f"unet.context_dim must equal {name}.width for {name} conditioning; got "
+                    f"{self.unet.context_dim} and {encoder.width}"
+                )
+        if self.clip is not None and self.unet.context_dim is None:
+            raise ValueError("clip conditioning needs unet.context_dim = the CLIP hidden size")

@@ -12,14 +12,11 @@ from torch import nn
 
 from ldmkit.autoencoder import Autoencoder
 from ldmkit.conditioning import (
+    ClipTextEncoder,
+    Layout,
     TextEncoder,
     TextTokenizer,
-    bicubic_degrade,
-    colourise,
-    masked_images,
-    one_hot_map,
-    random_masks,
-    resize_condition,
+    layout_tokens,
 )
 from ldmkit.diffusion import (
     build_schedule,
@@ -30,20 +27,24 @@ from ldmkit.diffusion import (
 )
 from ldmkit.nn import tiled_apply
 from ldmkit.pipeline.config import DiffusionConfig
+from ldmkit.pipeline.spatial import SpatialConditions
 from ldmkit.samplers import classifier_free_guidance, randn_per_sample, sample, tiled
 from ldmkit.samplers.timesteps import timestep_pairs
 from ldmkit.unet import UNet
 
 
-class LatentDiffusion(nn.Module):
-    """Frozen autoencoder + trainable UNet (+ text encoder) + noise schedule."""
+class LatentDiffusion(SpatialConditions, nn.Module):
+    """Frozen autoencoder + trainable UNet (+ text or layout encoder, or frozen CLIP) + noise
+    schedule."""
 
     def __init__(
         self,
         config: DiffusionConfig,
         autoencoder: Autoencoder,
         tokenizer: TextTokenizer | None = None,
+        clip: ClipTextEncoder | None = None,
     ):
+        """`clip` reuses an already loaded frozen CLIP (else `config.clip` is loaded)."""
         super().__init__()
         z = autoencoder.config.z_channels
         extra = config.spatial.channels(z) if config.spatial is not None else 0
@@ -59,7 +60,18 @@ class LatentDiffusion(nn.Module):
         self.unet = UNet(config.unet)
         self.schedule = build_schedule(config.schedule)
         self.tokenizer = tokenizer
-        self.text_encoder: TextEncoder | None = None
+        # tau_theta trained with the UNet (text or layout tokens -> context), or a frozen CLIP.
+        self.context_encoder: TextEncoder | None = None
+        self.clip: ClipTextEncoder | None = None
+        if config.layout is not None:
+            self.context_encoder = TextEncoder(config.layout.encoder())
+        if config.clip is not None:
+            self.clip = clip if clip is not None else ClipTextEncoder(config.clip)
+            if self.clip.width != config.unet.context_dim:
+                raise ValueError(
+                    f"the CLIP text encoder at {config.clip.path} has width {self.clip.width}; "
+                    f"set unet.context_dim={self.clip.width} (it is {config.unet.context_dim})"
+                )
         if config.text is not None:
             if tokenizer is None:
                 raise ValueError("a text-conditional model needs its tokenizer (tokenizer=)")
@@ -73,19 +85,44 @@ class LatentDiffusion(nn.Module):
                     f"tokenizer max_length {tokenizer.max_length} != text.max_length "
                     f"{config.text.max_length}"
                 )
-            self.text_encoder = TextEncoder(config.text)
+            self.context_encoder = TextEncoder(config.text)
+
+    @property
+    def takes_prompts(self) -> bool:
+        """Text-conditional (a trained text encoder or a frozen CLIP)."""
+        return self.config.text is not None or self.config.clip is not None
+
+    @property
+    def takes_layouts(self) -> bool:
+        """Layout-conditional (boxes with classes)."""
+        return self.config.layout is not None
 
     def trainable_parameters(self) -> list[nn.Parameter]:
-        """What training updates: the UNet's parameters, and the text encoder's if any."""
-        extra = list(self.text_encoder.parameters()) if self.text_encoder is not None else []
+        """What training updates: the UNet's parameters, and the context encoder's if any."""
+        encoder = self.context_encoder
+        extra = list(encoder.parameters()) if encoder is not None else []
         return [*self.unet.parameters(), *extra]
 
-    def context(self, prompts: Sequence[str]) -> torch.Tensor:
-        """Cross-attention context (B, max_length, width) of `prompts` ("" is the null prompt)."""
-        if self.text_encoder is None or self.tokenizer is None:
-            raise ValueError("this model is not text-conditional")
-        ids = self.tokenizer(prompts).to(self.text_encoder.position_embedding.device)
-        return self.text_encoder(ids)
+    def context(
+        self, prompts: Sequence[str] | None = None, layouts: Sequence[Layout] | None = None
+    ) -> torch.Tensor:
+        """Cross-attention context (B, tokens, width) of `prompts` ("" is the null prompt) or,
+        for layout models, of `layouts` ([] is the null layout)."""
+        if self.takes_layouts:
+            if layouts is None or self.context_encoder is None:
+                raise ValueError("this model is layout-conditional: pass layouts")
+            ids = layout_tokens(layouts, self.config.layout)  # type: ignore[arg-type]
+        elif self.takes_prompts:
+            if prompts is None:
+                raise ValueError("this model is text-conditional: pass prompts")
+            if self.clip is not None:
+                return self.clip(prompts)
+            ids = self.tokenizer(prompts)  # type: ignore[misc]
+        else:
+            raise ValueError("this model takes neither prompts nor layouts")
+        encoder = self.context_encoder
+        assert encoder is not None  # built in __init__ for text and layout models
+        return encoder(ids.to(encoder.position_embedding.device))
 
     def train(self, mode: bool = True) -> "LatentDiffusion":
         """Train the UNet; the first stage always stays in eval mode."""
@@ -117,90 +154,6 @@ class LatentDiffusion(nn.Module):
             overlap=tile // 4,
             scale=f,
         ).clamp(-1, 1)
-
-    @torch.no_grad()
-    def spatial_condition(
-        self,
-        low_res: torch.Tensor | None = None,
-        image: torch.Tensor | None = None,
-        mask: torch.Tensor | None = None,
-        semantic: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """The concatenated condition at the latent's side: super-resolution takes `low_res`
-        (B, C, h, w) in [-1, 1] (output side h * factor); inpainting takes `image` (B, C, H, W)
-        in [-1, 1] and `mask` (B, 1, H, W), 1 where the image is to be filled; semantic
-        synthesis takes the map `semantic` (B, H, W) of class ids (output side H)."""
-        spatial = self.config.spatial
-        if spatial is None:
-            raise ValueError("this model has no spatial condition (config.spatial is None)")
-        if spatial.kind == "semantic":
-            if semantic is None:
-                raise ValueError("a semantic synthesis model needs the map (B, H, W class ids)")
-            return resize_condition(
-                one_hot_map(semantic, spatial.classes), self._latent_side(semantic.shape[-2:])
-            )
-        if spatial.kind == "super_resolution":
-            if low_res is None:
-                raise ValueError("a super-resolution model needs the low-resolution image")
-            out = (low_res.shape[-2] * spatial.factor, low_res.shape[-1] * spatial.factor)
-            return resize_condition(low_res, self._latent_side(out))
-        if image is None or mask is None:
-            raise ValueError("an inpainting model needs the image and its mask")
-        if mask.shape[-2:] != image.shape[-2:] or mask.shape[1] != 1:
-            raise ValueError(
-                f"the mask must be (B, 1, H, W) like the image's H, W; got {tuple(mask.shape)} "
-                f"for an image {tuple(image.shape)}"
-            )
-        known = self.encode(masked_images(image, mask))
-        return torch.cat([known, resize_condition(mask.to(known.dtype), known.shape[-2:])], 1)
-
-    def _latent_side(self, size: Sequence[int]) -> tuple[int, int]:
-        f = self.autoencoder.factor
-        if size[0] % f or size[1] % f:
-            raise ValueError(
-                f"the {size[0]}x{size[1]} output is not divisible by the first stage's f={f}"
-            )
-        return size[0] // f, size[1] // f
-
-    @torch.no_grad()
-    def degrade(
-        self, batch: dict[str, Any], generators: Sequence[torch.Generator]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(spatial condition, picture of the input) from a batch of clean data ("image", and
-        "semantic" for semantic models): the bicubic low-resolution image (shown upscaled by
-        repetition), the image with a random hole (shown grey), or the map (shown in colours)."""
-        spatial = self.config.spatial
-        if spatial is None:
-            raise ValueError("this model has no spatial condition (config.spatial is None)")
-        needed = "semantic" if spatial.kind == "semantic" else "image"
-        if needed not in batch:
-            raise ValueError(
-                f"{spatial.kind} conditioning needs the batch's {needed!r} (shapes data has "
-                "semantic maps; latent caches keep images and maps)"
-            )
-        if spatial.kind == "semantic":
-            semantic = batch["semantic"]
-            condition = self.spatial_condition(semantic=semantic)
-            return condition, colourise(semantic.cpu(), spatial.classes).to(condition.device)
-        images = batch["image"]
-        if spatial.kind == "super_resolution":
-            low_res = bicubic_degrade(images, spatial.factor)
-            shown = low_res.repeat_interleave(spatial.factor, -2).repeat_interleave(
-                spatial.factor, -1
-            )
-            return self.spatial_condition(low_res=low_res), shown
-        masks = random_masks(generators, images.shape[-1]).to(images.device, images.dtype)
-        return self.spatial_condition(image=images, mask=masks), masked_images(images, masks)
-
-    def training_condition(
-        self, batch: dict[str, Any], generators: Sequence[torch.Generator]
-    ) -> torch.Tensor:
-        """The spatial condition of a training batch (degraded image, random hole or map),
-        zeroed for a `spatial_dropout` fraction."""
-        condition, _ = self.degrade(batch, generators)
-        u = torch.cat([torch.rand(1, generator=g) for g in generators])
-        keep = (u >= self.config.spatial_dropout).to(condition.device, condition.dtype)
-        return condition * keep.view(-1, 1, 1, 1)
 
     def loss(
         self,
@@ -237,8 +190,14 @@ class LatentDiffusion(nn.Module):
         if self.config.num_classes:
             labels = torch.as_tensor(batch["label"], device=device)
             y = self.training_labels(labels, generators)
-        if self.text_encoder is not None:
+        if self.takes_prompts:
             context = self.context(self.training_captions(batch["caption"], generators))
+        elif self.takes_layouts:
+            if "layout" not in batch:
+                raise ValueError(
+                    "layout conditioning needs data with layouts (shapes items carry them)"
+                )
+            context = self.context(layouts=self.training_layouts(batch["layout"], generators))
         if self.config.spatial is not None:
             z_t = torch.cat([z_t, self.training_condition(batch, generators).to(z_t.dtype)], 1)
         output = (denoiser or self.unet)(z_t, t, y=y, context=context)
@@ -274,6 +233,16 @@ class LatentDiffusion(nn.Module):
             for draw, c in zip(u, captions, strict=True)
         ]
 
+    def training_layouts(
+        self, layouts: Sequence[Layout], generators: Sequence[torch.Generator]
+    ) -> list[Layout]:
+        """Replace a `layout_dropout` fraction of the layouts by the empty layout."""
+        u = [float(torch.rand(1, generator=g)) for g in generators]
+        return [
+            [] if draw < self.config.layout_dropout else list(layout)
+            for draw, layout in zip(u, layouts, strict=True)
+        ]
+
     @torch.no_grad()
     def sample(
         self,
@@ -290,21 +259,23 @@ class LatentDiffusion(nn.Module):
         tile: int | None = None,
         init_images: torch.Tensor | None = None,
         strength: float = 0.75,
+        layouts: Sequence[Layout] | None = None,
         **options: Any,
     ) -> torch.Tensor:
         """Generate `n` images in [-1, 1]; sample i draws its noise from seed + i.
 
         Class-conditional models take `labels` (n,), text-conditional ones `prompts` (n
-        strings), spatial ones `condition` (n, k, h, w) from `spatial_condition` (it sets the
-        latent size); guidance contrasts them with the null class / the empty prompt / (for
-        spatial-only models) a zero condition. `tile` denoises and decodes latents larger than
+        strings), layout ones `layouts` (n lists of (class, box)), spatial ones `condition` (n,
+        k, h, w) from `spatial_condition` (it sets the latent size); guidance contrasts them with
+        the null class / the empty prompt / the empty layout / (for spatial-only models) a zero
+        condition. `tile` denoises and decodes latents larger than
         `tile` in blended overlapping tiles of that side (bounded memory; any size).
         Image-to-image (SDEdit): `init_images` (n, 3, H, W) in [-1, 1] are encoded, noised to
         the timestep `strength` of the way up the sampler's steps, and denoised from there
         (ddim or ddpm); strength 1 starts from (almost) pure noise, small keeps the image.
         """
         device = next(self.unet.parameters()).device
-        cond, uncond = self.conditions(n, labels, prompts, condition, guidance)
+        cond, uncond = self.conditions(n, labels, prompts, condition, guidance, layouts)
         z_init = None
         if init_images is not None:
             z_init = self.encode(init_images.to(device))
@@ -381,6 +352,7 @@ class LatentDiffusion(nn.Module):
         prompts: Sequence[str] | None,
         condition: torch.Tensor | None,
         guidance: float,
+        layouts: Sequence[Layout] | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """(cond, uncond) for `conditional_unet`, checked against what the model was trained on."""
         device = next(self.unet.parameters()).device
@@ -391,10 +363,19 @@ class LatentDiffusion(nn.Module):
                 raise ValueError(f"this model is class-conditional: pass {n} labels")
             cond["y"] = labels.to(device)
             uncond["y"] = torch.full_like(cond["y"], self.null_class)
-        if self.text_encoder is not None:
+        if self.takes_prompts:
             if prompts is None or len(prompts) != n:
                 raise ValueError(f"this model is text-conditional: pass {n} prompts")
             cond["context"], uncond["context"] = self.context(prompts), self.context([""] * n)
+        elif prompts is not None:
+            raise ValueError("this model takes no prompts")
+        if self.takes_layouts:
+            if layouts is None or len(layouts) != n:
+                raise ValueError(f"this model is layout-conditional: pass {n} layouts")
+            cond["context"] = self.context(layouts=layouts)
+            uncond["context"] = self.context(layouts=[[] for _ in range(n)])
+        elif layouts is not None:
+            raise ValueError("this model takes no layouts")
         if self.config.spatial is not None:
             if condition is None or condition.shape[0] != n:
                 raise ValueError(

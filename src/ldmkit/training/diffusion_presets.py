@@ -1,10 +1,11 @@
-"""Named latent-diffusion presets: `tiny`, `tiny-text`, `tiny-sr`, `tiny-inpaint`,
-`tiny-semantic` (tests); for this CPU `shapes-class`, `shapes-class-demo`, `fmnist-class`,
-`shapes-text`, `shapes-sr`, `shapes-inpaint` and `shapes-semantic`."""
+"""Named latent-diffusion presets: `tiny`, `tiny-text`, `tiny-layout`, `tiny-sr`,
+`tiny-inpaint`, `tiny-semantic` (tests); for this CPU `shapes-class`, `shapes-class-demo`,
+`fmnist-class`, `shapes-text`, `shapes-layout`, `shapes-sr`, `shapes-sr8`, `shapes-inpaint`
+and `shapes-semantic`."""
 
 import dataclasses
 
-from ldmkit.conditioning import SpatialConfig, TextEncoderConfig
+from ldmkit.conditioning import LayoutConfig, SpatialConfig, TextEncoderConfig
 from ldmkit.data.config import DataConfig
 from ldmkit.diffusion import DiffusionLossConfig
 from ldmkit.pipeline import DiffusionConfig
@@ -102,6 +103,32 @@ DIFFUSION_PRESETS["shapes-text"] = dataclasses.replace(
     data=DataConfig(resolution=64, size=20000),
 )
 
+# Layout-to-image: each box as (top-left cell, bottom-right cell, class) tokens on a 32 x 32 grid
+# (2 px cells at 64 px), read by a 2-layer transformer trained with the UNet (Rombach et al.
+# 2022, 4.3.1); one to four objects per image.
+DIFFUSION_PRESETS["tiny-layout"] = dataclasses.replace(
+    DIFFUSION_PRESETS["tiny"],
+    model=DiffusionConfig(
+        unet=unet_preset("tiny"),
+        layout=LayoutConfig(
+            classes=SHAPES_CLASSES, bins=8, max_objects=4, width=32, layers=1, heads=2
+        ),
+        latent_size=16,
+    ),
+    data=DataConfig(resolution=32, size=64),
+)
+DIFFUSION_PRESETS["shapes-layout"] = dataclasses.replace(
+    _CLASS,
+    model=DiffusionConfig(
+        unet=unet_preset("small", context_dim=128),
+        layout=LayoutConfig(classes=SHAPES_CLASSES, bins=32, max_objects=4, width=128),
+        loss=DiffusionLossConfig(min_snr_gamma=5.0),
+        latent_size=16,
+    ),
+    data=DataConfig(resolution=64, size=20000),
+    run=dataclasses.replace(_CLASS.run, steps=2000, sample_count=8, sample_every=500),
+)
+
 # Concatenation conditioning (Rombach et al. 2022, 3.3): x4 super-resolution from the bicubic
 # 16 x 16 image (the kl-f4 latent's side, so the condition needs no resizing), and inpainting from
 # the encoded masked image plus the mask (3 + 3 + 1 input channels).
@@ -131,6 +158,14 @@ DIFFUSION_PRESETS["shapes-sr"] = dataclasses.replace(
     ),
     data=DataConfig(resolution=64, size=20000),
     run=dataclasses.replace(_CLASS.run, steps=1200, sample_count=8, sample_every=400),
+)
+# x8 (8 -> 64 px): the 8 x 8 bicubic image is resized to the 16 x 16 latent side.
+DIFFUSION_PRESETS["shapes-sr8"] = dataclasses.replace(
+    DIFFUSION_PRESETS["shapes-sr"],
+    model=dataclasses.replace(
+        DIFFUSION_PRESETS["shapes-sr"].model,
+        spatial=SpatialConfig(kind="super_resolution", factor=8),
+    ),
 )
 DIFFUSION_PRESETS["shapes-inpaint"] = dataclasses.replace(
     DIFFUSION_PRESETS["shapes-sr"],

@@ -19,10 +19,11 @@ from torch.utils.data import Dataset
 
 from ldmkit.checkpoint import load_first_stage, save_latent_diffusion, write_json
 from ldmkit.conditioning import TextTokenizer
-from ldmkit.config import save_yaml, to_dict
+from ldmkit.config import from_dict, save_yaml, to_dict
 from ldmkit.data.collate import collate
+from ldmkit.data.config import DataConfig
 from ldmkit.data.factory import build_dataset
-from ldmkit.pipeline import LatentDiffusion
+from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.training.autoencoder_trainer import TrainingDiverged, TrainResult
 from ldmkit.training.checkpoints import checkpoint_root, latest_checkpoint, write_checkpoint
 from ldmkit.training.config import DiffusionTrainConfig
@@ -51,7 +52,7 @@ from ldmkit.training.runtime import (
     tune_allocator,
 )
 from ldmkit.training.train_state import load_train_state, save_train_state
-from ldmkit.training.visuals import image_grid, save_loss_curve
+from ldmkit.training.visuals import draw_layouts, image_grid, save_loss_curve
 
 
 def sample_generators(seed: int, step: int, positions: range) -> list[torch.Generator]:
@@ -76,6 +77,25 @@ def ema_state(module: torch.nn.Module, ema: EMA) -> dict[str, torch.Tensor]:
 TOKENIZER_FILE = "tokenizer.json"
 
 
+def _config_equal(cls: type, saved: Any, current: Any) -> bool:
+    """Whether a saved config dict describes `current` (unreadable counts as different)."""
+    try:
+        return bool(from_dict(cls, saved) == current)
+    except (TypeError, ValueError):  # ConfigError is a ValueError
+        return False
+
+
+def captions(config: DiffusionTrainConfig, images: Dataset[dict[str, Any]]) -> list[str]:
+    """Every training caption ("" where an image has none); data without any is an error."""
+    found = [images[i].get("caption") or "" for i in range(len(images))]  # type: ignore[arg-type]
+    if not any(found):
+        raise ValueError(
+            f"the {config.data.kind} data has no captions; text conditioning needs captioned "
+            "data (shapes, emoji, or an image folder with metadata.jsonl or .txt files)"
+        )
+    return found
+
+
 def run_tokenizer(
     config: DiffusionTrainConfig,
     run_dir: Path,
@@ -89,19 +109,15 @@ def run_tokenizer(
     order, so two fresh trainings may differ; pin one with text_tokenizer=PATH to repeat a run
     exactly."""
     text = config.model.text
+    if config.model.clip is not None and context.is_main:
+        captions(config, images)  # a frozen CLIP needs no tokenizer, but captioned data
     if text is None:
         return None
     path = run_dir / TOKENIZER_FILE
     if config.text_tokenizer and context.is_main and not (resume and path.is_file()):
         TextTokenizer.from_file(Path(config.text_tokenizer), text.max_length).save(path)
     elif context.is_main and not (resume and path.is_file()):
-        captions = [images[i].get("caption") or "" for i in range(len(images))]  # type: ignore[arg-type]
-        if not any(captions):
-            raise ValueError(
-                f"the {config.data.kind} data has no captions; text conditioning needs captioned "
-                "data (shapes, emoji, or an image folder with metadata.jsonl or .txt files)"
-            )
-        TextTokenizer.train(captions, text.vocab_size, text.max_length).save(path)
+        TextTokenizer.train(captions(config, images), text.vocab_size, text.max_length).save(path)
     barrier(context)
     return TextTokenizer.from_file(path, text.max_length)
 
@@ -145,7 +161,8 @@ def train_diffusion(
     seed_everything(run.seed)  # identical initial weights on every rank
     model = LatentDiffusion(config.model, first_stage, tokenizer).to(device)
     ema = EMA(model.unet, run.ema_decay).to(device)
-    text_ema = EMA(model.text_encoder, run.ema_decay).to(device) if model.text_encoder else None
+    encoder = model.context_encoder  # tau_theta of text or layout models, trained with the UNet
+    context_ema = EMA(encoder, run.ema_decay).to(device) if encoder is not None else None
     optimizer = torch.optim.AdamW(
         model.trainable_parameters(),
         lr=config.optim.lr,
@@ -157,14 +174,16 @@ def train_diffusion(
         ids = [device.index] if device.type == "cuda" else None
         denoiser = DistributedDataParallel(model.unet, device_ids=ids)
     modules: dict[str, torch.nn.Module] = {"unet": model.unet, "ema": ema}
-    if model.text_encoder is not None and text_ema is not None:
-        modules.update(text_encoder=model.text_encoder, text_ema=text_ema)
+    if model.context_encoder is not None and context_ema is not None:
+        modules.update(context_encoder=model.context_encoder, context_ema=context_ema)
     optimizers = {"unet": optimizer}
 
     step, elapsed, bad_steps, skipped, history = 0, 0.0, 0, 0, []
     if found is not None:
         saved = json.loads((found / "config.json").read_text())
-        if saved.get("model") != to_dict(config.model) or saved.get("data") != to_dict(config.data):
+        # Read back through the dataclasses, so fields added since the run began take defaults.
+        same_model = _config_equal(DiffusionConfig, saved.get("model"), config.model)
+        if not same_model or not _config_equal(DataConfig, saved.get("data"), config.data):
             raise ValueError(
                 f"{found} belongs to a run with a different model or data config; pass "
                 "--no-resume to start over, or another --out folder"
@@ -196,14 +215,21 @@ def train_diffusion(
     # the degraded first training images, the outputs, the originals).
     shown = min(run.sample_count, len(dataset), 8 if spatial else run.sample_count)
     labels = torch.arange(shown) % config.model.num_classes if config.model.num_classes else None
-    prompts = None  # text models: the first training captions
-    if model.text_encoder is not None:
+    prompts = layouts = None  # text / layout models: the first training captions / layouts
+    if model.takes_prompts:
         prompts = [dataset[i]["caption"] for i in range(shown)]
+    if model.takes_layouts:
+        if "layout" not in dataset[0]:
+            raise ValueError(
+                f"layout conditioning needs data with layouts (shapes items carry them); the "
+                f"{config.data.kind} data has none"
+            )
+        layouts = [dataset[i]["layout"] for i in range(shown)]
     targets = None  # spatial models: the first training items, degraded
     if spatial:
         first = collate([dataset[i] for i in range(shown)])
         targets = {k: first[k].to(device) for k in ("image", "semantic") if k in first}
-    guided = not spatial or labels is not None or prompts is not None
+    guided = not spatial or labels is not None or prompts is not None or layouts is not None
     guidance = run.sample_guidance if guided or config.model.spatial_dropout else 1.0
 
     def save(at_step: int) -> None:
@@ -226,10 +252,11 @@ def train_diffusion(
     def snapshot(at_step: int) -> None:
         if not context.is_main:
             return
-        sampler_model = LatentDiffusion(config.model, model.autoencoder, tokenizer).to(device)
+        sampler_model = LatentDiffusion(config.model, model.autoencoder, tokenizer, model.clip)
+        sampler_model.to(device)
         sampler_model.unet.load_state_dict(ema_state(model.unet, ema))
-        if sampler_model.text_encoder is not None and model.text_encoder and text_ema:
-            sampler_model.text_encoder.load_state_dict(ema_state(model.text_encoder, text_ema))
+        if sampler_model.context_encoder is not None and encoder is not None and context_ema:
+            sampler_model.context_encoder.load_state_dict(ema_state(encoder, context_ema))
         condition = shown_inputs = truth = None
         if targets is not None:
             condition, shown_inputs = sampler_model.degrade(
@@ -245,7 +272,10 @@ def train_diffusion(
             seed=0,
             prompts=prompts,
             condition=condition,
+            layouts=layouts,
         )
+        if layouts is not None:  # the requested boxes over the samples
+            samples = draw_layouts(samples, layouts)
         if shown_inputs is not None and truth is not None:  # rows: input, output, truth
             samples = torch.cat([shown_inputs, samples, truth])
         (run_dir / "samples").mkdir(exist_ok=True)
@@ -285,8 +315,8 @@ def train_diffusion(
                     loss, _ = model.loss(part, generators, latents=latents, denoiser=denoiser)
                     scaler.scale(loss / run.grad_accumulation).backward()
                 total += loss.item() / run.grad_accumulation
-            if model.text_encoder is not None:
-                average_gradients(model.text_encoder, context)
+            if model.context_encoder is not None:
+                average_gradients(model.context_encoder, context)
             if not all_ranks_finite(total, device, context):
                 bad_steps += 1
                 skipped += 1
@@ -305,8 +335,8 @@ def train_diffusion(
             scaler.step(optimizer)
             scaler.update()
             ema.update(model.unet)
-            if text_ema is not None and model.text_encoder is not None:
-                text_ema.update(model.text_encoder)
+            if context_ema is not None and model.context_encoder is not None:
+                context_ema.update(model.context_encoder)
             step += 1
             elapsed = time.perf_counter() - started
             logs = {"loss": total, "lr": lr}
@@ -339,12 +369,12 @@ def train_diffusion(
                 "rank_checksums": checksums,
             }
         }
-        text_state = (
-            ema_state(model.text_encoder, text_ema)
-            if model.text_encoder is not None and text_ema is not None
+        context_state = (
+            ema_state(model.context_encoder, context_ema)
+            if model.context_encoder is not None and context_ema is not None
             else None
         )
-        save_latent_diffusion(model, model_dir, ema_state(model.unet, ema), extra, text_state)
+        save_latent_diffusion(model, model_dir, ema_state(model.unet, ema), extra, context_state)
     barrier(context)
     shutdown(context)
     return TrainResult(model_dir, step, elapsed, history)

@@ -102,3 +102,23 @@ def labelled_grid(
         y = padding + r * (h + padding) + h // 2
         draw.text((4, y), label, fill="black", font=font, anchor="lm")
     return canvas
+
+
+def draw_layouts(
+    images: torch.Tensor, layouts: list[list[tuple[int, tuple[float, float, float, float]]]]
+) -> torch.Tensor:
+    """The images (B, 3, H, W) in [-1, 1] with each layout's boxes (fractions of the image)
+    outlined, alternately white and black so they show on any background."""
+    from PIL import ImageDraw
+
+    out = []
+    for array, layout in zip(to_uint8(images), layouts, strict=True):
+        picture = Image.fromarray(array)
+        draw = ImageDraw.Draw(picture)
+        h, w = array.shape[:2]
+        for i, (_, (x0, y0, x1, y1)) in enumerate(layout):
+            colour = "white" if i % 2 == 0 else "black"
+            right, bottom = max(x0 * w, x1 * w - 1), max(y0 * h, y1 * h - 1)  # >= 1 pixel
+            draw.rectangle([x0 * w, y0 * h, right, bottom], outline=colour)
+        out.append(torch.from_numpy(np.array(picture)).permute(2, 0, 1))
+    return torch.stack(out).float().div(127.5).sub(1).to(images.device)

@@ -1,0 +1,53 @@
+"""Shared fixtures: a tiny random CLIP text encoder written to disk (the frozen-CLIP option is
+tested without any downloaded weights)."""
+
+import json
+import string
+from pathlib import Path
+
+import pytest
+import torch
+
+CLIP_WIDTH = 32
+CLIP_TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json")
+
+
+def _write_clip_tokenizer(directory: Path) -> int:
+    """CLIP's files in the Stable Diffusion form: vocab.json, merges.txt, tokenizer_config.json;
+    letters, letters ending a word (`</w>`), and two merges. Returns the vocabulary size."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tokens = ["<|startoftext|>", "<|endoftext|>", *string.ascii_lowercase]
+    tokens += [f"{c}</w>" for c in string.ascii_lowercase] + ["ca", "cat</w>"]
+    (directory / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
+    (directory / "merges.txt").write_text("#version: 0.2\nc a\nca t</w>\n")
+    special = {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>"}
+    config = {"tokenizer_class": "CLIPTokenizer", "model_max_length": 77, **special}
+    config |= {"pad_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
+    (directory / "tokenizer_config.json").write_text(json.dumps(config))
+    return len(tokens)
+
+
+@pytest.fixture(scope="session")
+def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random CLIPTextModel (width 32, 2 layers, 77 positions) and its tokenizer, saved
+    together in one directory (the `CLIP_TOKENIZER_FILES` beside the model's files)."""
+    transformers = pytest.importorskip(
+        "transformers", reason="the CLIP encoder needs the clip extra: pip install 'ldmkit[clip]'"
+    )
+    directory = tmp_path_factory.mktemp("clip") / "flat"
+    vocab_size = _write_clip_tokenizer(directory)
+    config = transformers.CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=CLIP_WIDTH,
+        intermediate_size=37,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        projection_dim=CLIP_WIDTH,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=1,
+    )
+    torch.manual_seed(0)
+    transformers.CLIPTextModel(config).save_pretrained(directory)
+    return directory
