@@ -141,6 +141,7 @@ def write_report(results: dict[str, Any], out: Path, report: Path) -> None:
         "sampling img/s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    caveats = []
     for run in sorted(results["runs"].values(), key=lambda r: r["factor"]):
         f, evals = run["factor"], run.get("evals", [])
         if not evals:
@@ -149,6 +150,10 @@ def write_report(results: dict[str, Any], out: Path, report: Path) -> None:
         latent = "3x64x64 (pixels)" if ae is None else "x".join(map(str, ae["latent"]))
         quality = "lossless" if ae is None else f"{ae['psnr']:.2f} / {ae['rfid']:.1f}"
         ae_min = "-" if ae is None else f"{ae['train_s'] / 60:.1f}"
+        if ae is not None and ae.get("timing_caveat"):  # recorded by hand in results.json
+            mark = f"[{'abcdefgh'[len(caveats)]}]"
+            ae_min += f" {mark}"
+            caveats.append(f"{mark} f={f}: {ae['timing_caveat']}")
         fids = ", ".join(f"{e['fid']:.1f} ({e['step']})" for e in evals)
         last = evals[-1]
         lines.append(
@@ -156,6 +161,7 @@ def write_report(results: dict[str, Any], out: Path, report: Path) -> None:
             f"{last['kid']:.3f} | {100 * last['both']:.1f}% | {last['train_s'] / 60:.1f} | "
             f"{last['images_per_s']:.1f} |"
         )
+    lines += ["", *(f"{c}  " for c in caveats)] if caveats else []
     lines += [
         "",
         "FID against sampling cost (final models, DDIM steps):",
