@@ -83,5 +83,6 @@ def test_demo_command_checks_per_prompt(tmp_path: Path) -> None:
 
     from ldmkit.cli import app
 
-    result = CliRunner().invoke(app, ["demo", "--per-prompt", "0", "--out", str(tmp_path)])
+    args = ["demo", "--text-checkpoint", str(tmp_path), "--per-prompt", "0"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--per-prompt must be >= 1" in result.output

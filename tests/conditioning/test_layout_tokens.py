@@ -9,12 +9,13 @@ import torch
 
 from ldmkit.conditioning import (
     LayoutConfig,
-    TextEncoder,
+    LayoutEncoder,
     check_layout,
     layout_tokens,
     read_layout,
     tokens_to_layouts,
 )
+from ldmkit.conditioning.layout import FREQUENCIES, cell_features
 
 CONFIG = LayoutConfig(classes=30, bins=8, max_objects=3, width=16, layers=1, heads=2)
 
@@ -42,13 +43,20 @@ def test_boxes_on_the_grid_round_trip() -> None:
     assert cls == 1 and box == (0.125, 0.125, 0.375, 0.625)
 
 
-def test_encoder_reads_tokens_into_context() -> None:
+def test_encoder_reads_tokens_and_cell_coordinates_into_context() -> None:
+    table = cell_features(CONFIG)
+    assert table.shape == (CONFIG.vocab_size, 4 * FREQUENCIES)
+    assert table[: 1 + CONFIG.classes].abs().sum() == 0  # PAD and classes carry no coordinates
+    cells = table[1 + CONFIG.classes :]
+    # Neighbouring cells have closer features than distant ones (the inductive bias).
+    assert (cells[0] - cells[1]).norm() < (cells[0] - cells[7]).norm()
     torch.manual_seed(0)
-    encoder = TextEncoder(CONFIG.encoder())
-    ids = layout_tokens([[(0, (0.1, 0.1, 0.4, 0.4))], []], CONFIG)
+    encoder = LayoutEncoder(CONFIG)
+    ids = layout_tokens([[(0, (0.1, 0.1, 0.4, 0.4))], [(0, (0.5, 0.1, 0.8, 0.4))], []], CONFIG)
     context = encoder(ids)
-    assert context.shape == (2, CONFIG.length, CONFIG.width)
-    assert not torch.allclose(context[0], context[1])
+    assert context.shape == (3, CONFIG.length, CONFIG.width)
+    assert not torch.allclose(context[0], context[1]) and not torch.allclose(context[0], context[2])
+    assert "cell_features" not in encoder.state_dict()  # rebuilt from the config, not stored
 
 
 @pytest.mark.parametrize(

@@ -73,3 +73,13 @@ def test_one_hot_maps_check_their_ids_and_colourise_shows_classes() -> None:
     shown = colourise(semantic, 3)
     assert shown.shape == (1, 3, 2, 2) and (shown[0, :, 0, 0] == 0).all()
     assert not torch.equal(shown[0, :, 0, 1], shown[0, :, 1, 0])
+
+
+def test_coordinate_grid_holds_x_then_y() -> None:
+    from ldmkit.conditioning import coordinate_grid
+
+    grid = coordinate_grid(torch.zeros(2, 3, 4, 5))
+    assert grid.shape == (2, 2, 4, 5)
+    assert grid[0, 0, 0].tolist() == [-1.0, -0.5, 0.0, 0.5, 1.0]  # x along a row
+    assert grid[0, 1, :, 0].tolist() == pytest.approx([-1.0, -1 / 3, 1 / 3, 1.0])  # y down
+    assert torch.equal(grid[0], grid[1])

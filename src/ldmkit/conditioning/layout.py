@@ -1,7 +1,10 @@
 """Layouts as token sequences for the layout-to-image model (Rombach et al. 2022, Sec. 4.3.1 and
 Appendix: each box becomes a (l, b, c) triple of tokens: its top-left corner and bottom-right
-corner quantised on a bins x bins grid, and its class). A transformer encoder (the text one, with
-this vocabulary) turns the tokens into the cross-attention context.
+corner quantised on a bins x bins grid, and its class). A transformer encoder turns the tokens
+into the cross-attention context. Each corner token also carries Fourier features of its cell's
+centre (x, y), so neighbouring cells start out with similar embeddings: with independent
+embeddings alone, 2000 steps taught a model what to draw but not where (2% of objects found at
+their boxes).
 
 A layout is a list of (class_id, (x0, y0, x1, y1)) with the box in fractions of the image's
 width and height (0 = left/top edge, 1 = right/bottom edge). The empty layout is the null
@@ -16,12 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
-from ldmkit.conditioning.text_encoder import TextEncoderConfig
+from ldmkit.conditioning.text_encoder import TextEncoder, TextEncoderConfig
 
 Box = tuple[float, float, float, float]
 Layout = list[tuple[int, Box]]
 PAD = 0  # token id of an empty slot; a null layout is all PAD
+FREQUENCIES = 6  # Fourier features sin/cos(2^k pi x), k < 6: down to 1/64 of the image
 
 
 @dataclass(frozen=True)
@@ -181,3 +186,35 @@ def read_layout(
             raise ValueError(f"{where}: object {i}'s box must be [x0, y0, x1, y1], got {box!r}")
         layout.append((name, tuple(box)))  # type: ignore[arg-type]  # checked by check_layout
     return layout
+
+
+def cell_features(config: LayoutConfig) -> torch.Tensor:
+    """(vocab_size, 4 * FREQUENCIES): sin and cos of 2^k pi x and y at each cell token's centre;
+    zeros for PAD and class tokens."""
+    n = config.bins
+    cells = torch.arange(n * n)
+    centres = torch.stack([(cells % n + 0.5) / n, (cells // n + 0.5) / n], 1)  # (cells, 2): x, y
+    angles = centres[:, :, None] * (torch.pi * 2.0 ** torch.arange(FREQUENCIES))  # (cells, 2, F)
+    features = torch.cat([angles.sin(), angles.cos()], 2).flatten(1)
+    table = torch.zeros(config.vocab_size, features.shape[1])
+    table[1 + config.classes :] = features
+    return table
+
+
+class LayoutEncoder(TextEncoder):
+    """The text transformer over layout tokens, each corner token's embedding plus a learned
+    projection of its cell's Fourier features."""
+
+    def __init__(self, config: LayoutConfig):
+        super().__init__(config.encoder())
+        self.layout = config
+        self.register_buffer("cell_features", cell_features(config), persistent=False)
+        self.coordinates = nn.Linear(4 * FREQUENCIES, config.width)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Layout token ids (B, L <= 3 * max_objects) -> context tokens (B, L, width)."""
+        if ids.shape[1] > self.config.max_length:
+            raise ValueError(f"{ids.shape[1]} tokens exceed max_length {self.config.max_length}")
+        x = self.token_embedding(ids) + self.position_embedding[: ids.shape[1]]
+        x = x + self.coordinates(self.cell_features[ids])
+        return self.final_norm(self.layers(x))

@@ -47,6 +47,17 @@ class SpatialConfig:
         return self.image_channels
 
 
+def coordinate_grid(x: torch.Tensor) -> torch.Tensor:
+    """(B, 2, H, W) channels holding each pixel's x and y in [-1, 1], for concatenation with x
+    (B, C, H, W): CoordConv (Liu et al. 2018), so convolutions and cross-attention queries know
+    where they are."""
+    b, _, h, w = x.shape
+    ys = torch.linspace(-1.0, 1.0, h, device=x.device, dtype=x.dtype)
+    xs = torch.linspace(-1.0, 1.0, w, device=x.device, dtype=x.dtype)
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"))  # (2, H, W): x, then y
+    return grid.expand(b, -1, -1, -1)
+
+
 def bicubic_degrade(images: torch.Tensor, factor: int) -> torch.Tensor:
     """Antialiased bicubic downsampling by `factor` (the LDM-SR degradation), in [-1, 1]."""
     h, w = images.shape[-2:]

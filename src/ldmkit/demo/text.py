@@ -1,10 +1,10 @@
-"""`ldmkit demo`: text-to-image on shapes in under a minute of CPU.
+"""`ldmkit demo --text-checkpoint DIR`: text-to-image on shapes in under a minute of CPU.
 
-The shipped `shapes_t2i` checkpoint (`ldmkit.assets`; its config.json records the command and
-seed that made it and its measured adherence) draws a few samples for each of a handful of
-prompts; the one-object prompts are scored by the shipped shapes evaluator (does each sample
-show the kind and colour asked for?). With `train`, the same model is first retrained from
-scratch by the recorded recipe (~26 minutes here). Writes a labelled grid and a report.
+A text-to-image checkpoint (meant: the `shapes_t2i` asset, not shipped yet; its config.json is
+to record the command, seed and measured adherence) draws a few samples for each of a handful
+of prompts; the one-object prompts are scored by the shipped shapes evaluator (kind and colour).
+With `train`, the same model is first retrained from scratch by the recorded recipe (~26 min
+here). Writes a labelled grid and a report.
 """
 
 import dataclasses

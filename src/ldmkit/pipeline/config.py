@@ -34,6 +34,10 @@ class DiffusionConfig:
     layout: LayoutConfig | None = None
     # Probability of replacing a layout by the empty layout in training (enables guidance).
     layout_dropout: float = 0.1
+    # Two more UNet input channels holding each latent pixel's x and y in [-1, 1] (CoordConv),
+    # so cross-attention queries know where they are; layout models place objects with them.
+    # Positions are those of the array the UNet sees (a tile, when sampling in tiles).
+    coordinate_channels: bool = False
     # Spatially aligned condition concatenated with z_t (super-resolution, inpainting); the UNet
     # then takes z_channels + spatial.channels(z_channels) input channels. Combines with classes
     # or text (hybrid conditioning).

@@ -14,8 +14,10 @@ from ldmkit.autoencoder import Autoencoder
 from ldmkit.conditioning import (
     ClipTextEncoder,
     Layout,
+    LayoutEncoder,
     TextEncoder,
     TextTokenizer,
+    coordinate_grid,
     layout_tokens,
 )
 from ldmkit.diffusion import (
@@ -48,8 +50,10 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         super().__init__()
         z = autoencoder.config.z_channels
         extra = config.spatial.channels(z) if config.spatial is not None else 0
+        extra += 2 if config.coordinate_channels else 0
         if config.unet.in_channels != z + extra or config.unet.out_channels != z:
             what = f" + {extra} of the {config.spatial.kind} condition" if config.spatial else ""
+            what += " + 2 coordinate channels" if config.coordinate_channels else ""
             raise ValueError(
                 f"unet.in_channels={config.unet.in_channels}, unet.out_channels="
                 f"{config.unet.out_channels}, but the autoencoder's latent has {z} channels; set "
@@ -64,7 +68,7 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         self.context_encoder: TextEncoder | None = None
         self.clip: ClipTextEncoder | None = None
         if config.layout is not None:
-            self.context_encoder = TextEncoder(config.layout.encoder())
+            self.context_encoder = LayoutEncoder(config.layout)
         if config.clip is not None:
             self.clip = clip if clip is not None else ClipTextEncoder(config.clip)
             if self.clip.width != config.unet.context_dim:
@@ -200,6 +204,8 @@ class LatentDiffusion(SpatialConditions, nn.Module):
             context = self.context(layouts=self.training_layouts(batch["layout"], generators))
         if self.config.spatial is not None:
             z_t = torch.cat([z_t, self.training_condition(batch, generators).to(z_t.dtype)], 1)
+        if self.config.coordinate_channels:
+            z_t = torch.cat([z_t, coordinate_grid(z_t)], 1)
         output = (denoiser or self.unet)(z_t, t, y=y, context=context)
         per_sample = diffusion_loss(
             output.float(), z0, eps, t, self.schedule, cfg.prediction, cfg.min_snr_gamma
@@ -343,6 +349,8 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         """The UNet on (x_t, t) with conditions {"y", "context", "concat"}, any of them absent."""
         if "concat" in c:
             x = torch.cat([x, c["concat"].to(x.dtype)], 1)
+        if self.config.coordinate_channels:
+            x = torch.cat([x, coordinate_grid(x)], 1)
         return self.unet(x, t, y=c.get("y"), context=c.get("context"))
 
     def conditions(

@@ -105,11 +105,13 @@ DIFFUSION_PRESETS["shapes-text"] = dataclasses.replace(
 
 # Layout-to-image: each box as (top-left cell, bottom-right cell, class) tokens on a 32 x 32 grid
 # (2 px cells at 64 px), read by a 2-layer transformer trained with the UNet (Rombach et al.
-# 2022, 4.3.1); one to four objects per image.
+# 2022, 4.3.1); one to four objects per image. Coordinate channels tell the UNet where each pixel
+# is, so its cross-attention can put a box's object there.
 DIFFUSION_PRESETS["tiny-layout"] = dataclasses.replace(
     DIFFUSION_PRESETS["tiny"],
     model=DiffusionConfig(
-        unet=unet_preset("tiny"),
+        unet=unet_preset("tiny", in_channels=3 + 2),
+        coordinate_channels=True,
         layout=LayoutConfig(
             classes=SHAPES_CLASSES, bins=8, max_objects=4, width=32, layers=1, heads=2
         ),
@@ -120,7 +122,8 @@ DIFFUSION_PRESETS["tiny-layout"] = dataclasses.replace(
 DIFFUSION_PRESETS["shapes-layout"] = dataclasses.replace(
     _CLASS,
     model=DiffusionConfig(
-        unet=unet_preset("small", context_dim=128),
+        unet=unet_preset("small", context_dim=128, in_channels=3 + 2),
+        coordinate_channels=True,
         layout=LayoutConfig(classes=SHAPES_CLASSES, bins=32, max_objects=4, width=128),
         loss=DiffusionLossConfig(min_snr_gamma=5.0),
         latent_size=16,
