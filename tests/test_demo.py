@@ -78,11 +78,13 @@ def test_text_demo_samples_every_prompt_and_scores_the_one_object_ones(
     assert Image.open(tmp_path / "text_to_image.png").height >= 2 * 64  # a row per prompt
 
 
-def test_demo_command_checks_per_prompt(tmp_path: Path) -> None:
+def test_demo_command_checks_its_options(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
     from ldmkit.cli import app
 
-    args = ["demo", "--text-checkpoint", str(tmp_path), "--per-prompt", "0"]
+    args = ["demo", "--checkpoint", str(tmp_path), "--per-prompt", "0"]
     result = CliRunner().invoke(app, [*args, "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--per-prompt must be >= 1" in result.output
+    result = CliRunner().invoke(app, ["demo", "--classes", "--train", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "--classes trains its own model" in result.output

@@ -1,6 +1,7 @@
 """Layout tokens: the paper's (top-left, bottom-right, class) triples, their inverse, the JSON
 format and its errors."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -112,3 +113,20 @@ def test_bad_json_is_a_clear_error(tmp_path: Path, text: str, message: str) -> N
         read_layout(path)
     with pytest.raises(ValueError, match="cannot read the layout"):
         read_layout(tmp_path / "missing.json")
+
+
+def test_every_token_of_an_object_carries_its_box() -> None:
+    torch.manual_seed(0)
+    encoder = LayoutEncoder(dataclasses.replace(CONFIG, layers=1))
+    ids = layout_tokens([[(0, (0.1, 0.1, 0.4, 0.4))], [(0, (0.5, 0.5, 0.9, 0.9))]], CONFIG)
+    cells = encoder.cell_features[ids]
+    corners = cells.view(2, CONFIG.max_objects, 3, -1)[:, :, :2].flatten(2)
+    box = encoder.box(corners)  # (2, slots, width)
+    # The class tokens (same class, different boxes) differ by the box term before any layer.
+    embedded = encoder.token_embedding(ids)
+    assert torch.equal(embedded[0, 2], embedded[1, 2])
+    assert not torch.allclose(box[0, 0], box[1, 0])
+    # Empty slots have zero corner features; forward masks their box term (the bias) out too.
+    assert corners[:, 1:].abs().sum() == 0
+    with pytest.raises(ValueError, match="3 tokens per object"):
+        encoder(ids[:, :4])

@@ -111,7 +111,7 @@ def test_cli_inpaints_and_refuses_a_wrong_mask(inpainting: Path, tmp_path: Path)
     args = ["inpaint", "--image", str(image), "--mask", str(mask), "--out", str(out), *ckpt]
     assert runner.invoke(app, args).exit_code == 0
     filled = torch.from_numpy(np.array(Image.open(out)))
-    original = torch.from_numpy(np.asarray(Image.open(image)))
+    original = torch.from_numpy(np.array(Image.open(image)))
     assert torch.equal(filled[24:], original[24:])  # pasted back exactly
     small = _png(torch.zeros(3, 16, 16), tmp_path / "small.png")
     args = ["inpaint", "--image", str(image), "--mask", str(small), *ckpt]

@@ -224,3 +224,25 @@ def test_tiny_preset_runs() -> None:
     config = unet_preset("tiny", num_classes=3)
     out = UNet(config)(**inputs(config, size=16))
     assert out.shape == (2, 3, 16, 16)
+
+
+@pytest.mark.parametrize("frequencies", [0, 3])
+def test_position_features_let_attention_tell_pixels_apart(frequencies: int) -> None:
+    from ldmkit.unet.transformer import SpatialTransformer
+
+    torch.manual_seed(0)
+    block = SpatialTransformer(32, 2, 16, context_dim=8, groups=8, position_frequencies=frequencies)
+    for p in block.proj_out.parameters():  # zero at construction; make the block visible
+        torch.nn.init.normal_(p, std=0.1)
+    x = torch.randn(1, 32, 1, 1).expand(2, 32, 5, 6).contiguous()  # the same vector everywhere
+    out = block(x, torch.randn(2, 3, 8))
+    spread = (out - out.mean((2, 3), keepdim=True)).abs().max()
+    if frequencies:  # queries know their place: a constant map comes out varying
+        assert spread > 1e-3
+        assert "position.weight" in block.state_dict()
+    else:  # without them every pixel is the same token, so the output stays constant
+        assert spread < 1e-5
+    config = unet_preset("tiny", position_frequencies=frequencies)
+    assert ("position.weight" in "".join(UNet(config).state_dict())) == bool(frequencies)
+    with pytest.raises(ValueError, match="position_frequencies must be >= 0"):
+        unet_preset("tiny", position_frequencies=-1)

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from ldmkit.conditioning.text_encoder import TextEncoder, TextEncoderConfig
+from ldmkit.nn import grid_fourier_features
 
 Box = tuple[float, float, float, float]
 Layout = list[tuple[int, Box]]
@@ -189,32 +190,37 @@ def read_layout(
 
 
 def cell_features(config: LayoutConfig) -> torch.Tensor:
-    """(vocab_size, 4 * FREQUENCIES): sin and cos of 2^k pi x and y at each cell token's centre;
-    zeros for PAD and class tokens."""
-    n = config.bins
-    cells = torch.arange(n * n)
-    centres = torch.stack([(cells % n + 0.5) / n, (cells // n + 0.5) / n], 1)  # (cells, 2): x, y
-    angles = centres[:, :, None] * (torch.pi * 2.0 ** torch.arange(FREQUENCIES))  # (cells, 2, F)
-    features = torch.cat([angles.sin(), angles.cos()], 2).flatten(1)
-    table = torch.zeros(config.vocab_size, features.shape[1])
-    table[1 + config.classes :] = features
+    """(vocab_size, 4 * FREQUENCIES): Fourier features of each cell token's centre (x, y); zeros
+    for PAD and class tokens."""
+    table = torch.zeros(config.vocab_size, 4 * FREQUENCIES)
+    table[1 + config.classes :] = grid_fourier_features(config.bins, config.bins, FREQUENCIES)
     return table
 
 
 class LayoutEncoder(TextEncoder):
-    """The text transformer over layout tokens, each corner token's embedding plus a learned
-    projection of its cell's Fourier features."""
+    """The text transformer over layout tokens. Each corner token's embedding gets a learned
+    projection of its cell's Fourier features, and all three tokens of an object get a learned
+    projection of both corners' features (its box), so the class token knows where it belongs
+    before the transformer has learned to group the triples."""
 
     def __init__(self, config: LayoutConfig):
         super().__init__(config.encoder())
         self.layout = config
         self.register_buffer("cell_features", cell_features(config), persistent=False)
         self.coordinates = nn.Linear(4 * FREQUENCIES, config.width)
+        self.box = nn.Linear(8 * FREQUENCIES, config.width)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """Layout token ids (B, L <= 3 * max_objects) -> context tokens (B, L, width)."""
-        if ids.shape[1] > self.config.max_length:
-            raise ValueError(f"{ids.shape[1]} tokens exceed max_length {self.config.max_length}")
-        x = self.token_embedding(ids) + self.position_embedding[: ids.shape[1]]
-        x = x + self.coordinates(self.cell_features[ids])
+        """Layout token ids (B, 3 * k), k <= max_objects -> context tokens (B, 3 * k, width)."""
+        b, length = ids.shape
+        if length > self.config.max_length or length % 3:
+            raise ValueError(
+                f"expected 3 tokens per object and at most {self.config.max_length}, got {length}"
+            )
+        cells = self.cell_features[ids]  # (B, L, 4F)
+        corners = cells.view(b, length // 3, 3, -1)[:, :, :2].flatten(2)  # (B, k, 8F)
+        present = (ids.view(b, length // 3, 3)[:, :, 2:] != PAD).to(cells.dtype)  # (B, k, 1)
+        box = (self.box(corners) * present).repeat_interleave(3, dim=1)  # (B, L, width)
+        x = self.token_embedding(ids) + self.position_embedding[:length]
+        x = x + self.coordinates(cells) + box
         return self.final_norm(self.layers(x))

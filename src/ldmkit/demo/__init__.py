@@ -1,6 +1,6 @@
-"""L8: the showcase. `ldmkit demo`: a class-conditional LDM trained and measured in ~9 minutes;
-`ldmkit demo --text-checkpoint DIR`: text-to-image from a checkpoint in under a minute
-(`--train` retrains its recorded recipe first)."""
+"""L8: the showcase. `ldmkit demo`: text-to-image from the shipped shapes checkpoint in under a
+minute (`--train` retrains its recorded recipe first, `--checkpoint DIR` uses another);
+`ldmkit demo --classes`: a class-conditional LDM trained and measured in ~9 minutes."""
 
 from ldmkit.demo.classes import DemoConfig, run_demo
 from ldmkit.demo.text import TextDemoConfig, prompt_class, run_text_demo

@@ -1,4 +1,4 @@
-"""`ldmkit demo`: class-conditional latent diffusion on shapes, trained in ~9 CPU minutes.
+"""`ldmkit demo --classes`: class-conditional latent diffusion on shapes, trained in ~9 CPU minutes.
 
 1. The first stage: the shipped KL f=4 autoencoder (`ldmkit.assets`, made by a documented
    command), or one trained now (`train_autoencoder`); its held-out reconstructions are measured.

@@ -1,10 +1,10 @@
-"""`ldmkit demo --text-checkpoint DIR`: text-to-image on shapes in under a minute of CPU.
+"""`ldmkit demo`: text-to-image on shapes in under a minute of CPU.
 
-A text-to-image checkpoint (meant: the `shapes_t2i` asset, not shipped yet; its config.json is
-to record the command, seed and measured adherence) draws a few samples for each of a handful
-of prompts; the one-object prompts are scored by the shipped shapes evaluator (kind and colour).
-With `train`, the same model is first retrained from scratch by the recorded recipe (~26 min
-here). Writes a labelled grid and a report.
+A text-to-image checkpoint (by default the shipped `shapes_t2i` asset, whose config.json records
+the command, seed and measured adherence) draws a few samples for each of a handful of prompts;
+the one-object prompts are scored by the shipped shapes evaluator (kind and colour). With
+`train`, the same model is first retrained from scratch by the recorded recipe (~26 min here).
+Writes a labelled grid and a report.
 """
 
 import dataclasses

@@ -2,6 +2,7 @@
 
 from ldmkit.nn.attention import Attention
 from ldmkit.nn.feed_forward import GEGLU, FeedForward
+from ldmkit.nn.fourier import fourier_features, grid_fourier_features
 from ldmkit.nn.normalization import group_norm
 from ldmkit.nn.resampling import Downsample, Upsample
 from ldmkit.nn.resnet_block import ResnetBlock
@@ -17,6 +18,8 @@ __all__ = [
     "ResnetBlock",
     "SpatialSelfAttention",
     "Upsample",
+    "fourier_features",
+    "grid_fourier_features",
     "group_norm",
     "tiled_apply",
     "timestep_embedding",

@@ -4,7 +4,7 @@
 clean batches."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -27,8 +27,9 @@ class SpatialConditions:
     config: DiffusionConfig
     autoencoder: Autoencoder
 
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError  # LatentDiffusion.encode
+    if TYPE_CHECKING:  # provided by LatentDiffusion; declared here for the type checker only
+
+        def encode(self, images: torch.Tensor) -> torch.Tensor: ...
 
     @torch.no_grad()
     def spatial_condition(

@@ -110,7 +110,7 @@ DIFFUSION_PRESETS["shapes-text"] = dataclasses.replace(
 DIFFUSION_PRESETS["tiny-layout"] = dataclasses.replace(
     DIFFUSION_PRESETS["tiny"],
     model=DiffusionConfig(
-        unet=unet_preset("tiny", in_channels=3 + 2),
+        unet=unet_preset("tiny", in_channels=3 + 2, position_frequencies=2),
         coordinate_channels=True,
         layout=LayoutConfig(
             classes=SHAPES_CLASSES, bins=8, max_objects=4, width=32, layers=1, heads=2
@@ -122,7 +122,15 @@ DIFFUSION_PRESETS["tiny-layout"] = dataclasses.replace(
 DIFFUSION_PRESETS["shapes-layout"] = dataclasses.replace(
     _CLASS,
     model=DiffusionConfig(
-        unet=unet_preset("small", context_dim=128, in_channels=3 + 2),
+        # Cross-attention at every level (16 x 16 latents included), its queries given their
+        # positions; see docs/results/layout_to_image.md for what each of these changed.
+        unet=unet_preset(
+            "small",
+            context_dim=128,
+            in_channels=3 + 2,
+            attention_resolutions=(1, 2, 4),
+            position_frequencies=6,
+        ),
         coordinate_channels=True,
         layout=LayoutConfig(classes=SHAPES_CLASSES, bins=32, max_objects=4, width=128),
         loss=DiffusionLossConfig(min_snr_gamma=5.0),

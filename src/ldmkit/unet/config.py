@@ -21,6 +21,10 @@ class UNetConfig:
     transformer_depth: int = 1
     # Width of the conditioning tokens for cross-attention; None = self-attention only.
     context_dim: int | None = None
+    # Fourier features (this many frequencies) of each token's (x, y), projected and added to
+    # the spatial transformers' tokens, so cross-attention queries know where they are (layout
+    # models); 0 = off, as in LDM and Stable Diffusion.
+    position_frequencies: int = 0
     # Linear (SD 2) rather than 1x1-conv (LDM, SD 1) proj_in / proj_out in the transformers.
     use_linear_in_transformer: bool = False
     # Class labels 0..num_classes-1 embedded and added to the timestep embedding; None = off.
@@ -56,6 +60,8 @@ class UNetConfig:
             raise ValueError(
                 f"channel_mult must be a non-empty tuple of positive ints, got {self.channel_mult}"
             )
+        if self.position_frequencies < 0:
+            raise ValueError(f"position_frequencies must be >= 0, got {self.position_frequencies}")
         for name in ("context_dim", "num_classes", "num_heads", "num_head_channels"):
             value = getattr(self, name)
             if value is not None and value < 1:

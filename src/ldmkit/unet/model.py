@@ -85,6 +85,7 @@ class UNet(nn.Module):
                 c.dropout,
                 c.use_linear_in_transformer,
                 c.norm_groups,
+                c.position_frequencies,
             )
 
         self.input_blocks = nn.ModuleList(

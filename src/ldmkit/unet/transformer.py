@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from ldmkit.nn import Attention, FeedForward, group_norm
+from ldmkit.nn import Attention, FeedForward, grid_fourier_features, group_norm
 
 
 class BasicTransformerBlock(nn.Module):
@@ -41,7 +41,8 @@ class SpatialTransformer(nn.Module):
     """norm -> proj_in -> transformer blocks over the H*W tokens -> proj_out (zero-init) + input.
 
     `use_linear` chooses linear projections on tokens (SD 2) over 1x1 convolutions (LDM, SD 1);
-    the two are the same map, only the checkpoint layout differs.
+    the two are the same map, only the checkpoint layout differs. With `position_frequencies`,
+    a learned projection of each token's Fourier position features is added after proj_in.
     """
 
     def __init__(
@@ -54,9 +55,14 @@ class SpatialTransformer(nn.Module):
         dropout: float = 0.0,
         use_linear: bool = False,
         groups: int = 32,
+        position_frequencies: int = 0,
     ):
         super().__init__()
         inner = heads * dim_head
+        self.position_frequencies = position_frequencies
+        self.position: nn.Linear | None = None
+        if position_frequencies:
+            self.position = nn.Linear(4 * position_frequencies, inner)
         self.use_linear = use_linear
         # CompVis `Normalize`: eps 1e-6, unlike the ResBlocks' 1e-5.
         self.norm = group_norm(channels, groups, eps=1e-6)
@@ -81,6 +87,11 @@ class SpatialTransformer(nn.Module):
         tokens = tokens.flatten(2).transpose(1, 2)  # (B, HW, inner)
         if self.use_linear:
             tokens = self.proj_in(tokens)
+        if self.position is not None:
+            features = grid_fourier_features(
+                h, w, self.position_frequencies, tokens.device, self.position.weight.dtype
+            )
+            tokens = tokens + self.position(features).to(tokens.dtype)
         for block in self.transformer_blocks:
             tokens = block(tokens, context)
         if self.use_linear:
