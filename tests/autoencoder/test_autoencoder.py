@@ -29,9 +29,22 @@ def test_shapes_for_every_factor(kind: str, f: int) -> None:
     assert model.to_latent(x).shape == (2, 3, 64 // f, 64 // f)
 
 
+@pytest.mark.parametrize("kind", ["kl", "vq"])
+def test_patch_stem_folds_pixels_into_channels(kind: str) -> None:
+    model = Autoencoder(tiny(kind, 2, patch=2, attn_factors=(2,)))  # f = 2 * 2
+    assert model.factor == 4 and model.encoder.conv_in.in_channels == 3 * 4
+    x = torch.randn(2, 3, 32, 32)
+    z = model.to_latent(x)
+    assert z.shape == (2, 3, 8, 8)
+    assert model.decode(z).shape == x.shape
+    assert model.decoder.conv_out.out_channels == 3 * 4  # unfolded by pixel shuffle
+
+
 def test_invalid_configs_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="len\\(ch_mult\\)"):
         AutoencoderConfig(ch_mult=(1,) * 7)
+    with pytest.raises(ValueError, match="patch 3 and ch_mult"):
+        AutoencoderConfig(ch_mult=(1, 2), patch=3)  # f = 6
     with pytest.raises(ValueError, match="attn_factors"):
         AutoencoderConfig(ch_mult=(1, 2), attn_factors=(4,))
     with pytest.raises(ValueError, match="groups"):

@@ -1,13 +1,17 @@
-"""Shared by the diffusion-training tests: a tiny saved f=2 autoencoder and a free TCP port."""
+"""Shared by the diffusion-training tests: a tiny saved f=2 autoencoder, a free TCP port and
+the tiny run settings."""
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.checkpoint import save_autoencoder
+from ldmkit.training.config import DiffusionRunConfig
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +28,16 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def tiny_run() -> Callable[..., DiffusionRunConfig]:
+    """Run settings for training tests: two steps at batch 4 with a checkpoint and a snapshot of
+    two one-step samples at step 2; keyword arguments replace any of them."""
+
+    def make(**overrides: Any) -> DiffusionRunConfig:
+        base: dict[str, Any] = dict(steps=2, batch_size=4, sample_count=2, sample_steps=1)
+        base |= dict(sample_every=2, checkpoint_every=2)
+        return DiffusionRunConfig(**(base | overrides))
+
+    return make

@@ -4,6 +4,7 @@ directory instead of copying it."""
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -57,21 +58,17 @@ def test_context_dim_must_match_the_clip_width(autoencoder: Path, tiny_clip: Pat
 
 
 def test_clip_model_trains_saves_and_loads_from_a_moved_clip(
-    autoencoder: Path, tiny_clip: Path, tmp_path: Path
+    autoencoder: Path,
+    tiny_clip: Path,
+    tmp_path: Path,
+    tiny_run: Callable[..., DiffusionRunConfig],
 ) -> None:
     config = DiffusionTrainConfig(
         autoencoder=str(autoencoder),
         model=_model_config(tiny_clip),
         data=DataConfig(resolution=32, size=8),
         optim=OptimConfig(lr=1e-3, betas=(0.9, 0.999)),
-        run=DiffusionRunConfig(
-            steps=2,
-            batch_size=4,
-            sample_every=2,
-            checkpoint_every=2,
-            sample_count=2,
-            sample_steps=1,
-        ),
+        run=tiny_run(),
     )
     result = train_diffusion(config, tmp_path / "run", show_progress=False)
     files = sorted(p.name for p in result.model_dir.iterdir())

@@ -3,6 +3,7 @@ dropout, snapshots with the boxes drawn, a checkpoint that samples from layouts,
 layout evaluation on it."""
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,21 +25,18 @@ RED_CIRCLE, BLUE_STAR = 0, 3 * 6 + 3  # class = kind * 6 + colour
 
 
 @pytest.fixture(scope="module")
-def layout_model(autoencoder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def layout_model(
+    autoencoder: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_run: Callable[..., DiffusionRunConfig],
+) -> Path:
     preset = DIFFUSION_PRESETS["tiny-layout"]
     config = preset.__class__(
         autoencoder=str(autoencoder),
         model=preset.model,
         data=DataConfig(resolution=32, size=16),
         optim=preset.optim,
-        run=DiffusionRunConfig(
-            steps=2,
-            batch_size=4,
-            sample_every=2,
-            checkpoint_every=2,
-            sample_count=2,
-            sample_steps=1,
-        ),
+        run=tiny_run(),
     )
     run_dir = tmp_path_factory.mktemp("layout")
     result = train_diffusion(config, run_dir, show_progress=False)

@@ -8,7 +8,7 @@ VALID_FACTORS = (1, 2, 4, 8, 16, 32)
 
 @dataclass(frozen=True)
 class AutoencoderConfig:
-    """Architecture of a KL- or VQ-regularised autoencoder; f = 2 ** (len(ch_mult) - 1).
+    """Architecture of a KL- or VQ-regularised autoencoder; f = patch * 2 ** (len(ch_mult) - 1).
 
     kind "pixel" is no network at all: the latent is the image itself (f = 1), so that pixel-space
     diffusion (the paper's LDM-1 baseline) runs through the same pipeline; see `pixel_space`.
@@ -24,6 +24,10 @@ class AutoencoderConfig:
     # always has one when mid_attention is true).
     attn_factors: tuple[int, ...] = ()
     mid_attention: bool = True
+    # Space-to-depth stem: the encoder first folds each patch x patch block of pixels into
+    # channels (pixel unshuffle) and the decoder unfolds its output (pixel shuffle), so no block
+    # runs at full resolution. 1 = off (the LDM networks); attn_factors count from the patches.
+    patch: int = 1
     z_channels: int = 3
     dropout: float = 0.0
     norm_groups: int = 32
@@ -38,10 +42,10 @@ class AutoencoderConfig:
     def __post_init__(self) -> None:
         if self.factor not in VALID_FACTORS:
             raise ValueError(
-                f"ch_mult {self.ch_mult} gives f={self.factor}; len(ch_mult) must be 1..6 "
-                f"for f in {VALID_FACTORS}"
+                f"patch {self.patch} and ch_mult {self.ch_mult} give f={self.factor}; choose "
+                f"them so that patch * 2 ** (len(ch_mult) - 1) is one of {VALID_FACTORS}"
             )
-        for name in ("ch", "num_res_blocks", "z_channels", "norm_groups", "codebook_size"):
+        for name in ("ch", "num_res_blocks", "z_channels", "norm_groups", "codebook_size", "patch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.kind == "pixel" and (
@@ -60,7 +64,7 @@ class AutoencoderConfig:
     @property
     def factor(self) -> int:
         """Spatial downsampling factor f."""
-        return 2 ** (len(self.ch_mult) - 1)
+        return self.patch * 2 ** (len(self.ch_mult) - 1)
 
 
 def pixel_space(channels: int = 3) -> AutoencoderConfig:

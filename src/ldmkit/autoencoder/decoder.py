@@ -32,7 +32,8 @@ class Decoder(nn.Module):
             levels.insert(0, stage)  # index by level, as the original layout does
         self.up = nn.ModuleList(levels)
         self.norm_out = group_norm(channels, c.norm_groups)
-        self.conv_out = nn.Conv2d(channels, c.out_channels, 3, padding=1)
+        self.patch = c.patch
+        self.conv_out = nn.Conv2d(channels, c.out_channels * c.patch**2, 3, padding=1)
 
     @property
     def last_layer(self) -> torch.Tensor:
@@ -49,4 +50,5 @@ class Decoder(nn.Module):
                     h = stage.attn[i](h)
             if hasattr(stage, "upsample"):
                 h = stage.upsample(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        out = self.conv_out(F.silu(self.norm_out(h)))
+        return F.pixel_shuffle(out, self.patch) if self.patch > 1 else out

@@ -37,7 +37,8 @@ class Encoder(nn.Module):
     def __init__(self, config: AutoencoderConfig, out_channels: int):
         super().__init__()
         c = config
-        self.conv_in = nn.Conv2d(c.in_channels, c.ch, 3, padding=1)
+        self.patch = c.patch
+        self.conv_in = nn.Conv2d(c.in_channels * c.patch**2, c.ch, 3, padding=1)
         self.down = nn.ModuleList()
         channels = c.ch
         for level, mult in enumerate(c.ch_mult):
@@ -57,6 +58,8 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C_in, H, W) -> (B, out_channels, H/f, W/f)."""
+        if self.patch > 1:
+            x = F.pixel_unshuffle(x, self.patch)
         h = self.conv_in(x)
         for stage in self.down:
             for i, block in enumerate(stage.block):

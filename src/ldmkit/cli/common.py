@@ -15,6 +15,14 @@ Overrides = Annotated[
 ]
 
 
+# The sampling options every sampling command shares (same names, defaults given at the use).
+Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = none)")]
+Sampler = Annotated[str, typer.Option(help="ddpm, ddim, plms or dpm++2m")]
+Steps = Annotated[int, typer.Option(help="Sampler steps")]
+Seed = Annotated[int, typer.Option(help="Sample i draws its noise from seed + i")]
+Device = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N")]
+
+
 def fail(message: str) -> typer.Exit:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=2)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ldmkit.cli.common import eval_app, fail
+from ldmkit.cli.common import Device, Guidance, Sampler, Seed, Steps, eval_app, fail
 from ldmkit.config import ConfigError
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def eval_reconstruction_command(
     inception: InceptionOption = None,
     inception_resize: InceptionResizeOption = "pytorch-fid",
     batch_size: int = 64,
-    device: str = "auto",
+    device: Device = "auto",
 ) -> None:
     """PSNR / SSIM, rFID and encode/decode throughput on held-out data; prints JSON."""
     from ldmkit.assets import SHAPES_EVALUATOR
@@ -119,14 +119,14 @@ def eval_checkpoint_command(
     checkpoint: Annotated[Path, typer.Option(help="Latent diffusion folder (RUN/model)")],
     evaluator: EvaluatorOption = None,
     n: Annotated[int, typer.Option(help="Samples (and held-out images)")] = 1000,
-    guidance: float = 3.0,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
+    guidance: Guidance = 3.0,
+    sampler: Sampler = "ddim",
+    steps: Steps = 50,
+    seed: Seed = 0,
     out: Annotated[Path | None, typer.Option(help="Also write the Markdown table here")] = None,
     inception: InceptionOption = None,
     inception_resize: InceptionResizeOption = "pytorch-fid",
-    device: str = "auto",
+    device: Device = "auto",
 ) -> None:
     """Sample N images once; FID/KID/precision/recall vs held-out data, adherence and
     throughput; JSON (+ .md)."""
@@ -176,11 +176,11 @@ def eval_fid_command(
     inception: InceptionOption = None,
     inception_resize: InceptionResizeOption = "pytorch-fid",
     n: Annotated[int, typer.Option(help="Images per set")] = 1000,
-    guidance: float = 3.0,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
-    device: str = "auto",
+    guidance: Guidance = 3.0,
+    sampler: Sampler = "ddim",
+    steps: Steps = 50,
+    seed: Seed = 0,
+    device: Device = "auto",
 ) -> None:
     """FID, KID and precision/recall of generated images against held-out data, in the
     evaluator's features or (--inception) the standard FID InceptionV3's."""
@@ -231,11 +231,11 @@ def eval_adherence_command(
     checkpoint: Annotated[Path, typer.Option(help="Class-conditional LDM folder (RUN/model)")],
     evaluator: EvaluatorOption = None,
     n: Annotated[int, typer.Option(help="Samples, cycling through the classes")] = 300,
-    guidance: float = 3.0,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
-    device: str = "auto",
+    guidance: Guidance = 3.0,
+    sampler: Sampler = "ddim",
+    steps: Steps = 50,
+    seed: Seed = 0,
+    device: Device = "auto",
 ) -> None:
     """Fraction of samples whose class (shapes: kind, colour, both) matches the one asked for."""
     from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
@@ -256,11 +256,11 @@ def eval_layout_command(
     checkpoint: Annotated[Path, typer.Option(help="Layout-conditional LDM folder (RUN/model)")],
     evaluator: EvaluatorOption = None,
     n: Annotated[int, typer.Option(help="Held-out layouts")] = 200,
-    guidance: float = 3.0,
-    sampler: str = "ddim",
-    steps: int = 50,
+    guidance: Guidance = 3.0,
+    sampler: Sampler = "ddim",
+    steps: Steps = 50,
     grid: Annotated[Path | None, typer.Option(help="PNG grid of the first 8, boxes drawn")] = None,
-    device: str = "auto",
+    device: Device = "auto",
 ) -> None:
     """Fraction of the requested objects found at their boxes (IoU >= 0.5, right colour; and
     right kind by the evaluator), for the model and for the real images. JSON."""
@@ -284,11 +284,11 @@ def eval_relations_command(
     checkpoint: Annotated[Path, typer.Option(help="Text-conditional LDM folder (RUN/model)")],
     evaluator: EvaluatorOption = None,
     n: Annotated[int, typer.Option(help="Two-object held-out captions")] = 200,
-    guidance: float = 3.0,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
-    device: str = "auto",
+    guidance: Guidance = 3.0,
+    sampler: Sampler = "ddim",
+    steps: Steps = 50,
+    seed: Seed = 0,
+    device: Device = "auto",
 ) -> None:
     """Two-object prompts (held-out shapes captions): both objects drawn (colour and kind by
     the evaluator) and their relation right, for the model and for the real images. JSON."""

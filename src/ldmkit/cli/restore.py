@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ldmkit.cli.common import app, eval_app, fail
+from ldmkit.cli.common import Device, Sampler, Seed, Steps, app, eval_app, fail
 
 if TYPE_CHECKING:
     import torch
@@ -59,11 +59,11 @@ def upscale_command(
     image: Annotated[Path, typer.Argument(help="Low-resolution input image")],
     out: Annotated[Path, typer.Argument(help="PNG to write (input size x the model's factor)")],
     checkpoint: Checkpoint,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
+    sampler: Sampler = "ddim",
+    steps: Steps = 50,
+    seed: Seed = 0,
     tile: Tile = None,
-    device: str = "auto",
+    device: Device = "auto",
 ) -> None:
     """Super-resolve an image of any size; inputs larger than the training size are processed
     in overlapping latent tiles blended without seams."""
@@ -85,12 +85,12 @@ def inpaint_command(
     image: Annotated[Path, typer.Option(help="Image with something to replace")],
     mask: Annotated[Path, typer.Option(help="Same-size mask: white where to fill, black to keep")],
     out: Annotated[Path, typer.Option(help="PNG to write")] = Path("inpainted.png"),
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
+    sampler: Sampler = "ddim",
+    steps: Steps = 50,
+    seed: Seed = 0,
     paste: Annotated[bool, typer.Option(help="Copy the known pixels back exactly")] = True,
     tile: Tile = None,
-    device: str = "auto",
+    device: Device = "auto",
 ) -> None:
     """Fill the white part of the mask from the rest of the image."""
     from ldmkit.evaluation.restoration import inpaint
@@ -113,10 +113,10 @@ def inpaint_command(
 def eval_spatial_command(
     checkpoint: Checkpoint,
     n: Annotated[int, typer.Option(help="Held-out images")] = 200,
-    sampler: str = "ddim",
-    steps: int = 50,
+    sampler: Sampler = "ddim",
+    steps: Steps = 50,
     grid: Annotated[Path | None, typer.Option(help="PNG grid of the first 8")] = None,
-    device: str = "auto",
+    device: Device = "auto",
 ) -> None:
     """Super-resolution: PSNR/SSIM of the model and of bicubic vs the originals; inpainting:
     PSNR in the hole and on its border vs a mean-colour fill; semantic synthesis: per-pixel

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ldmkit.cli.common import app, fail
+from ldmkit.cli.common import Device, Sampler, Seed, Steps, app, fail
 
 
 @app.command("sample")
@@ -15,8 +15,8 @@ def sample_command(
     checkpoint: Annotated[Path, typer.Option(help="Latent diffusion folder (RUN/model)")],
     out: Annotated[Path, typer.Option(help="Grid PNG to write")] = Path("samples.png"),
     n: int = 16,
-    sampler: Annotated[str, typer.Option(help="ddpm, ddim, plms or dpm++2m")] = "ddim",
-    steps: int = 50,
+    sampler: Sampler = "ddim",
+    steps: Steps = 50,
     guidance: Annotated[
         float | None,
         typer.Option(help="Classifier-free guidance (default 3; 1 for spatial-only models)"),
@@ -24,7 +24,7 @@ def sample_command(
     class_: Annotated[
         int | None, typer.Option("--class", help="Class id for every sample (default: cycle)")
     ] = None,
-    seed: int = 0,
+    seed: Seed = 0,
     singles: Annotated[bool, typer.Option(help="Also write each image as a PNG")] = False,
     per_class: Annotated[
         int | None,
@@ -68,7 +68,7 @@ def sample_command(
     strength: Annotated[
         float, typer.Option(help="Image-to-image: 1 = from noise, small = close to the image")
     ] = 0.75,
-    device: str = "auto",
+    device: Device = "auto",
 ) -> None:
     """Generate a grid of samples; the PNG's text metadata records how to reproduce it."""
     import torch
