@@ -2,9 +2,9 @@
 Appendix: each box becomes a (l, b, c) triple of tokens: its top-left corner and bottom-right
 corner quantised on a bins x bins grid, and its class). A transformer encoder turns the tokens
 into the cross-attention context. Each corner token also carries Fourier features of its cell's
-centre (x, y), so neighbouring cells start out with similar embeddings: with independent
-embeddings alone, 2000 steps taught a model what to draw but not where (2% of objects found at
-their boxes).
+centre, and every token of an object its box's; with the UNet's query position features
+(`UNetConfig.position_frequencies`) this took a 2000-step shapes model from 2% to 93% of objects
+placed in their boxes (docs/results/layout_to_image.md).
 
 A layout is a list of (class_id, (x0, y0, x1, y1)) with the box in fractions of the image's
 width and height (0 = left/top edge, 1 = right/bottom edge). The empty layout is the null
