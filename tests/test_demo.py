@@ -75,6 +75,7 @@ def test_text_demo_samples_every_prompt_and_scores_the_one_object_ones(
     assert 0 <= report["adherence"]["both"] <= report["adherence"]["kind"] <= 1
     assert json.loads((tmp_path / "report.json").read_text()) == report
     assert "text_to_image.png" in (tmp_path / "report.md").read_text()
+    assert "(given)" in (tmp_path / "report.md").read_text()  # not the shipped model
     assert Image.open(tmp_path / "text_to_image.png").height >= 2 * 64  # a row per prompt
 
 

@@ -45,4 +45,5 @@ def test_demo_samples_the_shipped_model(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "text_to_image.png").is_file()
-    assert "Recorded for this checkpoint" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "Recorded for this checkpoint" in report and "shapes_t2i` (shipped)" in report

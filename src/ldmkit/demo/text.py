@@ -123,11 +123,17 @@ def run_text_demo(
 
 def _markdown(report: dict[str, Any]) -> str:
     trained = report["trained_minutes"]
-    source = f"retrained now ({trained} min)" if trained is not None else "shipped"
+    name = report["checkpoint"]
+    if trained is not None:
+        source = f"retrained now ({trained} min)"
+    elif Path(name).resolve() == SHAPES_TEXT_TO_IMAGE.resolve():
+        name, source = "ldmkit.assets: shapes_t2i", "shipped"
+    else:
+        source = "given"
     lines = [
         "# ldmkit demo: text-to-image on shapes",
         "",
-        f"Model: `{report['checkpoint']}` ({source}). {report['per_prompt']} samples per prompt, "
+        f"Model: `{name}` ({source}). {report['per_prompt']} samples per prompt, "
         f"{report['sampler']}, guidance {report['guidance']}: {report['seconds_per_image']} "
         f"s/image; total {report['total_minutes']} min.",
         "",
