@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ldmkit.checkpoint import load_latent_diffusion
-from ldmkit.conditioning.spatial import coordinate_grid
+from ldmkit.data.collate import collate
 from ldmkit.data.shapes import HELDOUT_SEED, ShapesConfig, ShapesDataset
 from ldmkit.diffusion import q_sample
 
@@ -32,27 +32,23 @@ def main() -> None:
     args = parser.parse_args()
     model = load_latent_diffusion(args.checkpoint).eval()
     scenes = ShapesDataset(ShapesConfig(resolution=64), size=args.n, seed=HELDOUT_SEED)
-    samples = [scenes.sample(i) for i in range(args.n)]
-    images = torch.stack(
-        [torch.from_numpy(s.image).permute(2, 0, 1).float() / 127.5 - 1.0 for s in samples]
-    )
-    layouts = [s.layout for s in samples]
-    z0 = model.encode(images)
+    batch = collate([scenes[i] for i in range(args.n)])
+    layouts = batch["layout"]
+    z0 = model.encode(batch["image"])
     generator = torch.Generator().manual_seed(0)
     eps = torch.randn(z0.shape, generator=generator)
     results = {}
     for step in (100, 300, 500, 700, 900):
         t = torch.full((args.n,), step, dtype=torch.long)
         z_t = q_sample(model.schedule, z0, t, eps)
-        if model.config.coordinate_channels:
-            z_t = torch.cat([z_t, coordinate_grid(z_t)], 1)
         row = {}
         for name, given in (
             ("true", layouts),
             ("mirrored", [mirrored(x) for x in layouts]),
             ("empty", [[] for _ in layouts]),
         ):
-            prediction = model.unet(z_t, t, context=model.context(layouts=given))
+            context = {"context": model.context(layouts=given)}
+            prediction = model.conditional_unet(z_t, t, context)
             row[name] = round(float((prediction - eps).pow(2).mean()), 5)
         results[step] = row
     print(json.dumps(results, indent=2))
