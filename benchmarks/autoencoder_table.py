@@ -3,7 +3,9 @@
     python benchmarks/autoencoder_table.py --minutes 10 --out runs/ae_table
 
 Runs one after another (never in parallel: the timings would lie), evaluates each on 512
-held-out 64x64 shapes and writes docs/results/autoencoders.md plus a JSON of all figures.
+held-out 64x64 shapes and records the figures in OUT/table.json, keeping the rows of presets run
+earlier. The table in the report (docs/results/autoencoders.md) lies between two marker lines and
+is the only part rewritten; the prose around it is kept.
 """
 
 import argparse
@@ -32,7 +34,9 @@ def main() -> None:
     parser.add_argument("--report", type=Path, default=Path("docs/results/autoencoders.md"))
     args = parser.parse_args()
 
-    rows = []
+    table_json = args.out / "table.json"
+    earlier = json.loads(table_json.read_text()) if table_json.exists() else []
+    rows = [r for r in earlier if r["preset"] not in args.presets]
     heldout = build_dataset(DataConfig(resolution=64, cache=False), "heldout", args.n)
     evaluator = load_evaluator(SHAPES_EVALUATOR)  # rFID in its feature space
     for name in args.presets:
@@ -56,14 +60,22 @@ def main() -> None:
         )
         print(json.dumps(rows[-1]), flush=True)
 
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    (args.out / "table.json").write_text(json.dumps(rows, indent=2))
+    table_json.write_text(json.dumps(rows, indent=2))
+    write_report(args.report, table_lines(rows, args.n, table_json))
+    print(args.report.read_text())
+
+
+BEGIN = "<!-- autoencoder_table.py: begin -->"
+END = "<!-- autoencoder_table.py: end -->"
+
+
+def table_lines(rows: list[dict], n: int, table_json: Path) -> list[str]:
     lines = [
-        "# Autoencoders on 64x64 shapes: each preset's step budget, capped in minutes",
-        "",
+        BEGIN,
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
-        f"torch threads, torch {torch.__version__}. Held-out: {args.n} shapes images (seed 1).",
-        f"Command: `python benchmarks/autoencoder_table.py --minutes {args.minutes:g}`",
+        f"torch threads, torch {torch.__version__}. Held-out: {n} shapes images (seed 1).",
+        "Command: `python benchmarks/autoencoder_table.py --presets PRESET`, one row per preset",
+        f"(rows of presets run earlier are kept in {table_json}).",
         "",
         "rFID: FID between the held-out images and their reconstructions in the shipped shapes",
         "evaluator's features (comparable within this table only).",
@@ -73,13 +85,27 @@ def main() -> None:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
+        rfid = r.get("rfid", float("nan"))  # rows recorded before rFID existed have none
         lines.append(
             f"| {r['preset']} | {r['params'] / 1e6:.2f}M | {r['steps']} | {r['minutes']:.1f} | "
-            f"{r['psnr']:.2f} ± {r['psnr_std']:.2f} | {r['ssim']:.4f} | {r['rfid']:.1f} | "
+            f"{r['psnr']:.2f} ± {r['psnr_std']:.2f} | {r['ssim']:.4f} | {rfid:.1f} | "
             f"{r['encode_images_per_s']:.0f} | {r['decode_images_per_s']:.0f} |"
         )
-    args.report.write_text("\n".join(lines) + "\n")
-    print(args.report.read_text())
+    return [*lines, END]
+
+
+def write_report(report: Path, table: list[str]) -> None:
+    """Replace the marked table in `report`, or start the report with a title and the table."""
+    text = report.read_text() if report.exists() else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        text = head + "\n".join(table) + tail
+    else:
+        title = "# Autoencoders on 64x64 shapes: each preset's step budget, capped in minutes"
+        text = "\n".join([title, "", *table, "", text]).rstrip() + "\n"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    report.write_text(text)
 
 
 if __name__ == "__main__":

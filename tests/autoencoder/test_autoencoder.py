@@ -49,6 +49,23 @@ def test_invalid_configs_are_clear_errors() -> None:
         AutoencoderConfig(ch_mult=(1, 2), attn_factors=(4,))
     with pytest.raises(ValueError, match="groups"):
         Autoencoder(AutoencoderConfig(ch=12, norm_groups=8))
+    with pytest.raises(ValueError, match="norm_groups must be >= 0"):
+        AutoencoderConfig(norm_groups=-1)
+
+
+def test_norm_groups_zero_builds_an_unnormalised_network() -> None:
+    model = Autoencoder(tiny("kl", 4, norm_groups=0, attn_factors=(2,)))
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in model.modules())
+    normed = Autoencoder(tiny("kl", 4, attn_factors=(2,)))
+    # Only the norms' affine parameters are gone: 2 per GroupNorm.
+    norms = [m for m in normed.modules() if isinstance(m, torch.nn.GroupNorm)]
+    count = sum(p.numel() for p in model.parameters())
+    assert count == sum(p.numel() for p in normed.parameters()) - sum(
+        2 * m.num_channels for m in norms
+    )
+    x = torch.randn(2, 3, 32, 32)
+    out = model(x)
+    assert out.reconstruction.shape == x.shape and torch.isfinite(out.reconstruction).all()
 
 
 def test_kl_posterior_is_gaussian_with_clamped_logvar() -> None:

@@ -30,6 +30,8 @@ class AutoencoderConfig:
     patch: int = 1
     z_channels: int = 3
     dropout: float = 0.0
+    # GroupNorm groups in every block; 0 = no normalisation (identity layers): per-image
+    # statistics slow small CPU-sized networks down (docs/results/autoencoders.md).
     norm_groups: int = 32
     # KL: the log-variance is clamped to this range before exponentiation.
     logvar_min: float = -30.0
@@ -45,9 +47,13 @@ class AutoencoderConfig:
                 f"patch {self.patch} and ch_mult {self.ch_mult} give f={self.factor}; choose "
                 f"them so that patch * 2 ** (len(ch_mult) - 1) is one of {VALID_FACTORS}"
             )
-        for name in ("ch", "num_res_blocks", "z_channels", "norm_groups", "codebook_size", "patch"):
+        for name in ("ch", "num_res_blocks", "z_channels", "codebook_size", "patch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.norm_groups < 0:
+            raise ValueError(
+                f"norm_groups must be >= 0 (0 = no normalisation), got {self.norm_groups}"
+            )
         if self.kind == "pixel" and (
             self.factor != 1 or not self.in_channels == self.out_channels == self.z_channels
         ):

@@ -1,4 +1,5 @@
-"""Named autoencoder presets: `tiny` (tests), CPU-sized `kl-f4`... and the paper's sizes."""
+"""Named autoencoder presets: `tiny` (tests), CPU-sized `kl-f4`..., `*-fast` (10-minute CPU
+budget) and the paper's sizes."""
 
 from dataclasses import replace
 
@@ -20,6 +21,15 @@ _CPU_OPTIM = OptimConfig(
 def _cpu(kind: str, ch_mult: tuple[int, ...], z: int) -> AutoencoderTrainConfig:
     model = replace(_CPU, kind=kind, ch_mult=ch_mult, z_channels=z)  # type: ignore[arg-type]
     return AutoencoderTrainConfig(model=model, optim=_CPU_OPTIM, run=_CPU_RUN)
+
+
+def _fast(kind: str, ch_mult: tuple[int, ...], z: int, steps: int) -> AutoencoderTrainConfig:
+    # For a 10-minute CPU budget: a 2x2 space-to-depth stem (no block runs at 64 x 64), width
+    # 32 and no GroupNorm (per-image normalisation slowed these small networks ~4 dB at two
+    # minutes); `steps` fill about 9.5 minutes here (docs/results/autoencoders.md).
+    config = _cpu(kind, ch_mult, z)
+    model = replace(config.model, ch=32, patch=2, norm_groups=0)
+    return replace(config, model=model, run=replace(_CPU_RUN, steps=steps, max_minutes=10.0))
 
 
 def _paper(kind: str, ch_mult: tuple[int, ...], z: int) -> AutoencoderTrainConfig:
@@ -54,6 +64,11 @@ PRESETS: dict[str, AutoencoderTrainConfig] = {
     "kl-f8": _cpu("kl", (1, 2, 4, 4), 4),
     "vq-f4": _cpu("vq", (1, 2, 4), 3),
     "vq-f8": _cpu("vq", (1, 2, 4, 4), 4),
+    # f = 2 * 2 ** (len(ch_mult) - 1): one level fewer than the presets above.
+    "kl-f4-fast": _fast("kl", (1, 2), 3, 4600),
+    "kl-f8-fast": _fast("kl", (1, 2, 4), 4, 4000),
+    "vq-f4-fast": _fast("vq", (1, 2), 3, 4600),
+    "vq-f8-fast": _fast("vq", (1, 2, 4), 4, 3600),
     # Fashion-MNIST padded to 32x32 (3 x 8 x 8 latents); its LDM is `fmnist-class`.
     "fmnist-kl-f4": replace(
         _cpu("kl", (1, 2, 4), 3), data=DataConfig(kind="fashion-mnist", resolution=32, size=60000)
