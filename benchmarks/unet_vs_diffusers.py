@@ -135,20 +135,31 @@ def main() -> None:
         "--channels-last", action="store_true", help="ldmkit in channels-last memory format"
     )
     parser.add_argument("--compile", action="store_true", help="ldmkit through torch.compile")
+    parser.add_argument(
+        "--freeze",
+        action="store_true",
+        help="with --compile: inductor freezing (weights as constants, prepacked conv/linear)",
+    )
     args = parser.parse_args()
+    if args.freeze:
+        if not args.compile:
+            parser.error("--freeze applies to --compile; pass both")
+        import torch._inductor.config as inductor_config
+
+        inductor_config.freezing = True
 
     reference, ours = build(args.config, args.device)
     ours_format = torch.contiguous_format
     if args.channels_last:
         ours, ours_format = ours.to(memory_format=torch.channels_last), torch.channels_last
     if args.compile:
-        ours = torch.compile(ours)
+        ours = torch.compile(ours, dynamic=False)  # one graph per shape, as a sampler sees
     params = sum(p.numel() for p in ours.parameters()) / 1e6
     where = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(
         f"config {args.config} ({params:.1f}M parameters), {where}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}, {args.rounds} rounds, "
-        f"ldmkit channels-last={args.channels_last} compile={args.compile}"
+        f"ldmkit channels-last={args.channels_last} compile={args.compile} freeze={args.freeze}"
     )
     print("| dtype | latent | batch | ldmkit ms | diffusers ms | speed-up | ldmkit GFLOP/s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

@@ -172,11 +172,14 @@ def test_single_object_mode_sets_label() -> None:
 def test_all_classes_sizes_and_backgrounds_reachable() -> None:
     seen_classes: set[int] = set()
     seen_sizes: set[str] = set()
+    seen_backgrounds: set[str] = set()
     for sample in _samples(ShapesConfig(resolution=32, supersample=2), 150):
         seen_classes.update(o.class_id for o in sample.objects)
         seen_sizes.update(o.size for o in sample.objects)
+        seen_backgrounds.add(sample.background)
     assert seen_classes == set(range(NUM_CLASSES))
     assert seen_sizes == set(SIZES)
+    assert seen_backgrounds == set(BACKGROUND_KINDS)
 
 
 def test_object_counts_follow_config() -> None:
@@ -200,7 +203,8 @@ def test_backgrounds_are_muted_and_never_object_colours(kind: str) -> None:
         else:
             assert np.ptp(background) > 2.0
     config = ShapesConfig(resolution=32, backgrounds=(kind,))
-    assert render_shapes(config, 0, 0).image.shape == (32, 32, 3)
+    sample = render_shapes(config, 0, 0)
+    assert sample.image.shape == (32, 32, 3) and sample.background == kind
 
 
 def test_edges_are_antialiased() -> None:

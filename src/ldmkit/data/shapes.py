@@ -146,6 +146,7 @@ class ShapesSample:
     caption: str
     semantic: np.ndarray  # (H, W) int64: 0 = background, 1 + class_id where an object shows
     instance_masks: np.ndarray = field(repr=False)  # (N, H, W) bool: full coverage, alpha >= 0.5
+    background: BackgroundKind = "plain"  # which kind of background was drawn
 
     @property
     def layout(self) -> list[tuple[int, Box]]:
@@ -262,6 +263,7 @@ def render_shapes(config: ShapesConfig, seed: int, index: int) -> ShapesSample:
         caption=caption_of(objects),
         semantic=semantic,
         instance_masks=instance_masks,
+        background=background,
     )
 
 
