@@ -50,6 +50,26 @@ def test_run_writes_model_pictures_and_checkpoints(kind: str, tmp_path: Path) ->
         assert any("restarted_codes" in row or "perplexity" in row for row in history)
 
 
+@pytest.mark.parametrize("kind", ["kl", "vq"])
+def test_fast_preset_settings_train_save_and_load(kind: str, tmp_path: Path) -> None:
+    # The *-fast presets' network (space-to-depth stem, no GroupNorm) with clipped gradients.
+    fast = PRESETS[f"{kind}-f4-fast"]
+    config = tiny(kind)
+    model = dataclasses.replace(
+        config.model, patch=fast.model.patch, norm_groups=fast.model.norm_groups, ch_mult=(1,)
+    )
+    optim = dataclasses.replace(config.optim, grad_clip=1.0)
+    result = train_autoencoder(
+        dataclasses.replace(config, model=model, optim=optim), tmp_path, show_progress=False
+    )
+    assert result.step == 8
+    loaded = load_autoencoder(result.model_dir)
+    assert loaded.config.norm_groups == 0 and loaded.factor == 2
+    assert not any(isinstance(m, torch.nn.GroupNorm) for m in loaded.modules())
+    x = torch.zeros(2, 3, 32, 32)
+    assert torch.isfinite(loaded.decode(loaded.encode(x).mode())).all()
+
+
 def test_resume_equals_uninterrupted_run(tmp_path: Path) -> None:
     straight = train_autoencoder(tiny(steps=8), tmp_path / "a", show_progress=False)
     train_autoencoder(tiny(steps=4), tmp_path / "b", show_progress=False)
