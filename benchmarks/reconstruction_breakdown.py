@@ -36,8 +36,7 @@ def main() -> None:
         for start in range(0, args.n, args.batch_size):
             indices = range(start, min(args.n, start + args.batch_size))
             samples = [dataset.sample(i) for i in indices]  # type: ignore[attr-defined]
-            images = torch.stack([torch.from_numpy(s.image) for s in samples])  # (B, H, W, 3)
-            x = images.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+            x = torch.stack([s.tensor() for s in samples])
             scores = psnr(model.decode(model.encode(x).mode()).clamp(-1, 1), x).tolist()
             for sample, score in zip(samples, scores, strict=True):
                 groups["objects"][str(len(sample.objects))].append(score)

@@ -36,8 +36,14 @@ def tiny_run() -> Callable[..., DiffusionRunConfig]:
     two one-step samples at step 2; keyword arguments replace any of them."""
 
     def make(**overrides: Any) -> DiffusionRunConfig:
-        base: dict[str, Any] = dict(steps=2, batch_size=4, sample_count=2, sample_steps=1)
-        base |= dict(sample_every=2, checkpoint_every=2)
+        base: dict[str, Any] = dict(
+            steps=2,
+            batch_size=4,
+            sample_count=2,
+            sample_steps=1,
+            sample_every=2,
+            checkpoint_every=2,
+        )
         return DiffusionRunConfig(**(base | overrides))
 
     return make

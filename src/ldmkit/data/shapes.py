@@ -148,6 +148,10 @@ class ShapesSample:
     instance_masks: np.ndarray = field(repr=False)  # (N, H, W) bool: full coverage, alpha >= 0.5
     background: BackgroundKind = "plain"  # which kind of background was drawn
 
+    def tensor(self) -> torch.Tensor:
+        """The image as (3, H, W) float32 in [-1, 1], as the training items carry it."""
+        return torch.from_numpy(self.image).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
     @property
     def layout(self) -> list[tuple[int, Box]]:
         """(class_id, box normalised to [0, 1]) per object, in painter's order."""
@@ -295,7 +299,7 @@ class ShapesDataset(Dataset[dict[str, Any]]):
         the semantic map (H, W) uint8 (0 background, 1 + class id) and the layout (a list of
         (class id, box in fractions of the image))."""
         sample = self.sample(index)
-        image = torch.from_numpy(sample.image).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+        image = sample.tensor()
         label = -1 if sample.label is None else sample.label
         semantic = torch.from_numpy(sample.semantic.astype(np.uint8))
         return {
