@@ -23,6 +23,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from ldmkit.interop.diffusers_unet import unet_from_diffusers
+from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
 
 # ldmkit's `small` preset with cross-attention (context 128, 32-wide heads at factors 2 and 4),
 # written as a diffusers config; `attention_head_dim` there is the number of heads per level.
@@ -109,7 +110,7 @@ def precision(dtype: str, device: str) -> Iterator[None]:
 
 
 def forward(
-    model: torch.nn.Module,
+    model: Callable[..., object],
     inputs: tuple,
     dtype: str,
     device: str,
@@ -122,6 +123,17 @@ def forward(
     return getattr(out, "sample", out)
 
 
+def operator_table(call: Callable[[], object], calls: int = 5) -> str:
+    """torch.profiler's operators by self time over `calls` calls (a compiled graph's fused
+    kernels show as its `CompiledFxGraph` self time)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        for _ in range(calls):
+            call()
+    return profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=8)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", default="small", choices=list(CONFIGS))
@@ -132,34 +144,34 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--tokens", type=int, default=77, help="context length")
     parser.add_argument(
-        "--channels-last", action="store_true", help="ldmkit in channels-last memory format"
+        "--channels-last", action="store_true", help="ldmkit eager in channels-last memory format"
     )
-    parser.add_argument("--compile", action="store_true", help="ldmkit through torch.compile")
     parser.add_argument(
-        "--freeze",
+        "--compile",
         action="store_true",
-        help="with --compile: inductor freezing (weights as constants, prepacked conv/linear)",
+        help="ldmkit as `ldmkit sample --compile` runs it: CompiledDenoiser (torch.compile with "
+        "frozen weights, channels-last, one graph per shape)",
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="also print ldmkit's top operators per case"
     )
     args = parser.parse_args()
-    if args.freeze:
-        if not args.compile:
-            parser.error("--freeze applies to --compile; pass both")
-        import torch._inductor.config as inductor_config
-
-        inductor_config.freezing = True
+    if args.compile and args.channels_last:
+        parser.error("--compile already runs channels-last; pass one of them")
 
     reference, ours = build(args.config, args.device)
     ours_format = torch.contiguous_format
     if args.channels_last:
         ours, ours_format = ours.to(memory_format=torch.channels_last), torch.channels_last
+    denoiser: Callable[..., torch.Tensor] = ours
     if args.compile:
-        ours = torch.compile(ours, dynamic=False)  # one graph per shape, as a sampler sees
+        denoiser = CompiledDenoiser(ours)
     params = sum(p.numel() for p in ours.parameters()) / 1e6
     where = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(
         f"config {args.config} ({params:.1f}M parameters), {where}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}, {args.rounds} rounds, "
-        f"ldmkit channels-last={args.channels_last} compile={args.compile} freeze={args.freeze}"
+        f"ldmkit channels-last={args.channels_last} compile={args.compile}"
     )
     print("| dtype | latent | batch | ldmkit ms | diffusers ms | speed-up | ldmkit GFLOP/s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -174,7 +186,7 @@ def main() -> None:
                 inputs = (x, t, context)
                 flops = count_flops(reference, inputs)
                 calls = {
-                    "ours": partial(forward, ours, inputs, dtype, args.device, ours_format),
+                    "ours": partial(forward, denoiser, inputs, dtype, args.device, ours_format),
                     "diffusers": partial(
                         forward, reference, inputs, dtype, args.device, torch.contiguous_format
                     ),
@@ -187,6 +199,8 @@ def main() -> None:
                     f"{flops / seconds['ours'] / 1e9:.0f} |",
                     flush=True,
                 )
+                if args.profile:
+                    print(operator_table(calls["ours"]), flush=True)
 
 
 if __name__ == "__main__":

@@ -127,6 +127,7 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
         "seed": 5,
         "latent_size": None,
         "tile": None,
+        "compile": False,
     }
     single = json.loads(Image.open(tmp_path / "grid-001.png").text["ldmkit"])
     assert single["seed"] == 6 and single["class"] == 7 and single["n"] == 1

@@ -5,6 +5,7 @@ import torch
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
 from ldmkit.unet import unet_preset
 
 
@@ -71,6 +72,31 @@ def test_sampling_is_per_sample_reproducible_and_guidance_one_is_conditional() -
     assert not torch.allclose(guided_one, unguided, atol=1e-4)  # labels matter
     with pytest.raises(ValueError, match="pass 2 labels"):
         model.sample(2, steps=2)
+
+
+@pytest.mark.slow
+def test_compiled_sampling_matches_eager_and_follows_new_weights() -> None:
+    model = _model()
+    labels = torch.tensor([0, 3])
+
+    def eager_and_compiled() -> tuple[torch.Tensor, torch.Tensor]:
+        kwargs = dict(guidance=2.0, steps=3, seed=1)
+        return model.sample(2, labels, **kwargs), model.sample(2, labels, compile=True, **kwargs)
+
+    eager, compiled = eager_and_compiled()
+    assert torch.allclose(eager, compiled, atol=1e-4)
+    with torch.no_grad():  # weights changed in place, as by training or load_state_dict
+        for p in model.unet.parameters():
+            p.mul_(1.5)
+    changed, recompiled = eager_and_compiled()
+    assert not torch.allclose(eager, changed, atol=1e-3)  # the change matters
+    assert torch.allclose(changed, recompiled, atol=1e-4)  # the compiled copy follows it
+
+
+def test_compiled_denoiser_refuses_gradients() -> None:
+    denoiser = CompiledDenoiser(torch.nn.Conv2d(1, 1, 1))
+    with pytest.raises(RuntimeError, match=r"torch\.no_grad"):
+        denoiser(torch.zeros(1, 1, 2, 2))
 
 
 def test_config_mismatches_are_clear_errors() -> None:

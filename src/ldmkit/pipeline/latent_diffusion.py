@@ -4,7 +4,8 @@ Training objective (Rombach et al. 2022, Eq. 2): L = E_{E(x), y, eps, t} || eps 
 y) ||^2 with z_0 = (E(x) - shift) * scale, the statistics measured from data (Appendix G).
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -28,6 +29,7 @@ from ldmkit.diffusion import (
     sample_timesteps,
 )
 from ldmkit.nn import tiled_apply
+from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
 from ldmkit.pipeline.config import DiffusionConfig
 from ldmkit.pipeline.spatial import SpatialConditions
 from ldmkit.samplers import classifier_free_guidance, randn_per_sample, sample, tiled
@@ -62,6 +64,7 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         self.config = config
         self.autoencoder = autoencoder.eval().requires_grad_(False)
         self.unet = UNet(config.unet)
+        self._compiled_unet: CompiledDenoiser | None = None  # built by sample(compile=True)
         self.schedule = build_schedule(config.schedule)
         self.tokenizer = tokenizer
         # tau_theta trained with the UNet (text or layout tokens -> context), or a frozen CLIP.
@@ -266,6 +269,7 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         init_images: torch.Tensor | None = None,
         strength: float = 0.75,
         layouts: Sequence[Layout] | None = None,
+        compile: bool = False,
         **options: Any,
     ) -> torch.Tensor:
         """Generate `n` images in [-1, 1]; sample i draws its noise from seed + i.
@@ -279,6 +283,8 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         Image-to-image (SDEdit): `init_images` (n, 3, H, W) in [-1, 1] are encoded, noised to
         the timestep `strength` of the way up the sampler's steps, and denoised from there
         (ddim or ddpm); strength 1 starts from (almost) pure noise, small keeps the image.
+        `compile` runs the UNet through `CompiledDenoiser` (frozen, channels-last
+        `torch.compile`): the first call at a shape pays the compile time, the steps run faster.
         """
         device = next(self.unet.parameters()).device
         cond, uncond = self.conditions(n, labels, prompts, condition, guidance, layouts)
@@ -303,7 +309,12 @@ class LatentDiffusion(SpatialConditions, nn.Module):
                 )
             options.update(self.noised_start(z_init, strength, sampler, steps, generators, options))
         self.unet.eval()
-        model_fn = self.conditional_unet if tile is None else tiled(self.conditional_unet, tile)
+        model_fn = self.conditional_unet
+        if compile:
+            if self._compiled_unet is None or self._compiled_unet.module is not self.unet:
+                self._compiled_unet = CompiledDenoiser(self.unet)
+            model_fn = partial(self.conditional_unet, unet=self._compiled_unet)
+        model_fn = model_fn if tile is None else tiled(model_fn, tile)
         if cond:
             denoise = classifier_free_guidance(model_fn, cond, uncond, guidance)
         else:
@@ -344,14 +355,19 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         return {"initial_noise": q_sample(self.schedule, z0, t, eps), "skip": skip}
 
     def conditional_unet(
-        self, x: torch.Tensor, t: torch.Tensor, c: dict[str, torch.Tensor]
+        self,
+        x: torch.Tensor,
+        t: torch.Tensor,
+        c: dict[str, torch.Tensor],
+        unet: Callable[..., torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """The UNet on (x_t, t) with conditions {"y", "context", "concat"}, any of them absent."""
+        """The UNet (or `unet`, a stand-in such as its compiled form) on (x_t, t) with
+        conditions {"y", "context", "concat"}, any of them absent."""
         if "concat" in c:
             x = torch.cat([x, c["concat"].to(x.dtype)], 1)
         if self.config.coordinate_channels:
             x = torch.cat([x, coordinate_grid(x)], 1)
-        return self.unet(x, t, y=c.get("y"), context=c.get("context"))
+        return (unet or self.unet)(x, t, y=c.get("y"), context=c.get("context"))
 
     def conditions(
         self,
