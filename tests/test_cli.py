@@ -128,6 +128,7 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
         "latent_size": None,
         "tile": None,
         "compile": False,
+        "precision": "fp32",
     }
     single = json.loads(Image.open(tmp_path / "grid-001.png").text["ldmkit"])
     assert single["seed"] == 6 and single["class"] == 7 and single["n"] == 1

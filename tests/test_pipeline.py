@@ -93,6 +93,18 @@ def test_compiled_sampling_matches_eager_and_follows_new_weights() -> None:
     assert torch.allclose(changed, recompiled, atol=1e-4)  # the compiled copy follows it
 
 
+def test_bf16_sampling_is_close_to_fp32_and_bad_precision_is_refused() -> None:
+    model = _model()
+    labels = torch.tensor([0, 3])
+    full = model.sample(2, labels, guidance=2.0, steps=3, seed=1)
+    half = model.sample(2, labels, guidance=2.0, steps=3, seed=1, precision="bf16")
+    assert half.dtype == torch.float32
+    difference = float((full - half).abs().max())
+    assert 0 < difference < 0.05  # the UNet ran in bfloat16, the result barely moved
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
+        model.sample(2, labels, steps=1, precision="int8")
+
+
 def test_compiled_denoiser_refuses_gradients() -> None:
     denoiser = CompiledDenoiser(torch.nn.Conv2d(1, 1, 1))
     with pytest.raises(RuntimeError, match=r"torch\.no_grad"):

@@ -6,7 +6,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ldmkit.cli.common import Device, Guidance, Sampler, Seed, Steps, eval_app, fail
+from ldmkit.cli.common import (
+    Compile,
+    Device,
+    Guidance,
+    Precision,
+    Sampler,
+    Seed,
+    Steps,
+    eval_app,
+    fail,
+)
 from ldmkit.config import ConfigError
 
 if TYPE_CHECKING:
@@ -235,6 +245,8 @@ def eval_adherence_command(
     sampler: Sampler = "ddim",
     steps: Steps = 50,
     seed: Seed = 0,
+    compile_: Compile = False,
+    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Fraction of samples whose class (shapes: kind, colour, both) matches the one asked for."""
@@ -245,7 +257,9 @@ def eval_adherence_command(
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
         scorer = _load_evaluator(evaluator, device)
-        result = evaluate_adherence(model, scorer, n, guidance, sampler, steps, seed)
+        result = evaluate_adherence(
+            model, scorer, n, guidance, sampler, steps, seed, compile=compile_, precision=precision
+        )
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
     typer.echo(json.dumps({"checkpoint": str(checkpoint), **result}))

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ldmkit.cli.common import Device, Sampler, Seed, Steps, app, fail
+from ldmkit.cli.common import Compile, Device, Precision, Sampler, Seed, Steps, app, fail
 
 
 @app.command("sample")
@@ -68,14 +68,8 @@ def sample_command(
     strength: Annotated[
         float, typer.Option(help="Image-to-image: 1 = from noise, small = close to the image")
     ] = 0.75,
-    compile_: Annotated[
-        bool,
-        typer.Option(
-            "--compile",
-            help="Run the UNet compiled (torch.compile, frozen weights, channels-last): pays a "
-            "one-off compile (tens of seconds), then each step runs faster",
-        ),
-    ] = False,
+    compile_: Compile = False,
+    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Generate a grid of samples; the PNG's text metadata records how to reproduce it."""
@@ -157,6 +151,7 @@ def sample_command(
             condition=condition,
             layouts=layouts,
             compile=compile_,
+            precision=precision,
         )
     except ValueError as error:
         raise fail(str(error)) from error
@@ -172,6 +167,7 @@ def sample_command(
         "latent_size": latent_size,
         "tile": tile,
         "compile": compile_,
+        "precision": precision,
     }
     if init_image is not None:
         params.update(init_image=str(init_image), strength=strength)

@@ -55,17 +55,22 @@ def evaluate_adherence(
     steps: int = 50,
     seed: int = 0,
     batch_size: int = 30,
+    *,
+    compile: bool = False,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Generate `n` images cycling through the classes (text models: prompts naming them);
-    report the evaluator's accuracies."""
+    report the evaluator's accuracies. `compile` and `precision` go to the sampler's UNet."""
     check_label_spaces(model, evaluator)
-    images, labels, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size)
+    fast = {"compile": compile, "precision": precision}
+    images, labels, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size, **fast)
     assert labels is not None  # class-conditional, checked above
     return {
         "n": n,
         "guidance": guidance,
         "sampler": sampler,
         "steps": steps,
+        **fast,
         **score_adherence(evaluator, images, labels),
         "seconds_per_image": seconds / n,
     }

@@ -19,18 +19,24 @@ def sample_classes(
     steps: int = 50,
     seed: int = 0,
     batch_size: int = 30,
+    *,
+    compile: bool = False,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """Images (N, 3, H, W) in [-1, 1] for `labels` (N,); image i uses noise seed `seed + i`.
 
     Batches only group the work: each image's noise comes from its own generator, so the result
-    does not depend on `batch_size`.
+    does not depend on `batch_size`. `compile` and `precision` go to `LatentDiffusion.sample`.
     """
     if not model.config.num_classes:
         raise ValueError("this needs a class-conditional model (num_classes > 0)")
     chunks = []
     for start in progress(range(0, len(labels), batch_size), "sampling classes"):
         y = labels[start : start + batch_size]
-        chunks.append(model.sample(len(y), y, guidance, sampler, steps, seed=seed + start).cpu())
+        images = model.sample(
+            len(y), y, guidance, sampler, steps, seed + start, compile=compile, precision=precision
+        )
+        chunks.append(images.cpu())
     return torch.cat(chunks)
 
 
@@ -43,6 +49,9 @@ def sample_prompts(
     steps: int = 50,
     seed: int = 0,
     batch_size: int = 30,
+    *,
+    compile: bool = False,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """Images (N, 3, H, W) in [-1, 1] for N prompts of a text model; image i uses seed + i."""
     if not model.takes_prompts:
@@ -50,7 +59,17 @@ def sample_prompts(
     chunks = []
     for start in progress(range(0, len(prompts), batch_size), "sampling prompts"):
         part = prompts[start : start + batch_size]
-        images = model.sample(len(part), None, guidance, sampler, steps, seed + start, prompts=part)
+        images = model.sample(
+            len(part),
+            None,
+            guidance,
+            sampler,
+            steps,
+            seed + start,
+            prompts=part,
+            compile=compile,
+            precision=precision,
+        )
         chunks.append(images.cpu())
     return torch.cat(chunks)
 
@@ -86,33 +105,39 @@ def generate(
     steps: int = 50,
     seed: int = 0,
     batch_size: int = 30,
+    *,
+    compile: bool = False,
+    precision: str = "fp32",
 ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
     """(images (n, 3, H, W) on the CPU, labels or None, seconds spent).
 
     Class-conditional models cycle through their classes with classifier-free guidance; text
     models get one-object shapes prompts of those classes (`shapes_prompts`), layout models the
     held-out shapes layouts; unconditional ones ignore `guidance`. Image i draws its noise from
-    seed + i.
+    seed + i. `compile` and `precision` go to `LatentDiffusion.sample`.
     """
+    fast = {"compile": compile, "precision": precision}
     started = time.perf_counter()
     labels = None
     if model.takes_prompts:
         prompts, labels = shapes_prompts(n)
-        images = sample_prompts(model, prompts, guidance, sampler, steps, seed, batch_size)
+        images = sample_prompts(model, prompts, guidance, sampler, steps, seed, batch_size, **fast)
     elif model.config.num_classes:
         labels = torch.arange(n) % model.config.num_classes
-        images = sample_classes(model, labels, guidance, sampler, steps, seed, batch_size)
+        images = sample_classes(model, labels, guidance, sampler, steps, seed, batch_size, **fast)
     elif model.takes_layouts:
         layouts = heldout_layouts(n)
         chunks = [
-            model.sample(len(part), None, guidance, sampler, steps, seed + s, layouts=part).cpu()
+            model.sample(
+                len(part), None, guidance, sampler, steps, seed + s, layouts=part, **fast
+            ).cpu()
             for s in progress(range(0, n, batch_size), "sampling layouts")
             for part in [layouts[s : s + batch_size]]
         ]
         images = torch.cat(chunks)
     else:
         chunks = [
-            model.sample(min(batch_size, n - s), None, 1.0, sampler, steps, seed=seed + s).cpu()
+            model.sample(min(batch_size, n - s), None, 1.0, sampler, steps, seed + s, **fast).cpu()
             for s in progress(range(0, n, batch_size), "sampling")
         ]
         images = torch.cat(chunks)

@@ -32,6 +32,7 @@ from ldmkit.nn import tiled_apply
 from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
 from ldmkit.pipeline.config import DiffusionConfig
 from ldmkit.pipeline.spatial import SpatialConditions
+from ldmkit.precision import autocast_call, check_precision
 from ldmkit.samplers import classifier_free_guidance, randn_per_sample, sample, tiled
 from ldmkit.samplers.timesteps import timestep_pairs
 from ldmkit.unet import UNet
@@ -270,6 +271,7 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         strength: float = 0.75,
         layouts: Sequence[Layout] | None = None,
         compile: bool = False,
+        precision: str = "fp32",
         **options: Any,
     ) -> torch.Tensor:
         """Generate `n` images in [-1, 1]; sample i draws its noise from seed + i.
@@ -285,7 +287,10 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         (ddim or ddpm); strength 1 starts from (almost) pure noise, small keeps the image.
         `compile` runs the UNet through `CompiledDenoiser` (frozen, channels-last
         `torch.compile`): the first call at a shape pays the compile time, the steps run faster.
+        `precision` "bf16" / "fp16" runs the UNet under autocast (the sampler's arithmetic and
+        the decoder stay in float32).
         """
+        check_precision(precision)
         device = next(self.unet.parameters()).device
         cond, uncond = self.conditions(n, labels, prompts, condition, guidance, layouts)
         z_init = None
@@ -314,6 +319,7 @@ class LatentDiffusion(SpatialConditions, nn.Module):
             if self._compiled_unet is None or self._compiled_unet.module is not self.unet:
                 self._compiled_unet = CompiledDenoiser(self.unet)
             model_fn = partial(self.conditional_unet, unet=self._compiled_unet)
+        model_fn = autocast_call(model_fn, device, precision)
         model_fn = model_fn if tile is None else tiled(model_fn, tile)
         if cond:
             denoise = classifier_free_guidance(model_fn, cond, uncond, guidance)

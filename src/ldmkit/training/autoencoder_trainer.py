@@ -16,6 +16,7 @@ from ldmkit.config import save_yaml, to_dict
 from ldmkit.data.collate import collate
 from ldmkit.data.factory import build_dataset
 from ldmkit.metrics.image_quality import psnr
+from ldmkit.precision import autocast
 from ldmkit.training.checkpoints import checkpoint_root, latest_checkpoint, write_checkpoint
 from ldmkit.training.config import AutoencoderTrainConfig
 from ldmkit.training.data_stream import batch_loader
@@ -23,7 +24,6 @@ from ldmkit.training.lr_schedule import lr_multiplier
 from ldmkit.training.progress_bar import TrainingProgress
 from ldmkit.training.run_log import RunLog
 from ldmkit.training.runtime import (
-    autocast,
     restore_rng_state,
     rng_state,
     seed_everything,

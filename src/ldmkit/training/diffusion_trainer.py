@@ -24,6 +24,7 @@ from ldmkit.data.collate import collate
 from ldmkit.data.config import DataConfig
 from ldmkit.data.factory import build_dataset
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+from ldmkit.precision import autocast
 from ldmkit.training.autoencoder_trainer import TrainingDiverged, TrainResult
 from ldmkit.training.checkpoints import checkpoint_root, latest_checkpoint, write_checkpoint
 from ldmkit.training.config import DiffusionTrainConfig
@@ -43,7 +44,6 @@ from ldmkit.training.lr_schedule import lr_multiplier
 from ldmkit.training.progress_bar import TrainingProgress
 from ldmkit.training.run_log import RunLog
 from ldmkit.training.runtime import (
-    autocast,
     restore_rng_state,
     rng_state,
     seed_everything,

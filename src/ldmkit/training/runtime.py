@@ -1,14 +1,11 @@
-"""Device, precision, threads and seeding: the run's physical setting."""
+"""Device, threads, seeding and RNG state: the run's physical setting (precision is
+`ldmkit.precision`)."""
 
-import contextlib
 import os
 import random
-from collections.abc import Iterator
 
 import numpy as np
 import torch
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -38,16 +35,6 @@ def set_threads(threads: int) -> None:
     """Set torch's intra-op thread count when `threads` > 0."""
     if threads > 0:
         torch.set_num_threads(threads)
-
-
-@contextlib.contextmanager
-def autocast(device: torch.device, precision: str) -> Iterator[None]:
-    """Mixed precision for the forward pass: bf16 or fp16 autocast, or nothing for fp32."""
-    if precision == "fp32":
-        yield
-        return
-    with torch.autocast(device_type=device.type, dtype=DTYPES[precision]):
-        yield
 
 
 def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
