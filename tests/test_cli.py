@@ -149,13 +149,14 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, *init])
     assert result.exit_code == 0, result.output
     assert json.loads(Image.open(edited).text["ldmkit"])["strength"] == 0.5
-    args = ["eval", "fid", "--fake", ldm, "--n", "6", "--steps", "1"]
+    args = ["eval", "fid", "--fake", ldm, "--n", "6", "--steps", "1", "--precision", "bf16"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     scores = json.loads(result.output.strip().splitlines()[-1])
     assert scores["n"] == 6 and scores["real"] == "auto: shapes held-out"
     assert scores["fid"] >= 0 and scores["images_per_s"] > 0 and "kid" in scores
     assert scores["features"] == "evaluator" and 0 <= scores["precision"] <= 1
+    assert scores["sampling_precision"] == "bf16" and scores["compile"] is False
     report = tmp_path / "eval.md"
     args = ["eval", "checkpoint", "--checkpoint", ldm, "--n", "6", "--steps", "1", "--out"]
     result = runner.invoke(app, [*args, str(report)])

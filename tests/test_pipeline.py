@@ -130,7 +130,9 @@ def test_adherence_evaluation_runs_and_checks_label_spaces() -> None:
     evaluator = ClassEvaluator(EvaluatorConfig(width=8, resolution=16)).eval()
     result = evaluate_adherence(model, evaluator, n=6, steps=2, batch_size=4)
     assert result["n"] == 6 and 0 <= result["both"] <= result["kind"] <= 1
-    assert result["seconds_per_image"] > 0
+    assert result["seconds_per_image"] > 0 and result["sampling_precision"] == "fp32"
+    half = evaluate_adherence(model, evaluator, n=6, steps=2, batch_size=4, precision="bf16")
+    assert half["sampling_precision"] == "bf16" and 0 <= half["both"] <= 1
     with pytest.raises(ValueError, match="evaluator knows 30"):
         evaluate_adherence(_model(num_classes=5), evaluator, n=2, steps=2)
 

@@ -136,6 +136,8 @@ def eval_checkpoint_command(
     out: Annotated[Path | None, typer.Option(help="Also write the Markdown table here")] = None,
     inception: InceptionOption = None,
     inception_resize: InceptionResizeOption = "pytorch-fid",
+    compile_: Compile = False,
+    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Sample N images once; FID/KID/precision/recall vs held-out data, adherence and
@@ -155,7 +157,17 @@ def eval_checkpoint_command(
         real = build_dataset(training_data(checkpoint), "heldout", n)
         features = _load_features(inception, inception_resize, device)
         result = evaluate_checkpoint(
-            model, scorer, real, n, guidance, sampler, steps, seed, features=features
+            model,
+            scorer,
+            real,
+            n,
+            guidance,
+            sampler,
+            steps,
+            seed,
+            features=features,
+            compile=compile_,
+            precision=precision,
         )
     except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as error:
         raise fail(str(error)) from error
@@ -190,6 +202,8 @@ def eval_fid_command(
     sampler: Sampler = "ddim",
     steps: Steps = 50,
     seed: Seed = 0,
+    compile_: Compile = False,
+    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """FID, KID and precision/recall of generated images against held-out data, in the
@@ -215,9 +229,12 @@ def eval_fid_command(
         is_checkpoint = (fake / "config.json").is_file()
         if is_checkpoint:
             model = load_latent_diffusion(fake, select_device(device))
-            images, _, seconds = generate(model, n, guidance, sampler, steps, seed)
+            fast = {"compile": compile_, "precision": precision}
+            images, _, seconds = generate(model, n, guidance, sampler, steps, seed, **fast)
             fake_features = embed(scorer, images)
-            result.update(guidance=guidance, sampler=sampler, steps=steps, images_per_s=n / seconds)
+            result.update(guidance=guidance, sampler=sampler, steps=steps, compile=compile_)
+            result.update(sampling_precision=precision)  # "precision" is precision/recall's
+            result.update(images_per_s=n / seconds)
         else:
             images = ImageFolderDataset(fake, resolution)
             fake_features = dataset_features(scorer, images, n)

@@ -70,7 +70,8 @@ def evaluate_adherence(
         "guidance": guidance,
         "sampler": sampler,
         "steps": steps,
-        **fast,
+        "compile": compile,
+        "sampling_precision": precision,
         **score_adherence(evaluator, images, labels),
         "seconds_per_image": seconds / n,
     }

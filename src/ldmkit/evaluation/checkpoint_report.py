@@ -26,19 +26,26 @@ def evaluate_checkpoint(
     seed: int = 0,
     batch_size: int = 30,
     features: FeatureNetwork | None = None,
+    *,
+    compile: bool = False,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Generate `n` images (classes cycled for class-conditional models) and score them.
 
     FID/KID/precision/recall use `features` (e.g. the FID InceptionV3), by default the
-    evaluator's own; adherence always uses the evaluator."""
+    evaluator's own; adherence always uses the evaluator. `compile` and `precision` go to the
+    sampler's UNet."""
     network = features or evaluator
     if model.config.num_classes or model.takes_prompts:
         check_label_spaces(model, evaluator)
-    images, labels, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size)
+    fast = {"compile": compile, "precision": precision}
+    images, labels, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size, **fast)
     result: dict[str, Any] = {
         "n": n,
         "sampler": sampler,
         "steps": steps,
+        "compile": compile,
+        "sampling_precision": precision,  # "precision" is precision/recall's
         "guidance": guidance if labels is not None or model.takes_layouts else None,
         **distribution_scores(dataset_features(network, real, n), embed(network, images)),
     }
