@@ -32,7 +32,9 @@ class CompiledDenoiser:
 
     The copy is compiled per input shape (`dynamic=False`: one graph per batch and latent size,
     which a sampler keeps fixed); the first call at a shape takes the compile time (tens of
-    seconds on a small CPU). Use it under `torch.no_grad()` and only for inference.
+    seconds on a small CPU). Use it under `torch.no_grad()` and only for inference. It holds a
+    second copy of the weights (plus their prepacked forms). Writes through `param.data` bypass
+    the version counter it watches: after those, make a new `CompiledDenoiser`.
     """
 
     def __init__(self, module: nn.Module):
