@@ -134,9 +134,10 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
     assert single["seed"] == 6 and single["class"] == 7 and single["n"] == 1
     by_class = tmp_path / "by_class.png"
     args = ["sample", "--checkpoint", ldm, "--per-class", "2", "--steps", "1", "--out"]
-    result = runner.invoke(app, [*args, str(by_class)])
+    result = runner.invoke(app, [*args, str(by_class), "--precision", "bf16"])
     assert result.exit_code == 0, result.output
-    assert json.loads(Image.open(by_class).text["ldmkit"])["n"] == 60  # 30 classes x 2
+    meta = json.loads(Image.open(by_class).text["ldmkit"])
+    assert meta["n"] == 60 and meta["precision"] == "bf16"  # 30 classes x 2, UNet in bf16
     assert Image.open(by_class).height >= 30 * 32  # one labelled row of 32 px images per class
     big = tmp_path / "big.png"
     args = ["sample", "--checkpoint", ldm, "--n", "1", "--steps", "1", "--latent-size", "32"]
@@ -211,7 +212,8 @@ def test_text_model_trains_and_samples_from_prompts(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sample", "--checkpoint", model, "--steps", "1"])
     assert result.exit_code == 2 and "pass --prompt TEXT or --prompts FILE" in result.output
     args = ["eval", "relations", "--checkpoint", model, "--n", "2", "--steps", "1"]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, [*args, "--precision", "bf16"])
     assert result.exit_code == 0, result.output
     scores = json.loads(result.output.strip().splitlines()[-1])
     assert scores["n"] == 2 and 0 <= scores["ldm"]["all"] <= scores["ldm"]["both_colours"] <= 1
+    assert scores["sampling_precision"] == "bf16"

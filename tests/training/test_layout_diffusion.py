@@ -110,7 +110,8 @@ def test_cli_samples_a_layout_file_and_evaluates(layout_model: Path, tmp_path: P
     result = runner.invoke(app, [*args, "--steps", "1", "--out", str(out)])
     assert result.exit_code == 2 and "unknown colour 'pink'" in result.output
     args = ["eval", "layout", "--checkpoint", str(layout_model), "--n", "2", "--steps", "1"]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, [*args, "--precision", "bf16"])
     assert result.exit_code == 0, result.output
     scores = json.loads(result.output.strip().splitlines()[-1])
     assert scores["task"] == "layout-to-image" and "found" in scores["ldm"]
+    assert scores["sampling_precision"] == "bf16"

@@ -291,6 +291,8 @@ def eval_layout_command(
     sampler: Sampler = "ddim",
     steps: Steps = 50,
     grid: Annotated[Path | None, typer.Option(help="PNG grid of the first 8, boxes drawn")] = None,
+    compile_: Compile = False,
+    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Fraction of the requested objects found at their boxes (IoU >= 0.5, right colour; and
@@ -304,7 +306,18 @@ def eval_layout_command(
         model = load_latent_diffusion(checkpoint, select_device(device))
         scorer = _load_evaluator(evaluator, device)
         heldout = build_dataset(training_data(checkpoint), "heldout", n)
-        result = evaluate_layout(model, heldout, n, scorer, guidance, sampler, steps, grid=grid)
+        result = evaluate_layout(
+            model,
+            heldout,
+            n,
+            scorer,
+            guidance,
+            sampler,
+            steps,
+            grid=grid,
+            compile=compile_,
+            precision=precision,
+        )
     except (CheckpointError, ConfigError, ValueError) as error:
         raise fail(str(error)) from error
     typer.echo(json.dumps({"checkpoint": str(checkpoint), **result}))
@@ -319,6 +332,8 @@ def eval_relations_command(
     sampler: Sampler = "ddim",
     steps: Steps = 50,
     seed: Seed = 0,
+    compile_: Compile = False,
+    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Two-object prompts (held-out shapes captions): both objects drawn (colour and kind by
@@ -339,7 +354,18 @@ def eval_relations_command(
             data = DataConfig(resolution=data.resolution)  # multi-object shapes captions
         # About one scene in five has two objects of different colours; the search stops at n.
         heldout = build_dataset(dataclasses.replace(data, cache=False), "heldout", max(8 * n, 400))
-        result = evaluate_relations(model, scorer, heldout, n, guidance, sampler, steps, seed)
+        result = evaluate_relations(
+            model,
+            scorer,
+            heldout,
+            n,
+            guidance,
+            sampler,
+            steps,
+            seed,
+            compile=compile_,
+            precision=precision,
+        )
     except (CheckpointError, ConfigError, ValueError) as error:
         raise fail(str(error)) from error
     typer.echo(json.dumps({"checkpoint": str(checkpoint), **result}))

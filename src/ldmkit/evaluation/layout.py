@@ -143,9 +143,13 @@ def evaluate_layout(
     steps: int = 50,
     batch_size: int = 32,
     grid: Path | None = None,
+    *,
+    compile: bool = False,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Generate one image per held-out layout (the first `n` shapes items' boxes) and count the
-    requested objects found at their boxes; the real images give the detector's ceiling."""
+    requested objects found at their boxes; the real images give the detector's ceiling.
+    `compile` and `precision` go to the sampler's UNet."""
     if not model.takes_layouts:
         raise ValueError("this needs a layout-conditional model (config.layout)")
     batch = first_items(dataset, n)
@@ -156,7 +160,17 @@ def evaluate_layout(
 
     def generate(part: slice, start: int) -> torch.Tensor:
         chosen = layouts[part]
-        return model.sample(len(chosen), None, guidance, sampler, steps, start, layouts=chosen)
+        return model.sample(
+            len(chosen),
+            None,
+            guidance,
+            sampler,
+            steps,
+            start,
+            layouts=chosen,
+            compile=compile,
+            precision=precision,
+        )
 
     out, elapsed = timed_batches(n, batch_size, "layout-to-image", generate)
     generated = find_objects(out, layouts, evaluator)
@@ -173,6 +187,8 @@ def evaluate_layout(
         "guidance": guidance,
         "sampler": sampler,
         "steps": steps,
+        "compile": compile,
+        "sampling_precision": precision,
         "ldm": generated,
         "real_images": ceiling,
         "images_per_s": n / elapsed,

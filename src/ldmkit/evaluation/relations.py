@@ -111,14 +111,18 @@ def evaluate_relations(
     steps: int = 50,
     seed: int = 0,
     batch_size: int = 32,
+    *,
+    compile: bool = False,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Sample the first `n` two-object held-out captions and score them; the real images of
-    those captions give the ceiling."""
+    those captions give the ceiling. `compile` and `precision` go to the sampler's UNet."""
     if not model.takes_prompts:
         raise ValueError("this needs a text-conditional model")
     prompts, wanted, indices = two_object_prompts(dataset, n)
     started = time.perf_counter()
-    images = sample_prompts(model, prompts, guidance, sampler, steps, seed, batch_size)
+    fast = {"compile": compile, "precision": precision}
+    images = sample_prompts(model, prompts, guidance, sampler, steps, seed, batch_size, **fast)
     seconds = time.perf_counter() - started
     real = torch.stack([dataset[i]["image"] for i in indices])
     return {
@@ -126,6 +130,8 @@ def evaluate_relations(
         "guidance": guidance,
         "sampler": sampler,
         "steps": steps,
+        "compile": compile,
+        "sampling_precision": precision,
         "ldm": score_relations(images, wanted, evaluator),
         "real_images": score_relations(real, wanted, evaluator),
         "seconds_per_image": seconds / n,
