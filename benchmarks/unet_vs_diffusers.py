@@ -150,7 +150,7 @@ def main() -> None:
         "--compile",
         action="store_true",
         help="ldmkit as `ldmkit sample --compile` runs it: CompiledDenoiser (torch.compile with "
-        "frozen weights, channels-last, one graph per shape)",
+        "frozen weights, channels-last, a C++ wrapper on the CPU, one graph per shape)",
     )
     parser.add_argument(
         "--profile", action="store_true", help="also print ldmkit's top operators per case"
