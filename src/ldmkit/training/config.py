@@ -6,6 +6,7 @@ from typing import Literal
 from ldmkit.autoencoder import AutoencoderConfig, AutoencoderLossConfig
 from ldmkit.data.config import DataConfig
 from ldmkit.pipeline import DiffusionConfig
+from ldmkit.precision import Precision
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class RunConfig:
     batch_size: int = 64
     seed: int = 0
     max_minutes: float = 0.0  # stop (and save) after this wall-clock budget; 0 = no limit
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Precision = "fp32"
     device: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     num_workers: int = 0
@@ -66,7 +67,7 @@ class DiffusionRunConfig:
     grad_accumulation: int = 1
     seed: int = 0
     max_minutes: float = 0.0
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Precision = "fp32"
     device: str = "auto"
     threads: int = 0
     num_workers: int = 0
