@@ -8,6 +8,7 @@ from typer.testing import CliRunner
 
 from ldmkit.cli import app
 from ldmkit.metrics.inception import InceptionV3
+from ldmkit.precision import resolve_precision
 
 runner = CliRunner()
 TINY = [
@@ -147,9 +148,13 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
     edited = tmp_path / "edited.png"
     args = ["sample", "--checkpoint", ldm, "--n", "2", "--steps", "4", "--out", str(edited)]
     init = ["--init-image", str(tmp_path / "grid-000.png"), "--strength", "0.5"]
-    result = runner.invoke(app, [*args, *init])
+    result = runner.invoke(app, [*args, *init, "--precision", "auto"])
     assert result.exit_code == 0, result.output
-    assert json.loads(Image.open(edited).text["ldmkit"])["strength"] == 0.5
+    meta = json.loads(Image.open(edited).text["ldmkit"])
+    assert meta["strength"] == 0.5  # and auto is recorded as what ran:
+    assert meta["precision"] == resolve_precision("auto", torch.device("cpu"))
+    result = runner.invoke(app, [*args, "--precision", "half"])
+    assert result.exit_code == 2 and "one of auto, fp32, bf16, fp16; got 'half'" in result.output
     args = ["eval", "fid", "--fake", ldm, "--n", "6", "--steps", "1", "--precision", "bf16"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output

@@ -24,6 +24,9 @@ def test_wrong_types_and_literals_are_errors() -> None:
         from_dict(AutoencoderTrainConfig, {"model": {"kind": "gan"}})
     with pytest.raises(ConfigError, match=r"optim\.betas: expected 2 values"):
         from_dict(AutoencoderTrainConfig, {"optim": {"betas": [0.9]}})
+    with pytest.raises(ConfigError, match=r"run\.precision: 'bf17' is not one of .*'auto'"):
+        from_dict(DiffusionTrainConfig, {"run": {"precision": "bf17"}})
+    assert from_dict(DiffusionTrainConfig, {"run": {"precision": "auto"}}).run.precision == "auto"
 
 
 def test_component_validation_surfaces_as_config_error() -> None:

@@ -101,7 +101,7 @@ def test_bf16_sampling_is_close_to_fp32_and_bad_precision_is_refused() -> None:
     assert half.dtype == torch.float32
     difference = float((full - half).abs().max())
     assert 0 < difference < 0.05  # the UNet ran in bfloat16, the result barely moved
-    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, fp16"):
         model.sample(2, labels, steps=1, precision="int8")
 
 

@@ -106,7 +106,7 @@ def diffusion_config(factor: int, autoencoder: str, args: argparse.Namespace, st
     run = DiffusionRunConfig(
         steps=steps,
         batch_size=args.batch,
-        precision="bf16",
+        precision="auto",  # bf16 where native, else fp32
         sample_every=0,
         checkpoint_every=0,
         keep_checkpoints=1,

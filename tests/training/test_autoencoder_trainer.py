@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 
 from ldmkit.autoencoder import AutoencoderLoss
 from ldmkit.checkpoint import load_autoencoder
+from ldmkit.precision import resolve_precision
 from ldmkit.training.autoencoder_trainer import TrainingDiverged, train_autoencoder
 from ldmkit.training.checkpoints import latest_checkpoint
 from ldmkit.training.presets import PRESETS
@@ -37,8 +38,11 @@ def tiny(kind: str = "kl", steps: int = 8, **run) -> "object":
 @pytest.mark.parametrize("kind", ["kl", "vq"])
 def test_run_writes_model_pictures_and_checkpoints(kind: str, tmp_path: Path) -> None:
     extra = {"dead_code_restart_every": 3} if kind == "vq" else {}
-    result = train_autoencoder(tiny(kind, **extra), tmp_path, show_progress=False)
+    config = tiny(kind, precision="auto", **extra)
+    result = train_autoencoder(config, tmp_path, show_progress=False)
     assert result.step == 8
+    recorded = json.loads((result.model_dir / "config.json").read_text())["training"]
+    assert recorded["precision"] == resolve_precision("auto", torch.device("cpu"))  # as run
     for name in ("reconstructions.png", "loss.png", "history.json", "config.yaml"):
         assert (tmp_path / name).is_file()
     assert latest_checkpoint(tmp_path).name == "step-00000008"

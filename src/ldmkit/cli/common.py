@@ -22,7 +22,11 @@ Steps = Annotated[int, typer.Option(help="Sampler steps")]
 Seed = Annotated[int, typer.Option(help="Sample i draws its noise from seed + i")]
 Device = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N")]
 Precision = Annotated[
-    str, typer.Option(help="The UNet's precision: fp32, bf16 or fp16 (autocast; the rest fp32)")
+    str,
+    typer.Option(
+        help="The UNet's precision: fp32, bf16 or fp16 (autocast; the rest fp32), or auto (bf16 "
+        "where the device runs it natively, else fp32; on CUDA without bf16, fp16)"
+    ),
 ]
 Compile = Annotated[
     bool,

@@ -218,6 +218,7 @@ def eval_fid_command(
     from ldmkit.data.image_folder import ImageFolderDataset
     from ldmkit.evaluation.fid import dataset_features, distribution_scores
     from ldmkit.evaluation.generate import embed, generate
+    from ldmkit.precision import resolve_precision
     from ldmkit.training.runtime import select_device
 
     result: dict[str, object] = {"fake": str(fake), "n": n}
@@ -229,6 +230,7 @@ def eval_fid_command(
         is_checkpoint = (fake / "config.json").is_file()
         if is_checkpoint:
             model = load_latent_diffusion(fake, select_device(device))
+            precision = resolve_precision(precision, model.device)
             fast = {"compile": compile_, "precision": precision}
             images, _, seconds = generate(model, n, guidance, sampler, steps, seed, **fast)
             fake_features = embed(scorer, images)

@@ -78,12 +78,14 @@ def sample_command(
 
     from ldmkit.checkpoint import CheckpointError, load_latent_diffusion, training_data
     from ldmkit.data.factory import class_names
+    from ldmkit.precision import resolve_precision
     from ldmkit.training.runtime import select_device
     from ldmkit.training.visuals import image_grid, labelled_grid, to_uint8
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
-    except CheckpointError as error:
+        precision = resolve_precision(precision, model.device)  # recorded as run
+    except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
     labels = None
     classes = model.config.num_classes

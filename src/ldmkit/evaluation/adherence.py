@@ -7,6 +7,7 @@ import torch
 from ldmkit.evaluation.generate import generate
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.pipeline import LatentDiffusion
+from ldmkit.precision import resolve_precision
 
 
 @torch.no_grad()
@@ -62,6 +63,7 @@ def evaluate_adherence(
     """Generate `n` images cycling through the classes (text models: prompts naming them);
     report the evaluator's accuracies. `compile` and `precision` go to the sampler's UNet."""
     check_label_spaces(model, evaluator)
+    precision = resolve_precision(precision, model.device)
     fast = {"compile": compile, "precision": precision}
     images, labels, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size, **fast)
     assert labels is not None  # class-conditional, checked above

@@ -12,6 +12,7 @@ from ldmkit.evaluation.generate import embed, generate
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.metrics.feature_network import FeatureNetwork
 from ldmkit.pipeline import LatentDiffusion
+from ldmkit.precision import resolve_precision
 
 
 @torch.no_grad()
@@ -38,6 +39,7 @@ def evaluate_checkpoint(
     network = features or evaluator
     if model.config.num_classes or model.takes_prompts:
         check_label_spaces(model, evaluator)
+    precision = resolve_precision(precision, model.device)
     fast = {"compile": compile, "precision": precision}
     images, labels, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size, **fast)
     result: dict[str, Any] = {

@@ -23,6 +23,7 @@ from ldmkit.evaluation.batched import first_items, save_rows, timed_batches
 from ldmkit.evaluation.semantic import colour_classes
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.pipeline import LatentDiffusion
+from ldmkit.precision import resolve_precision
 
 IOU_THRESHOLD = 0.5
 PixelBox = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
@@ -157,6 +158,7 @@ def evaluate_layout(
         raise ValueError("layout-to-image is measured on shapes data (it carries the layouts)")
     layouts, real = batch["layout"], batch["image"]
     n = len(layouts)
+    precision = resolve_precision(precision, model.device)
 
     def generate(part: slice, start: int) -> torch.Tensor:
         chosen = layouts[part]

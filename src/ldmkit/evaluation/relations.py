@@ -20,6 +20,7 @@ from ldmkit.evaluation.layout import PixelBox, object_crop, region_boxes
 from ldmkit.evaluation.semantic import colour_classes
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.pipeline import LatentDiffusion
+from ldmkit.precision import resolve_precision
 
 RELATIONS = ("left of", "right of", "above", "below")
 
@@ -120,6 +121,7 @@ def evaluate_relations(
     if not model.takes_prompts:
         raise ValueError("this needs a text-conditional model")
     prompts, wanted, indices = two_object_prompts(dataset, n)
+    precision = resolve_precision(precision, model.device)
     started = time.perf_counter()
     fast = {"compile": compile, "precision": precision}
     images = sample_prompts(model, prompts, guidance, sampler, steps, seed, batch_size, **fast)

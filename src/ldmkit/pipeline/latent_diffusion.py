@@ -32,7 +32,7 @@ from ldmkit.nn import tiled_apply
 from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
 from ldmkit.pipeline.config import DiffusionConfig
 from ldmkit.pipeline.spatial import SpatialConditions
-from ldmkit.precision import autocast_call, check_precision
+from ldmkit.precision import autocast_call, resolve_precision
 from ldmkit.samplers import classifier_free_guidance, randn_per_sample, sample, tiled
 from ldmkit.samplers.timesteps import timestep_pairs
 from ldmkit.unet import UNet
@@ -94,6 +94,11 @@ class LatentDiffusion(SpatialConditions, nn.Module):
                     f"{config.text.max_length}"
                 )
             self.context_encoder = TextEncoder(config.text)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the denoiser's weights are."""
+        return next(self.unet.parameters()).device
 
     @property
     def takes_prompts(self) -> bool:
@@ -288,10 +293,11 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         `compile` runs the UNet through `CompiledDenoiser` (frozen, channels-last
         `torch.compile`): the first call at a shape pays the compile time, the steps run faster.
         `precision` "bf16" / "fp16" runs the UNet under autocast (the sampler's arithmetic and
-        the decoder stay in float32).
+        the decoder stay in float32); "auto" picks bf16 where the device runs it natively
+        (`ldmkit.precision.resolve_precision`), and an emulated half precision warns.
         """
-        check_precision(precision)
-        device = next(self.unet.parameters()).device
+        device = self.device
+        precision = resolve_precision(precision, device)
         cond, uncond = self.conditions(n, labels, prompts, condition, guidance, layouts)
         z_init = None
         if init_images is not None:

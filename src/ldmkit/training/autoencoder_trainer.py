@@ -16,7 +16,7 @@ from ldmkit.config import save_yaml, to_dict
 from ldmkit.data.collate import collate
 from ldmkit.data.factory import build_dataset
 from ldmkit.metrics.image_quality import psnr
-from ldmkit.precision import autocast
+from ldmkit.precision import autocast, resolve_precision
 from ldmkit.training.checkpoints import checkpoint_root, latest_checkpoint, write_checkpoint
 from ldmkit.training.config import AutoencoderTrainConfig
 from ldmkit.training.data_stream import batch_loader
@@ -90,6 +90,7 @@ def train_autoencoder(
     tune_allocator()
     seed_everything(run.seed)
     device = select_device(run.device)
+    precision = resolve_precision(run.precision, device)  # auto: bf16 if native
 
     model = Autoencoder(config.model).to(device)
     loss_fn = AutoencoderLoss(
@@ -120,7 +121,7 @@ def train_autoencoder(
     heldout_data = build_dataset(config.data, "heldout", run.heldout_images)
     heldout = collate([heldout_data[i] for i in range(run.heldout_images)])["image"].to(device)
     loader = batch_loader(train_data, run.batch_size, run.seed, step, run.steps, run.num_workers)
-    scaler = torch.amp.GradScaler(device.type, enabled=run.precision == "fp16")
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     def save(at_step: int) -> None:
         def write(tmp: Path) -> None:
@@ -164,7 +165,7 @@ def train_autoencoder(
             lr_scale = lr_multiplier(step, run.steps, o.warmup_steps, o.schedule, o.min_lr_ratio)
             for group in opt_ae.param_groups:
                 group["lr"] = config.optim.lr * lr_scale
-            with autocast(device, run.precision):
+            with autocast(device, precision):
                 out = model(x, sample_posterior=run.sample_posterior)
                 g_loss, logs = loss_fn.generator_loss(x, out, step, model.decoder.last_layer)
             if not math.isfinite(logs["loss"]):
@@ -185,7 +186,7 @@ def train_autoencoder(
                 torch.nn.utils.clip_grad_norm_(ae_params, config.optim.grad_clip)
             scaler.step(opt_ae)
             if loss_fn.disc_active(step):
-                with autocast(device, run.precision):
+                with autocast(device, precision):
                     d_loss, d_logs = loss_fn.discriminator_loss(x, out.reconstruction, step)
                 opt_d.zero_grad(set_to_none=True)
                 scaler.scale(d_loss).backward()
@@ -229,7 +230,12 @@ def train_autoencoder(
     shift, scale = measure_latent_statistics(model, (b["image"].to(device) for b in stat_loader))
     model.set_latent_statistics(shift, scale)
     extra = {
-        "training": {"steps": step, "elapsed_s": round(elapsed, 1), "data": to_dict(config.data)}
+        "training": {
+            "steps": step,
+            "elapsed_s": round(elapsed, 1),
+            "precision": precision,
+            "data": to_dict(config.data),
+        }
     }
     model_dir = save_autoencoder(model, run_dir / "model", extra)
     return TrainResult(model_dir, step, elapsed, history)

@@ -24,7 +24,7 @@ from ldmkit.data.collate import collate
 from ldmkit.data.config import DataConfig
 from ldmkit.data.factory import build_dataset
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
-from ldmkit.precision import autocast
+from ldmkit.precision import autocast, resolve_precision
 from ldmkit.training.autoencoder_trainer import TrainingDiverged, TrainResult
 from ldmkit.training.checkpoints import checkpoint_root, latest_checkpoint, write_checkpoint
 from ldmkit.training.config import DiffusionTrainConfig
@@ -130,6 +130,7 @@ def train_diffusion(
     set_threads(run.threads)
     tune_allocator()
     device = select_device(run.device)
+    precision = resolve_precision(run.precision, device)  # auto: bf16 if native
     context = init_distributed(device)
     if run.batch_size % (context.world * run.grad_accumulation):
         raise ValueError(
@@ -210,7 +211,7 @@ def train_diffusion(
         context.rank,
         context.world,
     )
-    scaler = torch.amp.GradScaler(device.type, enabled=run.precision == "fp16")
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     # Snapshot grids: sample_count images (at most 8 for spatial models, shown in three rows:
     # the degraded first training images, the outputs, the originals).
     shown = min(run.sample_count, len(dataset), 8 if spatial else run.sample_count)
@@ -305,7 +306,7 @@ def train_diffusion(
                 part = {key: value[k * micro : (k + 1) * micro] for key, value in batch.items()}
                 sync = k == run.grad_accumulation - 1 or context.world == 1
                 ctx = contextlib.nullcontext() if sync else denoiser.no_sync()  # type: ignore[operator]
-                with ctx, autocast(device, run.precision):
+                with ctx, autocast(device, precision):
                     latents = part["latent"].to(device) if "latent" in part else None
                     for key in ("image", "semantic"):
                         if key in part:
@@ -365,6 +366,7 @@ def train_diffusion(
             "training": {
                 "steps": step,
                 "elapsed_s": round(elapsed, 1),
+                "precision": precision,
                 "data": to_dict(config.data),
                 "rank_checksums": checksums,
             }
