@@ -17,6 +17,7 @@ from ldmkit.cli import app
 from ldmkit.data.factory import build_dataset
 from ldmkit.evaluation.restoration import border, evaluate_inpainting, evaluate_super_resolution
 from ldmkit.evaluation.semantic import evaluate_semantic_synthesis
+from ldmkit.precision import resolve_precision
 from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
 from ldmkit.training.diffusion_trainer import train_diffusion
 
@@ -89,10 +90,12 @@ def test_cli_upscales_a_larger_image_in_tiles(super_resolution: Path, tmp_path: 
     low = _png(torch.rand(3, 12, 20) * 2 - 1, tmp_path / "low.png")  # latent 24 x 40 > 16
     out = tmp_path / "big.png"
     args = ["upscale", str(low), str(out), "--checkpoint", str(super_resolution), "--steps", "2"]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, [*args, "--precision", "auto"])
     assert result.exit_code == 0, result.output
     assert Image.open(out).size == (80, 48)
-    assert json.loads(Image.open(out).text["ldmkit"])["steps"] == 2
+    meta = json.loads(Image.open(out).text["ldmkit"])
+    assert meta["steps"] == 2 and meta["compile"] is False
+    assert meta["precision"] == resolve_precision("auto", torch.device("cpu"))  # what ran
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     result = runner.invoke(
@@ -118,9 +121,21 @@ def test_cli_inpaints_and_refuses_a_wrong_mask(inpainting: Path, tmp_path: Path)
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "must have the image's size" in result.output
     args = ["eval", "spatial", "--checkpoint", str(inpainting), "--n", "2", "--steps", "2"]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, [*args, "--precision", "bf16"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output.strip().splitlines()[-1])["task"] == "inpainting"
+    scores = json.loads(result.output.strip().splitlines()[-1])
+    assert scores["task"] == "inpainting" and scores["sampling_precision"] == "bf16"
+    assert scores["compile"] is False
+
+
+@pytest.mark.slow
+def test_compiled_super_resolution_matches_eager(super_resolution: Path) -> None:
+    model = load_latent_diffusion(super_resolution)
+    heldout = build_dataset(training_data(super_resolution), "heldout", 2)
+    eager = evaluate_super_resolution(model, heldout, 2, steps=2)
+    compiled = evaluate_super_resolution(model, heldout, 2, steps=2, compile=True)
+    assert compiled["compile"] is True and compiled["sampling_precision"] == "fp32"
+    assert compiled["ldm"]["psnr"]["mean"] == pytest.approx(eager["ldm"]["psnr"]["mean"], abs=1e-3)
 
 
 def test_semantic_synthesis_trains_samples_from_a_map_and_is_measured(

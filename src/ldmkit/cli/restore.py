@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ldmkit.cli.common import Device, Sampler, Seed, Steps, app, eval_app, fail
+from ldmkit.cli.common import (
+    Compile,
+    Device,
+    Precision,
+    Sampler,
+    Seed,
+    Steps,
+    app,
+    eval_app,
+    fail,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -21,13 +31,16 @@ Tile = Annotated[
 ]
 
 
-def _load(checkpoint: Path, device: str) -> "LatentDiffusion":
+def _load(checkpoint: Path, device: str, precision: str) -> tuple["LatentDiffusion", str]:
+    """The model, and `precision` resolved for its device (auto -> what will run)."""
     from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
+    from ldmkit.precision import resolve_precision
     from ldmkit.training.runtime import select_device
 
     try:
-        return load_latent_diffusion(checkpoint, select_device(device))
-    except CheckpointError as error:
+        model = load_latent_diffusion(checkpoint, select_device(device))
+        return model, resolve_precision(precision, model.device)
+    except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
 
 
@@ -63,20 +76,23 @@ def upscale_command(
     steps: Steps = 50,
     seed: Seed = 0,
     tile: Tile = None,
+    compile_: Compile = False,
+    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Super-resolve an image of any size; inputs larger than the training size are processed
     in overlapping latent tiles blended without seams."""
     from ldmkit.evaluation.restoration import upscale
 
-    model = _load(checkpoint, device)
+    model, precision = _load(checkpoint, device, precision)
     low = _read(image)
+    fast = {"compile": compile_, "precision": precision}
     try:
-        result = upscale(model, low, sampler, steps, seed, tile=tile)
+        result = upscale(model, low, sampler, steps, seed, tile=tile, **fast)
     except ValueError as error:
         raise fail(str(error)) from error
     params = {"checkpoint": str(checkpoint), "input": str(image), "sampler": sampler}
-    _write(result, out, {**params, "steps": steps, "seed": seed, "tile": tile})
+    _write(result, out, {**params, "steps": steps, "seed": seed, "tile": tile, **fast})
 
 
 @app.command("inpaint")
@@ -90,23 +106,28 @@ def inpaint_command(
     seed: Seed = 0,
     paste: Annotated[bool, typer.Option(help="Copy the known pixels back exactly")] = True,
     tile: Tile = None,
+    compile_: Compile = False,
+    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Fill the white part of the mask from the rest of the image."""
     from ldmkit.evaluation.restoration import inpaint
 
-    model = _load(checkpoint, device)
+    model, precision = _load(checkpoint, device, precision)
     picture, holes = _read(image), _read(mask)
     if holes.shape[-2:] != picture.shape[-2:]:
         size = "x".join(map(str, picture.shape[-2:]))
         raise fail(f"the mask {mask} must have the image's size ({size} pixels, H x W)")
     holes = (holes.mean(1, keepdim=True) > 0).float()  # white (> mid-grey) = fill
+    fast = {"compile": compile_, "precision": precision}
     try:
-        result = inpaint(model, picture, holes, sampler, steps, seed, paste=paste, tile=tile)
+        result = inpaint(
+            model, picture, holes, sampler, steps, seed, paste=paste, tile=tile, **fast
+        )
     except ValueError as error:
         raise fail(str(error)) from error
     params = {"checkpoint": str(checkpoint), "image": str(image), "mask": str(mask)}
-    _write(result, out, {**params, "sampler": sampler, "steps": steps, "seed": seed})
+    _write(result, out, {**params, "sampler": sampler, "steps": steps, "seed": seed, **fast})
 
 
 @eval_app.command("spatial")
@@ -116,6 +137,8 @@ def eval_spatial_command(
     sampler: Sampler = "ddim",
     steps: Steps = 50,
     grid: Annotated[Path | None, typer.Option(help="PNG grid of the first 8")] = None,
+    compile_: Compile = False,
+    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Super-resolution: PSNR/SSIM of the model and of bicubic vs the originals; inpainting:
@@ -127,7 +150,7 @@ def eval_spatial_command(
     from ldmkit.evaluation.restoration import evaluate_inpainting, evaluate_super_resolution
     from ldmkit.evaluation.semantic import evaluate_semantic_synthesis
 
-    model = _load(checkpoint, device)
+    model, precision = _load(checkpoint, device, precision)
     spatial = model.config.spatial
     if spatial is None:
         raise fail(f"{checkpoint} has no spatial condition; use `ldmkit eval checkpoint`")
@@ -138,7 +161,8 @@ def eval_spatial_command(
     }[spatial.kind]
     try:
         heldout = build_dataset(training_data(checkpoint), "heldout", n)
-        result = evaluate(model, heldout, n, sampler, steps, grid=grid)
+        fast = {"compile": compile_, "precision": precision}
+        result = evaluate(model, heldout, n, sampler, steps, grid=grid, **fast)
     except (CheckpointError, ConfigError, ValueError) as error:
         raise fail(str(error)) from error
     typer.echo(json.dumps({"checkpoint": str(checkpoint), **result}))

@@ -13,6 +13,7 @@ from ldmkit.conditioning import bicubic_degrade, bicubic_upsample, random_masks
 from ldmkit.evaluation.batched import first_items, save_rows, timed_batches
 from ldmkit.metrics.image_quality import masked_psnr, psnr, ssim
 from ldmkit.pipeline import LatentDiffusion
+from ldmkit.precision import resolve_precision
 
 # Held-out hole masks use generators seeded from here, far from any training step's seeds.
 MASK_SEED = 1_000_000_007
@@ -39,16 +40,20 @@ def upscale(
     seed: int = 0,
     guidance: float = 1.0,
     tile: int | None = None,
+    *,
+    compile: bool = False,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """Super-resolve `low_res` (B, 3, h, w) in [-1, 1] by the model's factor; larger than the
     training size, the latent is denoised and decoded in blended tiles (`tile` latent pixels,
-    default the training side)."""
+    default the training side). `compile` and `precision` go to the sampler's UNet."""
     _kind(model, "super_resolution")
-    device = next(model.unet.parameters()).device
+    device = model.device
     condition = model.spatial_condition(low_res=low_res.to(device))
     tile = tile or default_tile(model, max(condition.shape[-2:]))
+    fast = {"compile": compile, "precision": precision}
     return model.sample(
-        len(low_res), None, guidance, sampler, steps, seed, condition=condition, tile=tile
+        len(low_res), None, guidance, sampler, steps, seed, condition=condition, tile=tile, **fast
     )
 
 
@@ -63,16 +68,21 @@ def inpaint(
     guidance: float = 1.0,
     paste: bool = True,
     tile: int | None = None,
+    *,
+    compile: bool = False,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """Fill the holes (`masks` (B, 1, H, W), 1 = fill) of `images` in [-1, 1]; with `paste` the
-    known pixels are copied back exactly and only the hole comes from the model."""
+    known pixels are copied back exactly and only the hole comes from the model. `compile` and
+    `precision` go to the sampler's UNet."""
     _kind(model, "inpaint")
-    device = next(model.unet.parameters()).device
+    device = model.device
     images, masks = images.to(device), masks.to(device, images.dtype)
     condition = model.spatial_condition(image=images, mask=masks)
     tile = tile or default_tile(model, max(condition.shape[-2:]))
+    fast = {"compile": compile, "precision": precision}
     out = model.sample(
-        len(images), None, guidance, sampler, steps, seed, condition=condition, tile=tile
+        len(images), None, guidance, sampler, steps, seed, condition=condition, tile=tile, **fast
     )
     return masks * out + (1 - masks) * images if paste else out
 
@@ -98,11 +108,17 @@ def evaluate_super_resolution(
     steps: int = 50,
     batch_size: int = 32,
     grid: Path | None = None,
+    *,
+    compile: bool = False,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """PSNR/SSIM of the model's x`factor` output and of bicubic upsampling against the originals
     of the first `n` items (the held-out images, bicubic-degraded as in training), and images/s.
-    The first stage's own reconstruction PSNR is the ceiling the model can reach."""
+    The first stage's own reconstruction PSNR is the ceiling the model can reach. `compile` and
+    `precision` go to the sampler's UNet."""
     _kind(model, "super_resolution")
+    precision = resolve_precision(precision, model.device)
+    fast = {"compile": compile, "precision": precision}
     assert model.config.spatial is not None
     factor = model.config.spatial.factor
     images = first_items(dataset, n)["image"]
@@ -111,11 +127,11 @@ def evaluate_super_resolution(
         batch_size,
         "super-resolution",
         lambda part, start: upscale(
-            model, bicubic_degrade(images[part], factor), sampler, steps, seed=start
+            model, bicubic_degrade(images[part], factor), sampler, steps, seed=start, **fast
         ),
     )
     bicubic = bicubic_upsample(bicubic_degrade(images, factor), factor)
-    device = next(model.unet.parameters()).device
+    device = model.device
     ceiling = torch.cat(
         [
             model.decode(model.encode(images[s : s + batch_size].to(device))).cpu()
@@ -130,6 +146,8 @@ def evaluate_super_resolution(
         "n": len(images),
         "sampler": sampler,
         "steps": steps,
+        "compile": compile,
+        "sampling_precision": precision,
         "ldm": {"psnr": _summary(psnr(out, images)), "ssim": _summary(ssim(out, images))},
         "bicubic": {
             "psnr": _summary(psnr(bicubic, images)),
@@ -149,11 +167,17 @@ def evaluate_inpainting(
     steps: int = 50,
     batch_size: int = 32,
     grid: Path | None = None,
+    *,
+    compile: bool = False,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """PSNR inside the hole and on its 2-pixel border (a seam shows there) against the originals
     of the first `n` items, for the model (known pixels pasted back) and for filling the hole
-    with the mean colour of the known pixels; held-out masks from fixed seeds."""
+    with the mean colour of the known pixels; held-out masks from fixed seeds. `compile` and
+    `precision` go to the sampler's UNet."""
     _kind(model, "inpaint")
+    precision = resolve_precision(precision, model.device)
+    fast = {"compile": compile, "precision": precision}
     images = first_items(dataset, n)["image"]
     generators = [torch.Generator().manual_seed(MASK_SEED + i) for i in range(len(images))]
     masks = random_masks(generators, images.shape[-1])
@@ -161,7 +185,9 @@ def evaluate_inpainting(
         len(images),
         batch_size,
         "inpainting",
-        lambda part, start: inpaint(model, images[part], masks[part], sampler, steps, start),
+        lambda part, start: inpaint(
+            model, images[part], masks[part], sampler, steps, start, **fast
+        ),
     )
     known = 1 - masks
     mean = (images * known).sum((2, 3), keepdim=True) / known.sum((2, 3), keepdim=True)
@@ -174,6 +200,8 @@ def evaluate_inpainting(
         "n": len(images),
         "sampler": sampler,
         "steps": steps,
+        "compile": compile,
+        "sampling_precision": precision,
         "hole_fraction": float(masks.mean()),
         "ldm": {
             "hole_psnr": _summary(masked_psnr(out, images, masks)),

@@ -13,6 +13,7 @@ from ldmkit.conditioning import colourise
 from ldmkit.data.shapes import COLOR_NAMES, COLORS
 from ldmkit.evaluation.batched import first_items, save_rows, timed_batches
 from ldmkit.pipeline import LatentDiffusion
+from ldmkit.precision import resolve_precision
 
 # A pixel counts as an object colour above this HSV saturation (backgrounds stay <= 0.12,
 # object colours are >= 0.85; antialiased edges fall in between).
@@ -63,10 +64,14 @@ def evaluate_semantic_synthesis(
     steps: int = 50,
     batch_size: int = 32,
     grid: Path | None = None,
+    *,
+    compile: bool = False,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Generate one image per held-out map (the first `n` shapes items) and score its colour
     classes against the map; the same score of the real images is the ceiling (antialiased
-    edges and the threshold cost it a little)."""
+    edges and the threshold cost it a little). `compile` and `precision` go to the sampler's
+    UNet."""
     spatial = model.config.spatial
     if spatial is None or spatial.kind != "semantic":
         raise ValueError("this needs a semantic synthesis model (spatial.kind = 'semantic')")
@@ -75,11 +80,15 @@ def evaluate_semantic_synthesis(
         raise ValueError("semantic synthesis is measured on shapes data (it carries the maps)")
     maps, images = batch["semantic"], batch["image"]
     n = len(maps)
-    device = next(model.unet.parameters()).device
+    device = model.device
+    precision = resolve_precision(precision, device)
+    fast = {"compile": compile, "precision": precision}
 
     def generate(part: slice, start: int) -> torch.Tensor:
         condition = model.spatial_condition(semantic=maps[part].to(device))
-        return model.sample(len(condition), None, 1.0, sampler, steps, start, condition=condition)
+        return model.sample(
+            len(condition), None, 1.0, sampler, steps, start, condition=condition, **fast
+        )
 
     out, elapsed = timed_batches(n, batch_size, "semantic synthesis", generate)
     expected = map_colour_classes(maps)
@@ -90,6 +99,8 @@ def evaluate_semantic_synthesis(
         "n": n,
         "sampler": sampler,
         "steps": steps,
+        "compile": compile,
+        "sampling_precision": precision,
         "ldm": agreement(colour_classes(out), expected),
         "real_images": agreement(colour_classes(images), expected),
         "images_per_s": n / elapsed,
