@@ -17,6 +17,7 @@ Prints milliseconds and GFLOP/s (2 * MACs / time) per kernel, and the Winograd e
 oneDNN (relative to the output's largest value).
 """
 
+import json
 import statistics
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+
+from ldmkit.hardware import machine_report
 
 # (batch, in channels, out channels, side): the 3x3 convolutions of the `small` UNet.
 SHAPES = [(1, 64, 64, 32), (4, 64, 64, 32), (4, 128, 128, 32), (4, 192, 64, 32), (4, 128, 128, 16)]
@@ -86,6 +89,7 @@ def median_seconds(call: Callable[[], object], n: int = 30) -> float:
 
 def main() -> None:
     torch.manual_seed(0)
+    print("machine:", json.dumps(machine_report()))
     print(f"{torch.get_num_threads()} threads, torch {torch.__version__}; ms (GFLOP/s)")
     print("| shape | nchw | channels-last | prepacked | bf16 cl | winograd | winograd error |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

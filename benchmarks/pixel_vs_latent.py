@@ -7,10 +7,12 @@ The paper's reason to exist: the same denoiser costs far less on a latent of sid
 """
 
 import argparse
+import json
 import time
 
 import torch
 
+from ldmkit.hardware import machine_report
 from ldmkit.unet import UNet, unet_preset
 
 
@@ -34,6 +36,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256])
     args = parser.parse_args()
+    print("machine:", json.dumps(machine_report()))
     print(f"UNet preset {args.preset}, batch {args.batch}, {torch.get_num_threads()} threads")
     print("| image | f | latent | ms / step | speed-up vs f=1 |")
     print("| --- | --- | --- | --- | --- |")

@@ -25,6 +25,7 @@ from collections.abc import Callable
 import torch
 
 from ldmkit.autoencoder import Autoencoder
+from ldmkit.hardware import machine_report
 from ldmkit.precision import DTYPES, autocast, native_precision, resolve_precision
 from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
 from ldmkit.training.presets import PRESETS
@@ -69,19 +70,9 @@ def main() -> None:
     if "fp32" not in args.precisions:
         parser.error("--precisions needs fp32: the speed-ups are against it")
     cpu = torch.device("cpu")
-    report = torch.cpu.get_capabilities()
-    print(
-        json.dumps(
-            {
-                "cpu": report.get("cpu_name"),
-                "capability": torch.backends.cpu.get_cpu_capability(),
-                "threads": torch.get_num_threads(),
-                "native": {p: native_precision(cpu, p) for p in args.precisions},
-                "auto": resolve_precision("auto", cpu),
-                "torch": torch.__version__,
-            }
-        )
-    )
+    print("machine:", json.dumps(machine_report()))
+    native = {p: native_precision(cpu, p) for p in args.precisions}
+    print(json.dumps({"native": native, "auto": resolve_precision("auto", cpu)}))
     calls = {p: workloads(p) for p in args.precisions}
     ms: dict[str, dict[str, list[float]]] = {p: {} for p in args.precisions}
     for work in calls.values():

@@ -23,6 +23,7 @@ import torch
 
 from ldmkit.assets import SHAPES_TEXT_TO_IMAGE
 from ldmkit.checkpoint import load_latent_diffusion
+from ldmkit.hardware import machine_report
 
 MODES = {
     "eager fp32": {"compile": False, "precision": "fp32"},
@@ -67,6 +68,7 @@ def main() -> None:
             **condition,
         )
 
+    print("machine:", json.dumps(machine_report()))
     modes = ["eager fp32", *(m for m in args.modes if m != "eager fp32")]
     first = {mode: timed(partial(run, mode))[0] for mode in modes if MODES[mode]["compile"]}
     seconds: dict[str, list[float]] = {mode: [] for mode in modes}

@@ -14,6 +14,7 @@ Needs the test extra (`pip install diffusers`).
 
 import argparse
 import contextlib
+import json
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from functools import partial
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ldmkit.hardware import machine_report
 from ldmkit.interop.diffusers_unet import unet_from_diffusers
 from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
 
@@ -168,6 +170,7 @@ def main() -> None:
         denoiser = CompiledDenoiser(ours)
     params = sum(p.numel() for p in ours.parameters()) / 1e6
     where = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    print("machine:", json.dumps(machine_report()))
     print(
         f"config {args.config} ({params:.1f}M parameters), {where}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}, {args.rounds} rounds, "

@@ -47,7 +47,7 @@ def cpu_with(monkeypatch: pytest.MonkeyPatch):
     """Pretend the CPU reports the given capabilities (torch.cpu.get_capabilities names)."""
 
     def pretend(**capabilities: object) -> None:
-        monkeypatch.setattr(precision, "_cpu_capabilities", lambda: dict(capabilities))
+        monkeypatch.setattr(precision, "cpu_capabilities", lambda: dict(capabilities))
         precision._warn_emulated.cache_clear()
 
     yield pretend

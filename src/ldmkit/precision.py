@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import torch
 
+from ldmkit.hardware import cpu_capabilities
+
 Precision = Literal["fp32", "bf16", "fp16", "auto"]  # auto: resolve_precision
 DTYPES: dict[str, torch.dtype] = {
     "fp32": torch.float32,
@@ -33,14 +35,6 @@ def check_precision(precision: str) -> None:
         raise ValueError(f"precision must be one of {', '.join(DTYPES)}; got {precision!r}")
 
 
-@functools.cache
-def _cpu_capabilities() -> dict[str, Any]:
-    try:
-        return dict(torch.cpu.get_capabilities())
-    except (AttributeError, RuntimeError):  # older torch: no capability report
-        return {}
-
-
 def native_precision(device: torch.device, precision: str) -> bool | None:
     """Whether `device` computes `precision` in hardware: True, False, or None when unknown
     (CPUs other than x86, devices other than CPU and CUDA). fp32 is always native."""
@@ -51,7 +45,7 @@ def native_precision(device: torch.device, precision: str) -> bool | None:
         return torch.cuda.is_bf16_supported() if precision == "bf16" else True
     if device.type != "cpu":
         return None
-    capabilities = _cpu_capabilities()
+    capabilities = cpu_capabilities()
     if capabilities.get("architecture") not in ("x86_64", "x86"):
         return None
     return any(capabilities.get(name, False) for name in _CPU_INSTRUCTIONS[precision])
@@ -74,7 +68,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 @functools.cache  # once per process and precision
 def _warn_emulated(precision: str) -> None:
-    name = _cpu_capabilities().get("cpu_name") or "unknown"
+    name = cpu_capabilities().get("cpu_name") or "unknown"
     warnings.warn(
         f"{precision} on this CPU ({name}) is emulated: it has none of "
         f"{', '.join(_CPU_INSTRUCTIONS[precision])}, so autocast runs it through fallback kernels, "

@@ -129,6 +129,29 @@ def presets_command(
     typer.echo(yaml.safe_dump(to_dict(both[name]), sort_keys=False))
 
 
+@app.command("info")
+def info_command() -> None:
+    """This machine as ldmkit sees it (JSON): torch, the CPU's instruction sets, CUDA devices,
+    and per device which half precisions run natively and what `--precision auto` picks."""
+    import torch
+
+    from ldmkit.hardware import machine_report
+    from ldmkit.precision import native_precision, resolve_precision
+
+    devices = [torch.device("cpu")]
+    if torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    report = machine_report()
+    report["precision"] = {
+        device.type: {
+            "native": {name: native_precision(device, name) for name in ("bf16", "fp16")},
+            "auto": resolve_precision("auto", device),
+        }
+        for device in devices
+    }
+    typer.echo(json.dumps(report, indent=2))
+
+
 @app.command("train-evaluator")
 def train_evaluator_command(
     out: Annotated[Path, typer.Option(help="Folder for the evaluator checkpoint")],
