@@ -125,7 +125,8 @@ def write_report(results: dict[str, Any], out: Path, report: Path) -> None:
         "",
         f"Command: `{command}` (autoencoders: {s['ae_steps']} steps on {objects}-object images; "
         "diffusion models "
-        f"UNet width {s['width']}, batch {s['batch']}, {s['ldm_steps']} steps, bf16; "
+        f"UNet width {s['width']}, batch {s['batch']}, {s['ldm_steps']} steps, "
+        f"{results.get('precision', 'bf16')}; "
         f"{s['n']} samples per evaluation, DDIM {s['sample_steps']} steps, no guidance). "
         f"Machine: {results['machine']}. Report only: "
         "`python experiments/compression_tradeoff/report.py`.",

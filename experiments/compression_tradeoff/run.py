@@ -19,7 +19,6 @@ beside it: the wall-clock figures are part of the result.
 import argparse
 import dataclasses
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,10 @@ from ldmkit.evaluation.adherence import score_adherence
 from ldmkit.evaluation.fid import dataset_features, distribution_scores
 from ldmkit.evaluation.generate import embed, generate
 from ldmkit.evaluation.reconstruction import evaluate_reconstruction
+from ldmkit.hardware import machine_report
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.pipeline import DiffusionConfig
+from ldmkit.precision import resolve_precision
 from ldmkit.training.autoencoder_trainer import train_autoencoder
 from ldmkit.training.config import (
     AutoencoderTrainConfig,
@@ -63,8 +64,8 @@ def shapes(size: int, single_object: bool = True) -> DataConfig:
 
 
 def autoencoder_config(factor: int, steps: int, objects: str) -> AutoencoderTrainConfig:
-    """The CPU kl-f4 recipe (width 16, bf16, batch 16) with this factor's levels and channels,
-    on one-object images or on the presets' one-to-four-object images."""
+    """The CPU kl-f4 recipe (width 16, bf16 where native, batch 16) with this factor's levels
+    and channels, on one-object images or on the presets' one-to-four-object images."""
     base = PRESETS["kl-f4"]
     model = dataclasses.replace(
         base.model, ch_mult=AE_CH_MULT[factor], z_channels=LATENT_CHANNELS[factor]
@@ -166,10 +167,12 @@ def main() -> None:
         json.loads(results_path.read_text()) if results_path.exists() else {"runs": {}}
     )
     results["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+    cpu = machine_report()["cpu"]
     results["machine"] = (
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"{cpu['name']} ({cpu['capability']}), {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}"
     )
+    results["precision"] = resolve_precision("auto", torch.device("cpu"))  # what "auto" ran
 
     def save() -> None:
         results_path.write_text(json.dumps(results, indent=2))
