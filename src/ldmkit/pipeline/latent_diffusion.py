@@ -391,7 +391,7 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         layouts: Sequence[Layout] | None = None,
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """(cond, uncond) for `conditional_unet`, checked against what the model was trained on."""
-        device = next(self.unet.parameters()).device
+        device = self.device
         cond: dict[str, torch.Tensor] = {}
         uncond: dict[str, torch.Tensor] = {}
         if self.config.num_classes:
