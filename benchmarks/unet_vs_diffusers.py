@@ -155,11 +155,19 @@ def main() -> None:
         "frozen weights, channels-last, a C++ wrapper on the CPU, one graph per shape)",
     )
     parser.add_argument(
+        "--winograd",
+        action="store_true",
+        help="with --compile: the compiled copy's wide 3x3 convolutions by Winograd F(4x4, 3x3) "
+        "(CompiledDenoiser(winograd=True); compiles about 10x longer on a 2-core CPU)",
+    )
+    parser.add_argument(
         "--profile", action="store_true", help="also print ldmkit's top operators per case"
     )
     args = parser.parse_args()
     if args.compile and args.channels_last:
         parser.error("--compile already runs channels-last; pass one of them")
+    if args.winograd and not args.compile:
+        parser.error("--winograd applies to the compiled network: add --compile")
 
     reference, ours = build(args.config, args.device)
     ours_format = torch.contiguous_format
@@ -167,14 +175,15 @@ def main() -> None:
         ours, ours_format = ours.to(memory_format=torch.channels_last), torch.channels_last
     denoiser: Callable[..., torch.Tensor] = ours
     if args.compile:
-        denoiser = CompiledDenoiser(ours)
+        denoiser = CompiledDenoiser(ours, winograd=args.winograd)
     params = sum(p.numel() for p in ours.parameters()) / 1e6
     where = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print("machine:", json.dumps(machine_report()))
     print(
         f"config {args.config} ({params:.1f}M parameters), {where}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}, {args.rounds} rounds, "
-        f"ldmkit channels-last={args.channels_last} compile={args.compile}"
+        f"ldmkit channels-last={args.channels_last} compile={args.compile} "
+        f"winograd={args.winograd}"
     )
     print("| dtype | latent | batch | ldmkit ms | diffusers ms | speed-up | ldmkit GFLOP/s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")

@@ -9,6 +9,7 @@ from ldmkit.nn.resnet_block import ResnetBlock
 from ldmkit.nn.spatial_attention import SpatialSelfAttention
 from ldmkit.nn.tiling import tiled_apply
 from ldmkit.nn.timestep_embedding import timestep_embedding
+from ldmkit.nn.winograd import WinogradConv2d, use_winograd, winograd_conv3x3, winograd_kernel
 
 __all__ = [
     "GEGLU",
@@ -18,9 +19,13 @@ __all__ = [
     "ResnetBlock",
     "SpatialSelfAttention",
     "Upsample",
+    "WinogradConv2d",
     "fourier_features",
     "grid_fourier_features",
     "group_norm",
     "tiled_apply",
     "timestep_embedding",
+    "use_winograd",
+    "winograd_conv3x3",
+    "winograd_kernel",
 ]

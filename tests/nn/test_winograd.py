@@ -1,0 +1,74 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ldmkit.nn import WinogradConv2d, use_winograd, winograd_conv3x3, winograd_kernel
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 8, 8), (1, 3, 7, 10), (1, 4, 1, 2), (3, 6, 13, 5)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_winograd_equals_direct_convolution(shape: tuple[int, ...], channels_last: bool) -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(*shape, generator=g)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(7, shape[1], 3, 3, generator=g)
+    bias = torch.randn(7, generator=g)
+    reference = F.conv2d(x, weight, bias, padding=1)
+    out = winograd_conv3x3(x, winograd_kernel(weight), bias)
+    assert out.shape == reference.shape
+    scale = float(reference.abs().max())
+    assert float((out - reference).abs().max()) < 1e-5 * scale
+    no_bias = winograd_conv3x3(x, winograd_kernel(weight))
+    assert torch.allclose(no_bias, F.conv2d(x, weight, padding=1), atol=1e-5 * scale)
+
+
+def test_winograd_module_shares_weights_and_falls_back_outside_fp32() -> None:
+    conv = nn.Conv2d(4, 6, 3, padding=1)
+    module = WinogradConv2d(conv)
+    assert module.weight is conv.weight and module.bias is conv.bias
+    x = torch.randn(2, 4, 9, 9)
+    with torch.no_grad():
+        assert torch.allclose(module(x), conv(x), atol=1e-5)
+        # CPU autocast and bf16 weights and inputs take the direct convolution: equal exactly
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert torch.equal(module(x), conv(x))
+        conv.bfloat16()  # the shared parameters convert with it
+        assert torch.equal(module(x.bfloat16()), conv(x.bfloat16()))
+
+
+def test_use_winograd_replaces_only_wide_plain_3x3_convolutions() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(32, 32, 3, padding=1),  # replaced
+        nn.Conv2d(32, 32, 3, stride=2, padding=1),  # strided
+        nn.Sequential(nn.Conv2d(32, 32, 1), nn.Conv2d(32, 32, 3, padding=1)),  # 1x1, replaced
+        nn.Conv2d(32, 8, 3, padding=1),  # too narrow
+        nn.Conv2d(8, 8, 3, padding=1, groups=2),  # grouped
+    )
+    x = torch.randn(1, 32, 12, 12)
+    with torch.no_grad():
+        before = model(x)
+        assert use_winograd(model) == 2
+        after = model(x)
+    assert isinstance(model[0], WinogradConv2d) and isinstance(model[2][1], WinogradConv2d)
+    assert type(model[1]) is nn.Conv2d and type(model[3]) is nn.Conv2d
+    assert torch.allclose(before, after, atol=1e-5)
+    with pytest.raises(ValueError, match="stride 1, padding 1"):
+        WinogradConv2d(nn.Conv2d(4, 4, 3, stride=2, padding=1))
+
+
+@pytest.mark.slow
+def test_compiled_denoiser_with_winograd_matches_eager() -> None:
+    from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.GroupNorm(8, 32), nn.SiLU(), nn.Conv2d(32, 32, 3, padding=1), nn.SiLU()
+    ).eval()
+    x = torch.randn(2, 32, 8, 12)
+    with torch.no_grad():
+        compiled = CompiledDenoiser(model, winograd=True)(x)
+        eager = model(x)
+    assert torch.allclose(compiled, eager, atol=1e-5)
+    assert type(model[2]) is nn.Conv2d  # the caller's module is left as it was
