@@ -8,8 +8,9 @@ That is 4x fewer multiply-adds than direct convolution, paid for with the two tr
 are element-wise and which a compiler fuses with the normalisation and activation around them.
 
 Where it pays: compiled (`torch.compile`; eager PyTorch runs each transform as separate
-operators and loses) and in fp32 on a CPU whose direct convolutions already run at the
-multiply-add limit (`benchmarks/conv_kernels.py --winograd`). Its rounding differs from direct
+operators and loses), in fp32, on wide convolutions over maps of 16x16 and more
+(`benchmarks/conv_kernels.py`; in a whole compiled UNet it has not paid so far, see
+`CompiledDenoiser`). Its rounding differs from direct
 convolution's by about 1e-5 relative in fp32, so it is used only in fp32 (half precision would
 magnify the transforms' rounding): under autocast or with half inputs it calls `F.conv2d`.
 """
