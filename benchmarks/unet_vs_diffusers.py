@@ -157,8 +157,9 @@ def main() -> None:
     parser.add_argument(
         "--winograd",
         action="store_true",
-        help="with --compile: the compiled copy's wide 3x3 convolutions by Winograd F(4x4, 3x3) "
-        "(CompiledDenoiser(winograd=True); compiles about 10x longer on a 2-core CPU)",
+        help="with --compile: also time a compiled copy whose wide 3x3 convolutions run as "
+        "Winograd F(4x4, 3x3) (CompiledDenoiser(winograd=True), extra columns; it compiles "
+        "several times longer on a 2-core CPU)",
     )
     parser.add_argument(
         "--profile", action="store_true", help="also print ldmkit's top operators per case"
@@ -175,7 +176,8 @@ def main() -> None:
         ours, ours_format = ours.to(memory_format=torch.channels_last), torch.channels_last
     denoiser: Callable[..., torch.Tensor] = ours
     if args.compile:
-        denoiser = CompiledDenoiser(ours, winograd=args.winograd)
+        denoiser = CompiledDenoiser(ours)
+    winograd = CompiledDenoiser(ours, winograd=True) if args.winograd else None
     params = sum(p.numel() for p in ours.parameters()) / 1e6
     where = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print("machine:", json.dumps(machine_report()))
@@ -185,8 +187,11 @@ def main() -> None:
         f"ldmkit channels-last={args.channels_last} compile={args.compile} "
         f"winograd={args.winograd}"
     )
-    print("| dtype | latent | batch | ldmkit ms | diffusers ms | speed-up | ldmkit GFLOP/s |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    extra = " winograd ms | winograd speed-up |" if winograd else ""
+    print(
+        f"| dtype | latent | batch | ldmkit ms | diffusers ms | speed-up | ldmkit GFLOP/s |{extra}"
+    )
+    print("| --- " * (9 if winograd else 7) + "|")
     dim = reference.config.cross_attention_dim
     for dtype in args.dtypes:
         for size in args.sizes:
@@ -203,12 +208,22 @@ def main() -> None:
                         forward, reference, inputs, dtype, args.device, torch.contiguous_format
                     ),
                 }
+                if winograd is not None:
+                    calls["winograd"] = partial(
+                        forward, winograd, inputs, dtype, args.device, ours_format
+                    )
                 seconds = round_robin(calls, args.rounds, args.device)
+                cells = ""
+                if winograd is not None:
+                    cells = (
+                        f" {seconds['winograd'] * 1e3:.1f} | "
+                        f"{seconds['diffusers'] / seconds['winograd']:.2f}x |"
+                    )
                 print(
                     f"| {dtype} | 4x{size}x{size} | {batch} | {seconds['ours'] * 1e3:.1f} | "
                     f"{seconds['diffusers'] * 1e3:.1f} | "
                     f"{seconds['diffusers'] / seconds['ours']:.2f}x | "
-                    f"{flops / seconds['ours'] / 1e9:.0f} |",
+                    f"{flops / seconds['ours'] / 1e9:.0f} |{cells}",
                     flush=True,
                 )
                 if args.profile:

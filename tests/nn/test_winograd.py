@@ -26,11 +26,14 @@ def test_winograd_equals_direct_convolution(shape: tuple[int, ...], channels_las
 
 def test_winograd_module_shares_weights_and_falls_back_outside_fp32() -> None:
     conv = nn.Conv2d(4, 6, 3, padding=1)
-    module = WinogradConv2d(conv)
+    module = WinogradConv2d(conv, min_tiles=1)
     assert module.weight is conv.weight and module.bias is conv.bias
     x = torch.randn(2, 4, 9, 9)
     with torch.no_grad():
         assert torch.allclose(module(x), conv(x), atol=1e-5)
+        assert not torch.equal(module(x), conv(x))  # a different algorithm: other rounding
+        # fewer 4x4 output tiles than min_tiles (here 2 x 3 x 3 = 18) take the direct one
+        assert torch.equal(WinogradConv2d(conv, min_tiles=19)(x), conv(x))
         # CPU autocast and bf16 weights and inputs take the direct convolution: equal exactly
         with torch.autocast("cpu", dtype=torch.bfloat16):
             assert torch.equal(module(x), conv(x))
@@ -49,7 +52,7 @@ def test_use_winograd_replaces_only_wide_plain_3x3_convolutions() -> None:
     x = torch.randn(1, 32, 12, 12)
     with torch.no_grad():
         before = model(x)
-        assert use_winograd(model) == 2
+        assert use_winograd(model, min_tiles=1) == 2
         after = model(x)
     assert isinstance(model[0], WinogradConv2d) and isinstance(model[2][1], WinogradConv2d)
     assert type(model[1]) is nn.Conv2d and type(model[3]) is nn.Conv2d
@@ -66,7 +69,7 @@ def test_compiled_denoiser_with_winograd_matches_eager() -> None:
     model = nn.Sequential(
         nn.GroupNorm(8, 32), nn.SiLU(), nn.Conv2d(32, 32, 3, padding=1), nn.SiLU()
     ).eval()
-    x = torch.randn(2, 32, 8, 12)
+    x = torch.randn(1, 32, 32, 32)  # 64 output tiles: the default min_tiles
     with torch.no_grad():
         compiled = CompiledDenoiser(model, winograd=True)(x)
         eager = model(x)

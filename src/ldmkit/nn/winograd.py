@@ -104,10 +104,13 @@ class WinogradConv2d(nn.Module):
 
     It shares the convolution's weight and bias and transforms the weight on every call, so it
     is meant for a compiled graph with frozen weights, where that transform is folded into a
-    constant. Under autocast, or for inputs that are not fp32, it is the plain convolution.
+    constant. Under autocast, for inputs that are not fp32, and for inputs of fewer than
+    `min_tiles` 4x4 output tiles in all (batch x tiles per map: the rows of each of the 36
+    products; fewer leave them too small to beat direct convolution), it is the plain
+    convolution.
     """
 
-    def __init__(self, conv: nn.Conv2d):
+    def __init__(self, conv: nn.Conv2d, min_tiles: int = 64):
         super().__init__()
         if not winograd_eligible(conv):
             raise ValueError(
@@ -116,17 +119,25 @@ class WinogradConv2d(nn.Module):
             )
         self.weight = conv.weight
         self.bias = conv.bias
+        self.min_tiles = min_tiles
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype != torch.float32 or torch.is_autocast_enabled(x.device.type):
+        batch, _, height, width = x.shape
+        tiles = batch * ((height + 3) // 4) * ((width + 3) // 4)
+        if (
+            x.dtype != torch.float32
+            or torch.is_autocast_enabled(x.device.type)
+            or tiles < self.min_tiles
+        ):
             return F.conv2d(x, self.weight, self.bias, padding=1)
         return winograd_conv3x3(x, winograd_kernel(self.weight), self.bias)
 
 
-def use_winograd(module: nn.Module, min_channels: int = 32) -> int:
+def use_winograd(module: nn.Module, min_channels: int = 32, min_tiles: int = 64) -> int:
     """Replace, in place, every eligible 3x3 convolution in `module` with at least `min_channels`
     input and output channels by a `WinogradConv2d` (narrower ones gain little from a 4x cheaper
-    product and still pay the transforms). Returns how many were replaced."""
+    product and still pay the transforms). `min_tiles` goes to each `WinogradConv2d`. Returns
+    how many were replaced."""
     replaced = 0
     for parent in list(module.modules()):
         for name, child in list(parent.named_children()):
@@ -135,6 +146,6 @@ def use_winograd(module: nn.Module, min_channels: int = 32) -> int:
                 and winograd_eligible(child)
                 and min(child.in_channels, child.out_channels) >= min_channels
             ):
-                setattr(parent, name, WinogradConv2d(child))
+                setattr(parent, name, WinogradConv2d(child, min_tiles))
                 replaced += 1
     return replaced
