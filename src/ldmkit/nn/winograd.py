@@ -5,14 +5,14 @@ multiplications per input-output channel pair instead of 144: the input tile and
 each carried into a 6x6 transform domain (`B^T d B`, `G g G^T`), multiplied there element-wise
 (summed over input channels, so 36 independent matrix products), and carried back (`A^T m A`).
 That is 4x fewer multiply-adds than direct convolution, paid for with the two transforms, which
-are element-wise and which a compiler fuses with the normalisation and activation around them.
+are element-wise: compiled, each becomes one fused kernel.
 
-Where it pays: compiled (`torch.compile`; eager PyTorch runs each transform as separate
-operators and loses), in fp32, on wide convolutions over maps of 16x16 and more
-(`benchmarks/conv_kernels.py`; in a whole compiled UNet it has not paid so far, see
-`CompiledDenoiser`). Its rounding differs from direct
-convolution's by about 1e-5 relative in fp32, so it is used only in fp32 (half precision would
-magnify the transforms' rounding): under autocast or with half inputs it calls `F.conv2d`.
+Where it has paid: alone, compiled (`torch.compile`; eager PyTorch runs each transform as
+separate operators and loses), in fp32, on wide convolutions over maps of 16x16 and more
+(`benchmarks/conv_kernels.py`). In a whole compiled UNet it has not paid so far (see
+`CompiledDenoiser`). Its rounding differs from direct convolution's by about 1e-5 relative in
+fp32, so it is used only in fp32 (half precision would magnify the transforms' rounding):
+under autocast or with half inputs it calls `F.conv2d`.
 """
 
 import torch
