@@ -64,10 +64,10 @@ def winograd_kernel(weight: torch.Tensor) -> torch.Tensor:
 
 def _materialised(x: torch.Tensor) -> torch.Tensor:
     """x stored once, contiguous, in a compiled graph. Without this, inductor inlined the
-    producers (normalisation, activation, skip concatenation, up-sampling, padding) into the
-    input transform's reads of each tile; in the `small` UNet at 4x64x64 some of those fused
-    kernels took 3-17 ms a call, and the whole step was 1.32x slower than without Winograd
-    (1.19x with this)."""
+    producers of the input (normalisation, activation, skip concatenation, up-sampling,
+    padding) into the input transform's reads of each tile, and the output transform into its
+    consumers' reads; in the `small` UNet at 4x64x64 some of those fused kernels took 3-17 ms a
+    call, and the whole step was 1.32x slower than without Winograd (1.04x with both stored)."""
     import torch._inductor.inductor_prims  # registers the prim used below
 
     stride = torch._prims_common.make_contiguous_strides_for(x.shape)
@@ -97,6 +97,8 @@ def winograd_conv3x3(
     y = y.reshape(batch, 4 * rows, 4 * cols, -1)[:, :height, :width]
     if bias is not None:
         y = y + bias
+    if torch.compiler.is_compiling():
+        y = _materialised(y)
     return y.permute(0, 3, 1, 2)
 
 

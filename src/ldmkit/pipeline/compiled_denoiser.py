@@ -41,7 +41,7 @@ class CompiledDenoiser:
     `winograd=True` computes the copy's wide 3x3 convolutions by Winograd F(4x4, 3x3)
     (`ldmkit.nn.winograd`; fp32 only, results within about 1e-5 relative of direct convolution).
     It is off by default: alone, a compiled Winograd convolution beat oneDNN by up to 1.9x on a
-    2-core AVX2 CPU, but the whole compiled UNet still ran slower with it (1.08x against 1.29x
+    2-core AVX2 CPU, but the whole compiled UNet still ran slower with it (1.15x against 1.20x
     eager diffusers' speed at 4x64x64) and took several times longer to compile
     (docs/results/latent_diffusion.md, "What holds the ratio back").
     """
