@@ -25,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ldmkit.hardware import machine_report
 from ldmkit.interop.diffusers_unet import unet_from_diffusers
+from ldmkit.nn import native_winograd_available
 from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
 
 # ldmkit's `small` preset with cross-attention (context 128, 32-wide heads at factors 2 and 4),
@@ -152,14 +153,14 @@ def main() -> None:
         "--compile",
         action="store_true",
         help="ldmkit as `ldmkit sample --compile` runs it: CompiledDenoiser (torch.compile with "
-        "frozen weights, channels-last, a C++ wrapper on the CPU, one graph per shape)",
+        "frozen weights, channels-last, a C++ wrapper and Winograd convolutions on the CPU, one "
+        "graph per shape)",
     )
     parser.add_argument(
-        "--winograd",
+        "--direct",
         action="store_true",
-        help="with --compile: also time a compiled copy whose wide 3x3 convolutions run as "
-        "Winograd F(4x4, 3x3) (CompiledDenoiser(winograd=True), extra columns; it compiles "
-        "several times longer on a 2-core CPU)",
+        help="with --compile: also time a compiled copy with direct convolutions only "
+        "(CompiledDenoiser(winograd=False), extra columns)",
     )
     parser.add_argument(
         "--profile", action="store_true", help="also print ldmkit's top operators per case"
@@ -167,8 +168,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.compile and args.channels_last:
         parser.error("--compile already runs channels-last; pass one of them")
-    if args.winograd and not args.compile:
-        parser.error("--winograd applies to the compiled network: add --compile")
+    if args.direct and not args.compile:
+        parser.error("--direct applies to the compiled network: add --compile")
 
     reference, ours = build(args.config, args.device)
     ours_format = torch.contiguous_format
@@ -177,7 +178,7 @@ def main() -> None:
     denoiser: Callable[..., torch.Tensor] = ours
     if args.compile:
         denoiser = CompiledDenoiser(ours)
-    winograd = CompiledDenoiser(ours, winograd=True) if args.winograd else None
+    direct = CompiledDenoiser(ours, winograd=False) if args.direct else None
     params = sum(p.numel() for p in ours.parameters()) / 1e6
     where = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print("machine:", json.dumps(machine_report()))
@@ -185,13 +186,13 @@ def main() -> None:
         f"config {args.config} ({params:.1f}M parameters), {where}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}, {args.rounds} rounds, "
         f"ldmkit channels-last={args.channels_last} compile={args.compile} "
-        f"winograd={args.winograd}"
+        f"winograd={args.compile and native_winograd_available() and args.device == 'cpu'}"
     )
-    extra = " winograd ms | winograd speed-up |" if winograd else ""
+    extra = " direct ms | direct speed-up |" if direct else ""
     print(
         f"| dtype | latent | batch | ldmkit ms | diffusers ms | speed-up | ldmkit GFLOP/s |{extra}"
     )
-    print("| --- " * (9 if winograd else 7) + "|")
+    print("| --- " * (9 if direct else 7) + "|")
     dim = reference.config.cross_attention_dim
     for dtype in args.dtypes:
         for size in args.sizes:
@@ -208,16 +209,16 @@ def main() -> None:
                         forward, reference, inputs, dtype, args.device, torch.contiguous_format
                     ),
                 }
-                if winograd is not None:
-                    calls["winograd"] = partial(
-                        forward, winograd, inputs, dtype, args.device, ours_format
+                if direct is not None:
+                    calls["direct"] = partial(
+                        forward, direct, inputs, dtype, args.device, ours_format
                     )
                 seconds = round_robin(calls, args.rounds, args.device)
                 cells = ""
-                if winograd is not None:
+                if direct is not None:
                     cells = (
-                        f" {seconds['winograd'] * 1e3:.1f} | "
-                        f"{seconds['diffusers'] / seconds['winograd']:.2f}x |"
+                        f" {seconds['direct'] * 1e3:.1f} | "
+                        f"{seconds['diffusers'] / seconds['direct']:.2f}x |"
                     )
                 print(
                     f"| {dtype} | 4x{size}x{size} | {batch} | {seconds['ours'] * 1e3:.1f} | "

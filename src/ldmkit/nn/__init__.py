@@ -9,7 +9,13 @@ from ldmkit.nn.resnet_block import ResnetBlock
 from ldmkit.nn.spatial_attention import SpatialSelfAttention
 from ldmkit.nn.tiling import tiled_apply
 from ldmkit.nn.timestep_embedding import timestep_embedding
-from ldmkit.nn.winograd import WinogradConv2d, use_winograd, winograd_conv3x3, winograd_kernel
+from ldmkit.nn.winograd import (
+    WinogradConv2d,
+    native_winograd_available,
+    use_winograd,
+    winograd_conv3x3,
+    winograd_kernel,
+)
 
 __all__ = [
     "GEGLU",
@@ -23,6 +29,7 @@ __all__ = [
     "fourier_features",
     "grid_fourier_features",
     "group_norm",
+    "native_winograd_available",
     "tiled_apply",
     "timestep_embedding",
     "use_winograd",

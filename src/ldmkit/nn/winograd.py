@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ldmkit.nn.native import native_available
+
 # The F(4x4, 3x3) matrices with interpolation points 0, +-1, +-2 and infinity.
 _G = (
     (1 / 4, 0.0, 0.0),
@@ -74,11 +76,51 @@ def _materialised(x: torch.Tensor) -> torch.Tensor:
     return torch.ops.prims.inductor_force_stride_order(x, stride)
 
 
+_native: dict[str, bool] = {}
+
+
+def native_winograd_available() -> bool:
+    """Whether the C++ operator `ldmkit::winograd_conv3x3` is loaded (built on first use) and
+    traceable by `torch.compile` (its shape function registered). Decided once per process,
+    eagerly: `WinogradConv2d` asks when it is built, so a compiled graph only reads the answer."""
+    return _native_ready()
+
+
+def _native_ready() -> bool:
+    if "ready" not in _native:
+        _native["ready"] = native_available() and _register_shape()
+    return _native["ready"]
+
+
+def _register_shape() -> bool:
+    """Registers the operator's output shape and strides (channels-last) for tracing."""
+
+    @torch.library.register_fake("ldmkit::winograd_conv3x3")
+    def _shape(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        size = (batch, kernel.shape[2], height, width)
+        return x.new_empty(size).contiguous(memory_format=torch.channels_last)
+
+    return True
+
+
 def winograd_conv3x3(
     x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None = None
 ) -> torch.Tensor:
     """`F.conv2d(x, weight, bias, padding=1)` for a 3x3 weight, with `kernel` its
-    `winograd_kernel`. x (B, C_in, H, W) of any size; best in channels-last memory."""
+    `winograd_kernel`. x (B, C_in, H, W) of any size; best in channels-last memory. In fp32 on
+    the CPU it is the C++ operator (`csrc/winograd.cpp`, one call; the output is channels-last)
+    where a compiler can build it, and otherwise `winograd_conv3x3_torch`."""
+    if x.device.type == "cpu" and x.dtype == torch.float32 and _native_ready():
+        return torch.ops.ldmkit.winograd_conv3x3(x, kernel, bias)
+    return winograd_conv3x3_torch(x, kernel, bias)
+
+
+def winograd_conv3x3_torch(
+    x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None = None
+) -> torch.Tensor:
+    """`winograd_conv3x3` in torch operators, for any device and dtype: slow eager, fused into a
+    few kernels by `torch.compile` (see `_materialised`)."""
     batch, _, height, width = x.shape
     rows, cols = (height + 3) // 4, (width + 3) // 4
     # Pad to whole tiles, channels last: each 6x6 tile starts every 4 pixels.
@@ -123,10 +165,12 @@ class WinogradConv2d(nn.Module):
     constant. Under autocast, for inputs that are not fp32, and for inputs of fewer than
     `min_tiles` 4x4 output tiles in all (batch x tiles per map: the rows of each of the 36
     products; fewer leave them too small to beat direct convolution), it is the plain
-    convolution.
+    convolution. `min_tiles=None` picks 16 where the C++ operator runs (CPU) and 64 for the
+    torch-ops path (its transforms cost more; both measured on the `small` UNet,
+    docs/results/latent_diffusion.md).
     """
 
-    def __init__(self, conv: nn.Conv2d, min_tiles: int = 64):
+    def __init__(self, conv: nn.Conv2d, min_tiles: int | None = None):
         super().__init__()
         if not winograd_eligible(conv):
             raise ValueError(
@@ -136,20 +180,23 @@ class WinogradConv2d(nn.Module):
         self.weight = conv.weight
         self.bias = conv.bias
         self.min_tiles = min_tiles
+        _native_ready()  # build the C++ operator now, not while a graph is being compiled
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
         tiles = batch * ((height + 3) // 4) * ((width + 3) // 4)
+        native = x.device.type == "cpu" and _native_ready()
+        min_tiles = self.min_tiles if self.min_tiles is not None else 16 if native else 64
         if (
             x.dtype != torch.float32
             or torch.is_autocast_enabled(x.device.type)
-            or tiles < self.min_tiles
+            or tiles < min_tiles
         ):
             return F.conv2d(x, self.weight, self.bias, padding=1)
         return winograd_conv3x3(x, winograd_kernel(self.weight), self.bias)
 
 
-def use_winograd(module: nn.Module, min_channels: int = 32, min_tiles: int = 64) -> int:
+def use_winograd(module: nn.Module, min_channels: int = 32, min_tiles: int | None = None) -> int:
     """Replace, in place, every eligible 3x3 convolution in `module` with at least `min_channels`
     input and output channels by a `WinogradConv2d` (narrower ones gain little from a 4x cheaper
     product and still pay the transforms). `min_tiles` goes to each `WinogradConv2d`. Returns

@@ -18,7 +18,7 @@ import torch._dynamo.config as dynamo_config
 import torch._inductor.config as inductor_config
 from torch import nn
 
-from ldmkit.nn import use_winograd
+from ldmkit.nn import native_winograd_available, use_winograd
 
 RECOMPILE_LIMIT = 64
 
@@ -38,15 +38,16 @@ class CompiledDenoiser:
     second copy of the weights (plus their prepacked forms). Writes through `param.data` bypass
     the version counter it watches: after those, make a new `CompiledDenoiser`.
 
-    `winograd=True` computes the copy's wide 3x3 convolutions by Winograd F(4x4, 3x3)
-    (`ldmkit.nn.winograd`; fp32 only, results within about 1e-5 relative of direct convolution).
-    It is off by default: alone, a compiled Winograd convolution beat oneDNN by up to 1.9x on a
-    2-core AVX2 CPU, but the whole compiled UNet still ran slower with it (1.15x against 1.20x
-    eager diffusers' speed at 4x64x64) and took several times longer to compile
-    (docs/results/latent_diffusion.md, "What holds the ratio back").
+    `winograd` computes the copy's wide 3x3 convolutions by Winograd F(4x4, 3x3)
+    (`ldmkit.nn.winograd`; fp32 only, results within about 1e-5 relative of direct convolution;
+    under autocast they stay direct). `None` (the default) turns it on for a module on the CPU
+    where the C++ operator builds (`native_winograd_available()`): there each such convolution
+    is one opaque call that beat oneDNN's by 1.1-2.2x, and the compiled UNet ran faster with it
+    (docs/results/latent_diffusion.md, "Winograd convolution"). `True` forces it, on other
+    devices through torch operators, which inductor fuses less well; `False` turns it off.
     """
 
-    def __init__(self, module: nn.Module, winograd: bool = False):
+    def __init__(self, module: nn.Module, winograd: bool | None = None):
         self.module = module
         self.winograd = winograd
         self._key: tuple[tuple[int, int], ...] | None = None
@@ -57,11 +58,17 @@ class CompiledDenoiser:
         if key != self._key:
             frozen = copy.deepcopy(self.module).eval().requires_grad_(False)
             frozen = frozen.to(memory_format=torch.channels_last)
-            if self.winograd:
+            if self._use_winograd(frozen):
                 use_winograd(frozen)
             self._compiled = torch.compile(frozen, dynamic=False)
             self._key = key
         return self._compiled
+
+    def _use_winograd(self, module: nn.Module) -> bool:
+        if self.winograd is not None:
+            return self.winograd
+        on_cpu = all(p.device.type == "cpu" for p in module.parameters())
+        return on_cpu and native_winograd_available()
 
     def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         """The module's output for x (B, C, H, W), computed by the compiled copy."""
