@@ -3,12 +3,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldmkit.nn import WinogradConv2d, use_winograd, winograd_conv3x3, winograd_kernel
+from ldmkit.nn import (
+    WinogradConv2d,
+    native_winograd_available,
+    use_winograd,
+    winograd_conv3x3,
+    winograd_kernel,
+)
+from ldmkit.nn.winograd import winograd_conv3x3_torch
 
 
-@pytest.mark.parametrize("shape", [(2, 5, 8, 8), (1, 3, 7, 10), (1, 4, 1, 2), (3, 6, 13, 5)])
+@pytest.fixture(scope="module")
+def native() -> None:
+    """The C++ operator, built on first use (needs g++, as `torch.compile` on the CPU does)."""
+    if not native_winograd_available():
+        pytest.skip("no C++ compiler to build ldmkit::winograd_conv3x3")
+
+
+# (3, 6, 30, 26) has 168 tiles: the C++ operator's blocked path, with a partial last block.
+SHAPES = [(2, 5, 8, 8), (1, 3, 7, 10), (1, 4, 1, 2), (3, 6, 13, 5), (3, 6, 30, 26)]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_winograd_equals_direct_convolution(shape: tuple[int, ...], channels_last: bool) -> None:
+@pytest.mark.parametrize("implementation", ["native", "torch"])
+def test_winograd_equals_direct_convolution(
+    shape: tuple[int, ...], channels_last: bool, implementation: str, request
+) -> None:
+    if implementation == "native":
+        request.getfixturevalue("native")
+    conv3x3 = winograd_conv3x3 if implementation == "native" else winograd_conv3x3_torch
     g = torch.Generator().manual_seed(0)
     x = torch.randn(*shape, generator=g)
     if channels_last:
@@ -16,11 +40,11 @@ def test_winograd_equals_direct_convolution(shape: tuple[int, ...], channels_las
     weight = torch.randn(7, shape[1], 3, 3, generator=g)
     bias = torch.randn(7, generator=g)
     reference = F.conv2d(x, weight, bias, padding=1)
-    out = winograd_conv3x3(x, winograd_kernel(weight), bias)
+    out = conv3x3(x, winograd_kernel(weight), bias)
     assert out.shape == reference.shape
     scale = float(reference.abs().max())
     assert float((out - reference).abs().max()) < 1e-5 * scale
-    no_bias = winograd_conv3x3(x, winograd_kernel(weight))
+    no_bias = conv3x3(x, winograd_kernel(weight))
     assert torch.allclose(no_bias, F.conv2d(x, weight, padding=1), atol=1e-5 * scale)
 
 
@@ -62,7 +86,8 @@ def test_use_winograd_replaces_only_wide_plain_3x3_convolutions() -> None:
 
 
 @pytest.mark.slow
-def test_compiled_denoiser_with_winograd_matches_eager() -> None:
+@pytest.mark.parametrize("winograd", [True, None])
+def test_compiled_denoiser_with_winograd_matches_eager(winograd: bool | None) -> None:
     from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
 
     torch.manual_seed(0)
@@ -71,7 +96,29 @@ def test_compiled_denoiser_with_winograd_matches_eager() -> None:
     ).eval()
     x = torch.randn(1, 32, 32, 32)  # 64 output tiles: the default min_tiles
     with torch.no_grad():
-        compiled = CompiledDenoiser(model, winograd=True)(x)
+        compiled = CompiledDenoiser(model, winograd=winograd)(x)
         eager = model(x)
     assert torch.allclose(compiled, eager, atol=1e-5)
     assert type(model[2]) is nn.Conv2d  # the caller's module is left as it was
+
+
+def test_native_operator_is_channels_last_and_refuses_bad_input(native: None) -> None:
+    x = torch.randn(2, 8, 20, 20)
+    kernel = winograd_kernel(torch.randn(4, 8, 3, 3))
+    out = torch.ops.ldmkit.winograd_conv3x3(x, kernel, None)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(RuntimeError, match="fp32 only"):
+        torch.ops.ldmkit.winograd_conv3x3(x.double(), kernel.double(), None)
+    with pytest.raises(RuntimeError, match=r"kernel must be \(36, C_in, C_out\) with C_in = 8"):
+        torch.ops.ldmkit.winograd_conv3x3(x, kernel[:, :4], None)
+    with pytest.raises(RuntimeError, match="bias must have 4 elements"):
+        torch.ops.ldmkit.winograd_conv3x3(x, kernel, torch.zeros(3))
+
+
+def test_native_build_failure_names_the_compiler(tmp_path, monkeypatch) -> None:
+    from ldmkit.nn.native import build_native
+
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
+    with pytest.raises(RuntimeError, match="building ldmkit's C\\+\\+ operators with false"):
+        build_native(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # nothing half-built left behind

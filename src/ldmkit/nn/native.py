@@ -72,17 +72,17 @@ def _cache_dir() -> Path:
     return Path(root) / "native" if root else Path.home() / ".cache" / "ldmkit" / "native"
 
 
-@functools.cache
-def load_native() -> Path:
-    """Compile (once) and load the C++ operators; returns the shared library's path. Takes
-    tens of seconds the first time on a small CPU, then milliseconds."""
+def build_native(cache_dir: Path | None = None) -> Path:
+    """The C++ operators' shared library for this source, torch and CPU, compiled into
+    `cache_dir` (default: `$LDMKIT_CACHE/native` or `~/.cache/ldmkit/native`) unless it is
+    there already; returns its path. Takes tens of seconds the first time on a small CPU."""
     compiler = _compiler()
     key = hashlib.sha256()
     for part in (torch.__version__, compiler, " ".join(_FLAGS), _cpu_model()):
         key.update(part.encode())
     for source in _SOURCES:
         key.update(source.read_bytes())
-    library = _cache_dir() / f"ldmkit_native_{key.hexdigest()[:16]}.so"
+    library = (cache_dir or _cache_dir()) / f"ldmkit_native_{key.hexdigest()[:16]}.so"
     if not library.exists():
         library.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=library.parent) as scratch:
@@ -92,9 +92,18 @@ def load_native() -> Path:
             )
             if result.returncode != 0:
                 raise RuntimeError(
-                    f"building ldmkit's C++ operators failed ({compiler}):\n{result.stderr[-4000:]}"
+                    f"building ldmkit's C++ operators with {compiler} failed; set CXX to a "
+                    f"working C++17 compiler. Its output:\n{result.stderr[-4000:]}"
                 )
             os.replace(partial, library)
+    return library
+
+
+@functools.cache
+def load_native() -> Path:
+    """Build (once, `build_native`) and load the C++ operators into torch; returns the shared
+    library's path."""
+    library = build_native()
     torch.ops.load_library(str(library))
     return library
 

@@ -15,6 +15,9 @@
 
 namespace {
 
+// Most tiles per block: a block's transforms (36 x block x C floats each way) stay in cache.
+constexpr int64_t kMaxBlock = 32;
+
 // B^T along one axis: six input rows (n channels each) to six transform-domain rows.
 inline void input_rows(const float* __restrict__ d0, const float* __restrict__ d1,
                        const float* __restrict__ d2, const float* __restrict__ d3,
@@ -55,6 +58,68 @@ inline void output_rows(const float* __restrict__ m0, const float* __restrict__ 
   }
 }
 
+// Where the tiles lie: (B, H, W, C) channels-last maps cut into rows x cols 4x4 output tiles.
+struct Geometry {
+  int64_t height, width, rows, cols;
+};
+
+// One tile's 6x6 input patch (zeros outside the map) to its 36 transform-domain rows of cin
+// channels, row k written at out + k * stride; scratch holds 36 x cin floats.
+void tile_in(const float* src, const Geometry& g, int64_t tile, int64_t cin, const float* zeros,
+             float* scratch, float* out, int64_t stride) {
+  const int64_t b = tile / (g.rows * g.cols), ty = tile / g.cols % g.rows, tx = tile % g.cols;
+  // Column j of the patch, transformed along h, into scratch[a * 6 + j].
+  for (int64_t j = 0; j < 6; ++j) {
+    const int64_t w = 4 * tx - 1 + j;
+    const float* d[6];
+    for (int64_t i = 0; i < 6; ++i) {
+      const int64_t h = 4 * ty - 1 + i;
+      d[i] = (h >= 0 && h < g.height && w >= 0 && w < g.width)
+                 ? src + ((b * g.height + h) * g.width + w) * cin
+                 : zeros;
+    }
+    input_rows(d[0], d[1], d[2], d[3], d[4], d[5], scratch + j * cin, 6 * cin, cin);
+  }
+  // Each row a, transformed along w, into rows a * 6 + b'.
+  for (int64_t a = 0; a < 6; ++a) {
+    const float* r = scratch + a * 6 * cin;
+    input_rows(r, r + cin, r + 2 * cin, r + 3 * cin, r + 4 * cin, r + 5 * cin,
+               out + a * 6 * stride, stride, cin);
+  }
+}
+
+// One tile's 36 product rows (row k at m + k * stride) back to its 4x4 output pixels inside the
+// map, plus the bias; scratch holds 24 x cout floats, spill 4 x cout.
+void tile_out(const float* m, int64_t stride, const Geometry& g, int64_t tile, int64_t cout,
+              const float* zeros, const float* bias, float* scratch, float* spill, float* y) {
+  const int64_t b = tile / (g.rows * g.cols), ty = tile / g.cols % g.rows, tx = tile % g.cols;
+  // Column b' of the 6x6 product, transformed along h, into scratch[r * 6 + b'].
+  for (int64_t j = 0; j < 6; ++j) {
+    const float* p[6];
+    for (int64_t a = 0; a < 6; ++a) {
+      p[a] = m + (a * 6 + j) * stride;
+    }
+    float* o = scratch + j * cout;
+    output_rows(p[0], p[1], p[2], p[3], p[4], p[5], zeros, o, o + 6 * cout, o + 12 * cout,
+                o + 18 * cout, cout);
+  }
+  // Each output row r, transformed along w, to the output pixels inside the map.
+  for (int64_t r = 0; r < 4; ++r) {
+    const int64_t h = 4 * ty + r;
+    if (h >= g.height) {
+      break;
+    }
+    float* q[4];
+    for (int64_t s = 0; s < 4; ++s) {
+      const int64_t w = 4 * tx + s;
+      q[s] = w < g.width ? y + ((b * g.height + h) * g.width + w) * cout : spill + s * cout;
+    }
+    const float* row = scratch + r * 6 * cout;
+    output_rows(row, row + cout, row + 2 * cout, row + 3 * cout, row + 4 * cout, row + 5 * cout,
+                bias, q[0], q[1], q[2], q[3], cout);
+  }
+}
+
 at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& kernel,
                             const std::optional<at::Tensor>& bias) {
   TORCH_CHECK(x.dim() == 4, "winograd_conv3x3: x must be (B, C, H, W), got ", x.sizes());
@@ -66,7 +131,8 @@ at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& kernel,
               ", got ", kernel.sizes());
   const int64_t batch = x.size(0), cin = x.size(1), height = x.size(2), width = x.size(3);
   const int64_t cout = kernel.size(2);
-  const int64_t rows = (height + 3) / 4, cols = (width + 3) / 4, tiles = batch * rows * cols;
+  const Geometry g{height, width, (height + 3) / 4, (width + 3) / 4};
+  const int64_t tiles = batch * g.rows * g.cols;
 
   const at::Tensor input = x.contiguous(at::MemoryFormat::ChannelsLast);
   const float* src = input.const_data_ptr<float>();
@@ -77,67 +143,58 @@ at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& kernel,
     bias_row.copy_(bias->reshape({cout}));
   }
   const float* add = bias_row.const_data_ptr<float>();
-
-  at::Tensor v = at::empty({36, tiles, cin}, x.options());
-  float* vd = v.data_ptr<float>();
-  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> zeros(cin, 0.f), along_h(36 * cin);
-    for (int64_t tile = begin; tile < end; ++tile) {
-      const int64_t b = tile / (rows * cols), ty = tile / cols % rows, tx = tile % cols;
-      // Column j of the 6x6 input tile, transformed along h, into along_h[a * 6 + j].
-      for (int64_t j = 0; j < 6; ++j) {
-        const int64_t w = 4 * tx - 1 + j;
-        const float* d[6];
-        for (int64_t i = 0; i < 6; ++i) {
-          const int64_t h = 4 * ty - 1 + i;
-          d[i] = (h >= 0 && h < height && w >= 0 && w < width)
-                     ? src + ((b * height + h) * width + w) * cin
-                     : zeros.data();
-        }
-        input_rows(d[0], d[1], d[2], d[3], d[4], d[5], along_h.data() + j * cin, 6 * cin, cin);
-      }
-      // Each row a, transformed along w, into v[a * 6 + b', tile].
-      for (int64_t a = 0; a < 6; ++a) {
-        const float* r = along_h.data() + a * 6 * cin;
-        input_rows(r, r + cin, r + 2 * cin, r + 3 * cin, r + 4 * cin, r + 5 * cin,
-                   vd + (a * 6 * tiles + tile) * cin, tiles * cin, cin);
-      }
-    }
-  });
-
-  const at::Tensor m = at::bmm(v, kernel.contiguous());  // (36, tiles, C_out)
-  const float* md = m.const_data_ptr<float>();
+  const at::Tensor u = kernel.contiguous();
   at::Tensor y = at::empty({batch, cout, height, width},
                            x.options().memory_format(at::MemoryFormat::ChannelsLast));
   float* yd = y.data_ptr<float>();
-  at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
-    std::vector<float> zeros(cout, 0.f), along_h(24 * cout), spill(4 * cout);
-    for (int64_t tile = begin; tile < end; ++tile) {
-      const int64_t b = tile / (rows * cols), ty = tile / cols % rows, tx = tile % cols;
-      // Column b' of the 6x6 product, transformed along h, into along_h[r * 6 + b'].
-      for (int64_t j = 0; j < 6; ++j) {
-        const float* p[6];
-        for (int64_t a = 0; a < 6; ++a) {
-          p[a] = md + ((a * 6 + j) * tiles + tile) * cout;
-        }
-        float* o = along_h.data() + j * cout;
-        output_rows(p[0], p[1], p[2], p[3], p[4], p[5], zeros.data(), o, o + 6 * cout,
-                    o + 12 * cout, o + 18 * cout, cout);
+  const int64_t width_max = std::max(cin, cout);
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+
+  if (tiles < 2 * threads * kMaxBlock) {
+    // Few tiles: transform them all, one multi-threaded product, transform back.
+    at::Tensor v = at::empty({36, tiles, cin}, x.options());
+    float* vd = v.data_ptr<float>();
+    at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> zeros(cin, 0.f), scratch(36 * cin);
+      for (int64_t tile = begin; tile < end; ++tile) {
+        tile_in(src, g, tile, cin, zeros.data(), scratch.data(), vd + tile * cin, tiles * cin);
       }
-      // Each output row r, transformed along w, to the output pixels inside the map.
-      for (int64_t r = 0; r < 4; ++r) {
-        const int64_t h = 4 * ty + r;
-        if (h >= height) {
-          break;
-        }
-        float* q[4];
-        for (int64_t s = 0; s < 4; ++s) {
-          const int64_t w = 4 * tx + s;
-          q[s] = w < width ? yd + ((b * height + h) * width + w) * cout : spill.data() + s * cout;
-        }
-        const float* g = along_h.data() + r * 6 * cout;
-        output_rows(g, g + cout, g + 2 * cout, g + 3 * cout, g + 4 * cout, g + 5 * cout, add,
-                    q[0], q[1], q[2], q[3], cout);
+    });
+    const at::Tensor m = at::bmm(v, u);
+    const float* md = m.const_data_ptr<float>();
+    at::parallel_for(0, tiles, 1, [&](int64_t begin, int64_t end) {
+      std::vector<float> zeros(cout, 0.f), scratch(24 * cout), spill(4 * cout);
+      for (int64_t tile = begin; tile < end; ++tile) {
+        tile_out(md + tile * cout, tiles * cout, g, tile, cout, zeros.data(), add,
+                 scratch.data(), spill.data(), yd);
+      }
+    });
+    return y;
+  }
+
+  // Many tiles: in blocks. Each thread transforms a block, multiplies it and transforms it
+  // back while it is still in its cache, instead of sending 36 x tiles x C floats through
+  // memory twice.
+  const int64_t blocks = (tiles + kMaxBlock - 1) / kMaxBlock;
+  at::parallel_for(0, blocks, 1, [&](int64_t begin, int64_t end) {
+    at::Tensor v = at::empty({36, kMaxBlock, cin}, x.options());
+    at::Tensor m = at::empty({36, kMaxBlock, cout}, x.options());
+    float* vd = v.data_ptr<float>();
+    const float* md = m.const_data_ptr<float>();
+    std::vector<float> zeros(width_max, 0.f), scratch(36 * width_max), spill(4 * cout);
+    for (int64_t block = begin; block < end; ++block) {
+      const int64_t first = block * kMaxBlock, count = std::min(kMaxBlock, tiles - first);
+      if (count < kMaxBlock) {  // the last block's unused rows: zeros, not stale memory
+        v.narrow(1, count, kMaxBlock - count).zero_();
+      }
+      for (int64_t k = 0; k < count; ++k) {
+        tile_in(src, g, first + k, cin, zeros.data(), scratch.data(), vd + k * cin,
+                kMaxBlock * cin);
+      }
+      at::bmm_out(m, v, u);  // single-threaded: this is one thread's share
+      for (int64_t k = 0; k < count; ++k) {
+        tile_out(md + k * cout, kMaxBlock * cout, g, first + k, cout, zeros.data(), add,
+                 scratch.data(), spill.data(), yd);
       }
     }
   });
