@@ -5,14 +5,19 @@ multiplications per input-output channel pair instead of 144: the input tile and
 each carried into a 6x6 transform domain (`B^T d B`, `G g G^T`), multiplied there element-wise
 (summed over input channels, so 36 independent matrix products), and carried back (`A^T m A`).
 That is 4x fewer multiply-adds than direct convolution, paid for with the two transforms, which
-are element-wise: compiled, each becomes one fused kernel.
+are element-wise and memory-bound.
 
-Where it has paid: alone, compiled (`torch.compile`; eager PyTorch runs each transform as
-separate operators and loses), in fp32, on wide convolutions over maps of 16x16 and more
-(`benchmarks/conv_kernels.py`). In a whole compiled UNet it has not paid so far (see
-`CompiledDenoiser`). Its rounding differs from direct convolution's by about 1e-5 relative in
-fp32, so it is used only in fp32 (half precision would magnify the transforms' rounding):
-under autocast or with half inputs it calls `F.conv2d`.
+Two implementations compute the same thing. On the CPU in fp32 it is a C++ operator,
+`ldmkit::winograd_conv3x3` (`csrc/winograd.cpp`, built on first use by `ldmkit.nn.native`): one
+opaque call that transforms tiles in cache-sized blocks around MKL's batched product. It beat
+oneDNN's prepacked direct convolution by 1.8-2.3x on the `small` UNet's shapes on a 2-core AVX2
+CPU and made the whole compiled UNet 1.06-1.39x faster, most on the largest maps
+(docs/results/latent_diffusion.md). Elsewhere, or without a C++ compiler,
+`winograd_conv3x3_torch` writes it in torch operators: slow eager, and compiled inside a whole
+network inductor fused its transforms into neighbouring layers badly enough that it did not
+pay. Rounding differs from direct convolution's by about 1e-5 relative
+in fp32, so it is used only in fp32 (half precision would magnify the transforms' rounding):
+under autocast or with half inputs `WinogradConv2d` calls `F.conv2d`.
 """
 
 import torch
