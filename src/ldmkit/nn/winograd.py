@@ -10,7 +10,7 @@ are element-wise and memory-bound.
 Two implementations compute the same thing. On the CPU in fp32 it is a C++ operator,
 `ldmkit::winograd_conv3x3` (`csrc/winograd.cpp`, built on first use by `ldmkit.nn.native`): one
 opaque call that transforms tiles in cache-sized blocks around MKL's batched product. It beat
-oneDNN's prepacked direct convolution by 1.8-2.3x on the `small` UNet's shapes on a 2-core AVX2
+oneDNN's prepacked direct convolution by 1.8-2.6x on the `small` UNet's shapes on a 2-core AVX2
 CPU and made the whole compiled UNet 1.06-1.39x faster, most on the largest maps
 (docs/results/latent_diffusion.md). Elsewhere, or without a C++ compiler,
 `winograd_conv3x3_torch` writes it in torch operators: slow eager, and compiled inside a whole

@@ -42,9 +42,11 @@ class CompiledDenoiser:
     (`ldmkit.nn.winograd`; fp32 only, results within about 1e-5 relative of direct convolution;
     under autocast they stay direct). `None` (the default) turns it on for a module on the CPU
     where the C++ operator builds (`native_winograd_available()`): there each such convolution
-    is one opaque call that beat oneDNN's by 1.1-2.2x, and the compiled UNet ran faster with it
-    (docs/results/latent_diffusion.md, "Winograd convolution"). `True` forces it, on other
-    devices through torch operators, which inductor fuses less well; `False` turns it off.
+    is one opaque call that beat oneDNN's by 1.8-2.6x on a 2-core AVX2 CPU, and made the
+    compiled UNet 1.06-1.39x faster (docs/results/latent_diffusion.md, "Winograd as a C++
+    operator"). The first call builds the operator (about 13 s, then cached). `True` forces it,
+    on other devices through torch operators, which inductor fuses less well; `False` turns it
+    off.
     """
 
     def __init__(self, module: nn.Module, winograd: bool | None = None):
