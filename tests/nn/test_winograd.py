@@ -86,17 +86,20 @@ def test_use_winograd_replaces_only_wide_plain_3x3_convolutions() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("winograd", [True, None])
-def test_compiled_denoiser_with_winograd_matches_eager(winograd: bool | None) -> None:
+@pytest.mark.parametrize("path", ["native", "default", "torch ops"])
+def test_compiled_denoiser_with_winograd_matches_eager(path: str, monkeypatch) -> None:
+    import ldmkit.nn.winograd as winograd
     from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
 
+    if path == "torch ops":  # as on a GPU, or on a CPU without a C++ compiler
+        monkeypatch.setitem(winograd._native, "ready", False)
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.GroupNorm(8, 32), nn.SiLU(), nn.Conv2d(32, 32, 3, padding=1), nn.SiLU()
     ).eval()
-    x = torch.randn(1, 32, 32, 32)  # 64 output tiles: the default min_tiles
+    x = torch.randn(1, 32, 32, 32)  # 64 output tiles: above both paths' default min_tiles
     with torch.no_grad():
-        compiled = CompiledDenoiser(model, winograd=winograd)(x)
+        compiled = CompiledDenoiser(model, winograd=None if path == "default" else True)(x)
         eager = model(x)
     assert torch.allclose(compiled, eager, atol=1e-5)
     assert type(model[2]) is nn.Conv2d  # the caller's module is left as it was
