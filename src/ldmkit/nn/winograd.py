@@ -15,9 +15,9 @@ CPU and made the whole compiled UNet 1.06-1.39x faster, most on the largest maps
 (docs/results/latent_diffusion.md). Elsewhere, or without a C++ compiler,
 `winograd_conv3x3_torch` writes it in torch operators: slow eager, and compiled inside a whole
 network inductor fused its transforms into neighbouring layers badly enough that it did not
-pay. Rounding differs from direct convolution's by about 1e-5 relative
-in fp32, so it is used only in fp32 (half precision would magnify the transforms' rounding):
-under autocast or with half inputs `WinogradConv2d` calls `F.conv2d`.
+pay. Rounding differs from direct convolution's by about 1e-5 relative in fp32, so it is used
+only in fp32 (half precision would magnify the transforms' rounding): under autocast or with
+half inputs `WinogradConv2d` calls `F.conv2d`.
 """
 
 import torch
@@ -115,7 +115,9 @@ def winograd_conv3x3(
     """`F.conv2d(x, weight, bias, padding=1)` for a 3x3 weight, with `kernel` its
     `winograd_kernel`. x (B, C_in, H, W) of any size; best in channels-last memory. In fp32 on
     the CPU it is the C++ operator (`csrc/winograd.cpp`, one call; the output is channels-last)
-    where a compiler can build it, and otherwise `winograd_conv3x3_torch`."""
+    where a compiler can build it, and otherwise `winograd_conv3x3_torch`. Before compiling a
+    function that calls this, call `native_winograd_available()` once, so that the build
+    happens outside the trace (`WinogradConv2d` does so when it is made)."""
     if x.device.type == "cpu" and x.dtype == torch.float32 and _native_ready():
         return torch.ops.ldmkit.winograd_conv3x3(x, kernel, bias)
     return winograd_conv3x3_torch(x, kernel, bias)
