@@ -10,14 +10,17 @@ other. Each row times one convolution shape from the `small` UNet (median of 30 
 - `channels-last`: the same on channels-last tensors (no layout reorders around oneDNN);
 - `prepacked`: oneDNN with the weight reordered once, as inductor freezing does;
 - `bf16 cl`: bfloat16 tensors, channels-last;
-- `winograd`: `ldmkit.nn.winograd_conv3x3`, F(4x4, 3x3) Winograd (Lavin & Gray 2016) in torch
-  ops (36 batched GEMMs on 6x6 tiles, 4x fewer multiplications), eager: each tile transform is
-  a chain of separate operators;
+- `winograd`: `ldmkit.nn.winograd.winograd_conv3x3_torch`, F(4x4, 3x3) Winograd (Lavin & Gray
+  2016) in torch ops (36 batched GEMMs on 6x6 tiles, 4x fewer multiplications), eager: each
+  tile transform is a chain of separate operators;
 - `winograd compiled`: the same through `torch.compile` (one graph per shape), which fuses each
-  transform into one kernel; the kernel transform is done once, outside the timing.
+  transform into one kernel; the kernel transform is done once, outside the timing;
+- `winograd C++`: the C++ operator `ldmkit::winograd_conv3x3` (`ldmkit.nn.winograd_conv3x3` on
+  the CPU in fp32; built on first use, `-` where no compiler builds it).
 
 Prints milliseconds and GFLOP/s (2 * MACs / time, the direct convolution's MACs) per kernel, and
-the Winograd error against oneDNN (relative to the output's largest value).
+the largest Winograd error against oneDNN of the compiled and C++ versions (relative to the
+output's largest value).
 """
 
 import json
@@ -30,7 +33,12 @@ import torch
 import torch.nn.functional as F
 
 from ldmkit.hardware import machine_report
-from ldmkit.nn.winograd import winograd_conv3x3, winograd_kernel
+from ldmkit.nn.winograd import (
+    native_winograd_available,
+    winograd_conv3x3,
+    winograd_conv3x3_torch,
+    winograd_kernel,
+)
 
 # (batch, in channels, out channels, side): the 3x3 convolutions of the `small` UNet.
 SHAPES = [(1, 64, 64, 32), (4, 64, 64, 32), (4, 128, 128, 32), (4, 192, 64, 32), (4, 128, 128, 16)]
@@ -51,12 +59,13 @@ def main() -> None:
     torch.manual_seed(0)
     print("machine:", json.dumps(machine_report()))
     print(f"{torch.get_num_threads()} threads, torch {torch.__version__}; ms (GFLOP/s)")
-    compiled_winograd = torch.compile(winograd_conv3x3, dynamic=False)
+    compiled_winograd = torch.compile(winograd_conv3x3_torch, dynamic=False)
+    native = native_winograd_available()
     print(
         "| shape | nchw | channels-last | prepacked | bf16 cl | winograd | winograd compiled "
-        "| winograd error |"
+        "| winograd C++ | winograd error |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- " * 9 + "|")
     for b, c_in, c_out, side in SHAPES:
         x = torch.randn(b, c_in, side, side)
         weight = torch.randn(c_out, c_in, 3, 3) / (9 * c_in) ** 0.5
@@ -75,18 +84,24 @@ def main() -> None:
             "channels-last": partial(F.conv2d, x_cl, w_cl, bias, padding=1),
             "prepacked": partial(pointwise, x_cl, packed, bias, *same),
             "bf16 cl": partial(F.conv2d, x_bf, w_bf, b_bf, padding=1),
-            "winograd": partial(winograd_conv3x3, x_cl, u, bias),
+            "winograd": partial(winograd_conv3x3_torch, x_cl, u, bias),
             "winograd compiled": partial(compiled_winograd, x_cl, u, bias),
         }
+        if native:
+            calls["winograd C++"] = partial(winograd_conv3x3, x_cl, u, bias)
         flops = 2 * b * c_in * c_out * 9 * side * side
         cells = []
         with torch.no_grad():
             for call in calls.values():
                 seconds = median_seconds(call)
                 cells.append(f"{seconds * 1e3:.2f} ({flops / seconds / 1e9:.0f})")
+            if not native:
+                cells.append("-")
             reference = F.conv2d(x, weight, bias, padding=1)
-            winograd = compiled_winograd(x_cl, u, bias)
-            error = (winograd - reference).abs().max() / reference.abs().max()
+            outputs = [compiled_winograd(x_cl, u, bias)]
+            if native:
+                outputs.append(winograd_conv3x3(x_cl, u, bias))
+            error = max((out - reference).abs().max() for out in outputs) / reference.abs().max()
         shape = f"{b}x{c_in}->{c_out} @ {side}x{side}"
         print(f"| {shape} | {' | '.join(cells)} | {float(error):.1e} |", flush=True)
 

@@ -186,7 +186,7 @@ def main() -> None:
         f"config {args.config} ({params:.1f}M parameters), {where}, "
         f"{torch.get_num_threads()} threads, torch {torch.__version__}, {args.rounds} rounds, "
         f"ldmkit channels-last={args.channels_last} compile={args.compile} "
-        f"winograd={args.compile and native_winograd_available() and args.device == 'cpu'}"
+        f"winograd={args.compile and args.device == 'cpu' and native_winograd_available()}"
     )
     extra = " direct ms | direct speed-up |" if direct else ""
     print(

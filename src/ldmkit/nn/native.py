@@ -16,7 +16,6 @@ import os
 import platform
 import shutil
 import subprocess
-import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -56,7 +55,6 @@ def _command(compiler: str, output: Path) -> list[str]:
         *_FLAGS,
         f"-D_GLIBCXX_USE_CXX11_ABI={abi}",
         *(f"-I{path}" for path in cpp_extension.include_paths()),
-        f"-I{sysconfig.get_paths()['include']}",
         *(str(source) for source in _SOURCES),
         f"-L{torch_lib}",
         "-lc10",

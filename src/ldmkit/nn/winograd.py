@@ -88,10 +88,6 @@ def native_winograd_available() -> bool:
     """Whether the C++ operator `ldmkit::winograd_conv3x3` is loaded (built on first use) and
     traceable by `torch.compile` (its shape function registered). Decided once per process,
     eagerly: `WinogradConv2d` asks when it is built, so a compiled graph only reads the answer."""
-    return _native_ready()
-
-
-def _native_ready() -> bool:
     if "ready" not in _native:
         _native["ready"] = native_available() and _register_shape()
     return _native["ready"]
@@ -118,7 +114,7 @@ def winograd_conv3x3(
     where a compiler can build it, and otherwise `winograd_conv3x3_torch`. Before compiling a
     function that calls this, call `native_winograd_available()` once, so that the build
     happens outside the trace (`WinogradConv2d` does so when it is made)."""
-    if x.device.type == "cpu" and x.dtype == torch.float32 and _native_ready():
+    if x.device.type == "cpu" and x.dtype == torch.float32 and native_winograd_available():
         return torch.ops.ldmkit.winograd_conv3x3(x, kernel, bias)
     return winograd_conv3x3_torch(x, kernel, bias)
 
@@ -187,12 +183,12 @@ class WinogradConv2d(nn.Module):
         self.weight = conv.weight
         self.bias = conv.bias
         self.min_tiles = min_tiles
-        _native_ready()  # build the C++ operator now, not while a graph is being compiled
+        native_winograd_available()  # builds the C++ operator now, not inside a compile
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
         tiles = batch * ((height + 3) // 4) * ((width + 3) // 4)
-        native = x.device.type == "cpu" and _native_ready()
+        native = x.device.type == "cpu" and native_winograd_available()
         min_tiles = self.min_tiles if self.min_tiles is not None else 16 if native else 64
         if (
             x.dtype != torch.float32
