@@ -1,13 +1,17 @@
-"""Shared by the diffusion-training tests: a tiny saved f=2 autoencoder, a free TCP port and
-the tiny run settings."""
+"""Shared by the diffusion-training tests: a tiny saved f=2 autoencoder, a two-rank gloo
+launcher and the tiny run settings."""
 
+import os
+import signal
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.checkpoint import save_autoencoder
@@ -22,12 +26,47 @@ def autoencoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_autoencoder(model, tmp_path_factory.mktemp("ae") / "model")
 
 
-@pytest.fixture
-def free_port() -> int:
+def _free_port() -> int:
     """A localhost port nothing listens on (for a torch.distributed rendezvous)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def run_two_ranks() -> Callable[..., None]:
+    """Runs `worker(rank, *args)` in two spawned processes that form one gloo group on the
+    loopback interface (the worker sets RANK and LOCAL_RANK; the rest of the rendezvous is in
+    the environment they start with, which this process gets back unchanged). A rank's
+    exception fails the test. A run still going after `timeout` seconds fails it too, rather
+    than hanging the suite: each rank is sent SIGABRT first, so Python's fault handler prints
+    its stack into the captured output."""
+
+    def run(worker: Callable[..., None], *args: Any, timeout: float = 300.0) -> None:
+        rendezvous = {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(_free_port()),
+            "WORLD_SIZE": "2",
+            "GLOO_SOCKET_IFNAME": "lo",  # not whatever the host name resolves to
+            "PYTHONFAULTHANDLER": "1",
+        }
+        with pytest.MonkeyPatch.context() as env:
+            for name, value in rendezvous.items():
+                env.setenv(name, value)
+            ranks = mp.start_processes(worker, args, nprocs=2, join=False, start_method="spawn")
+        deadline = time.monotonic() + timeout
+        while not ranks.join(timeout=1.0):
+            if time.monotonic() > deadline:
+                for process in ranks.processes:
+                    if process.is_alive():
+                        os.kill(process.pid, signal.SIGABRT)
+                for process in ranks.processes:
+                    process.join(10)
+                    if process.is_alive():
+                        process.kill()
+                pytest.fail(f"the two ranks had not finished after {timeout:.0f} s (stacks above)")
+
+    return run
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,11 @@
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 from ldmkit.checkpoint import load_latent_diffusion
@@ -88,23 +88,17 @@ def test_ema_moves_towards_the_weights() -> None:
     assert torch.allclose(copy.weight, start + 0.5)
 
 
-def _ddp_worker(rank: int, port: int, autoencoder: str, out: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        WORLD_SIZE="2",
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-    )
+def _ddp_worker(rank: int, autoencoder: str, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     train_diffusion(_config(Path(autoencoder), 3), Path(out), show_progress=False)
 
 
 @pytest.mark.slow
 def test_two_process_ddp_keeps_replicas_identical(
-    autoencoder: Path, tmp_path: Path, free_port: int
+    autoencoder: Path, tmp_path: Path, run_two_ranks: Callable[..., None]
 ) -> None:
-    mp.spawn(_ddp_worker, args=(free_port, str(autoencoder), str(tmp_path / "ddp")), nprocs=2)
+    run_two_ranks(_ddp_worker, str(autoencoder), str(tmp_path / "ddp"))
     meta = json.loads((tmp_path / "ddp" / "model" / "config.json").read_text())
     checksums = meta["training"]["rank_checksums"]
     assert len(checksums) == 2 and checksums[0] == checksums[1]  # replicas identical

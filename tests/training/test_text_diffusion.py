@@ -3,11 +3,11 @@ exact resume, and a checkpoint that samples from prompts."""
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -108,14 +108,8 @@ def test_shapes_prompts_name_each_class_then_the_next_size() -> None:
     assert labels[30] == 0 and labels[29] == 29
 
 
-def _ddp_worker(rank: int, port: int, autoencoder: str, tokenizer: str, out: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        WORLD_SIZE="2",
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-    )
+def _ddp_worker(rank: int, autoencoder: str, tokenizer: str, out: str) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     config = dataclasses.replace(_config(Path(autoencoder), 3), text_tokenizer=tokenizer)
     train_diffusion(config, Path(out), show_progress=False)
@@ -123,12 +117,11 @@ def _ddp_worker(rank: int, port: int, autoencoder: str, tokenizer: str, out: str
 
 @pytest.mark.slow
 def test_two_process_ddp_trains_the_text_encoder_like_one(
-    autoencoder: Path, tmp_path: Path, free_port: int
+    autoencoder: Path, tmp_path: Path, run_two_ranks: Callable[..., None]
 ) -> None:
     single = train_diffusion(_config(autoencoder, 3), tmp_path / "one", show_progress=False)
     tokenizer = str(single.model_dir / "tokenizer.json")
-    args = (free_port, str(autoencoder), tokenizer, str(tmp_path / "ddp"))
-    mp.spawn(_ddp_worker, args=args, nprocs=2)
+    run_two_ranks(_ddp_worker, str(autoencoder), tokenizer, str(tmp_path / "ddp"))
     for name in ("model.safetensors", "text_encoder.safetensors"):
         a = load_file(str(tmp_path / "ddp" / "model" / name))
         b = load_file(str(single.model_dir / name))
