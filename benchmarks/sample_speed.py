@@ -2,6 +2,7 @@
 
     python benchmarks/sample_speed.py                       # the shipped text-to-image model
     python benchmarks/sample_speed.py --checkpoint RUN/model --n 64 --latent-size 32
+    python benchmarks/sample_speed.py --device cuda --n 64  # on a GPU
 
 Modes: eager fp32 (the reference), `compile=True`, `precision="bf16"`, and both. Each compiled
 mode is called once first (its one-off compile); then every mode samples the same seeds in turn
@@ -36,6 +37,8 @@ MODES = {
 def timed(call: Callable[[], torch.Tensor]) -> tuple[float, torch.Tensor]:
     start = time.perf_counter()
     out = call()
+    if out.is_cuda:
+        torch.cuda.synchronize(out.device)
     return time.perf_counter() - start, out
 
 
@@ -49,14 +52,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--latent-size", type=int, default=None, help="default: the training side")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     path = args.checkpoint or SHAPES_TEXT_TO_IMAGE
-    model = load_latent_diffusion(path, torch.device("cpu"))
+    device = torch.device(args.device)
+    model = load_latent_diffusion(path, device)
     condition: dict = {}
     if model.takes_prompts:
         condition["prompts"] = [args.prompt] * args.n
     if model.config.num_classes:
-        condition["labels"] = torch.arange(args.n) % model.config.num_classes
+        condition["labels"] = torch.arange(args.n, device=device) % model.config.num_classes
 
     def run(mode: str) -> torch.Tensor:
         return model.sample(
@@ -83,6 +88,7 @@ def main() -> None:
         row = {
             "mode": mode,
             "checkpoint": str(path),
+            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
             "n": args.n,
             "steps": args.steps,
             "latent_size": args.latent_size or model.config.latent_size,
