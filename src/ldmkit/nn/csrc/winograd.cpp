@@ -11,6 +11,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 namespace {
@@ -120,15 +121,27 @@ void tile_out(const float* m, int64_t stride, const Geometry& g, int64_t tile, i
   }
 }
 
+// Error messages are put together with std::to_string and passed to TORCH_CHECK as one string,
+// never through its stream formatting: a toolchain that links its own copy of libstdc++ into
+// the library (the GPU machine's g++ did, for torch's own extension builder too) leaves that
+// copy's stream locale uninitialised, and writing a number to a stream there crashes.
+std::string shape(at::IntArrayRef sizes) {
+  std::string text = "(";
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    text += (i ? ", " : "") + std::to_string(sizes[i]);
+  }
+  return text + ")";
+}
+
 at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& kernel,
                             const std::optional<at::Tensor>& bias) {
-  TORCH_CHECK(x.dim() == 4, "winograd_conv3x3: x must be (B, C, H, W), got ", x.sizes());
+  TORCH_CHECK(x.dim() == 4, "winograd_conv3x3: x must be (B, C, H, W), got " + shape(x.sizes()));
   TORCH_CHECK(x.scalar_type() == at::kFloat && kernel.scalar_type() == at::kFloat,
-              "winograd_conv3x3: fp32 only, got ", x.scalar_type(), " and ",
-              kernel.scalar_type());
+              std::string("winograd_conv3x3: fp32 only, got ") + c10::toString(x.scalar_type()) +
+                  " and " + c10::toString(kernel.scalar_type()));
   TORCH_CHECK(kernel.dim() == 3 && kernel.size(0) == 36 && kernel.size(1) == x.size(1),
-              "winograd_conv3x3: kernel must be (36, C_in, C_out) with C_in = ", x.size(1),
-              ", got ", kernel.sizes());
+              "winograd_conv3x3: kernel must be (36, C_in, C_out) with C_in = " +
+                  std::to_string(x.size(1)) + ", got " + shape(kernel.sizes()));
   const int64_t batch = x.size(0), cin = x.size(1), height = x.size(2), width = x.size(3);
   const int64_t cout = kernel.size(2);
   const Geometry g{height, width, (height + 3) / 4, (width + 3) / 4};
@@ -138,8 +151,9 @@ at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& kernel,
   const float* src = input.const_data_ptr<float>();
   at::Tensor bias_row = at::zeros({cout}, x.options());
   if (bias.has_value() && bias->defined()) {
-    TORCH_CHECK(bias->numel() == cout, "winograd_conv3x3: bias must have ", cout,
-                " elements, got ", bias->numel());
+    TORCH_CHECK(bias->numel() == cout, "winograd_conv3x3: bias must have " +
+                                           std::to_string(cout) + " elements, got " +
+                                           std::to_string(bias->numel()));
     bias_row.copy_(bias->reshape({cout}));
   }
   const float* add = bias_row.const_data_ptr<float>();
