@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The compiled sampling path on a CUDA GPU, with timings, in one short pass (about 6 minutes on
+# The compiled sampling path on a CUDA GPU, with timings, in one short pass (about 5 minutes on
 # an H200): sampling the shipped text-to-image model eager and compiled in fp32 and bf16, the
 # compiled UNet against eager diffusers, then the Winograd operator's and compiled sampling's
 # tests on that machine's own CPU and torch.
