@@ -2,15 +2,16 @@
 # One pass over ldmkit's GPU paths, with timings: CUDA + bf16 autocast training of both stages,
 # NCCL process-group start-up (torchrun, 1 process), sampling, adherence, and the UNet benchmark.
 #
-#   OUT=/tmp/gpu AE=runs/ae_table/kl-f4/model EVALUATOR=runs/evaluator bash benchmarks/gpu_check.sh
+#   OUT=/tmp/gpu bash benchmarks/gpu_check.sh
 #
-# AE and EVALUATOR are the shapes kl-f4 autoencoder and the shapes evaluator that the README's
-# commands train. Needs a CUDA GPU and diffusers (for the UNet benchmark).
+# AE and EVALUATOR default to the shipped shapes kl-f4 autoencoder and shapes evaluator (set them
+# to others trained by the README's commands). Needs a CUDA GPU and diffusers (for the UNet
+# benchmark).
 set -u -o pipefail
 OUT=${OUT:-/tmp/ldmkit-gpu}
 WORK=$(mktemp -d)  # run folders; only the results go to OUT
-AE=${AE:-runs/ae_table/kl-f4/model}
-EVALUATOR=${EVALUATOR:-runs/evaluator}
+AE=${AE:-src/ldmkit/assets/shapes_kl_f4}
+EVALUATOR=${EVALUATOR:-src/ldmkit/assets/shapes_evaluator}
 export PYTHONUNBUFFERED=1 PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
 mkdir -p "$OUT"
 ldm() { python3 -m ldmkit "$@"; }
