@@ -10,6 +10,7 @@ from ldmkit.nn import (
     winograd_conv3x3,
     winograd_kernel,
 )
+from ldmkit.nn import winograd as winograd_module
 from ldmkit.nn.winograd import winograd_conv3x3_torch
 
 
@@ -48,14 +49,24 @@ def test_winograd_equals_direct_convolution(
     assert torch.allclose(no_bias, F.conv2d(x, weight, padding=1), atol=1e-5 * scale)
 
 
-def test_winograd_module_shares_weights_and_falls_back_outside_fp32() -> None:
+def test_winograd_module_shares_weights_and_falls_back_outside_fp32(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[int] = []
+    real = winograd_module.winograd_conv3x3
+
+    def counted(*args: torch.Tensor | None) -> torch.Tensor:
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(winograd_module, "winograd_conv3x3", counted)
     conv = nn.Conv2d(4, 6, 3, padding=1)
     module = WinogradConv2d(conv, min_tiles=1)
     assert module.weight is conv.weight and module.bias is conv.bias
     x = torch.randn(2, 4, 9, 9)
     with torch.no_grad():
         assert torch.allclose(module(x), conv(x), atol=1e-5)
-        assert not torch.equal(module(x), conv(x))  # a different algorithm: other rounding
+        assert len(calls) == 1  # the Winograd path ran
         # fewer 4x4 output tiles than min_tiles (here 2 x 3 x 3 = 18) take the direct one
         assert torch.equal(WinogradConv2d(conv, min_tiles=19)(x), conv(x))
         # CPU autocast and bf16 weights and inputs take the direct convolution: equal exactly
@@ -63,6 +74,7 @@ def test_winograd_module_shares_weights_and_falls_back_outside_fp32() -> None:
             assert torch.equal(module(x), conv(x))
         conv.bfloat16()  # the shared parameters convert with it
         assert torch.equal(module(x.bfloat16()), conv(x.bfloat16()))
+        assert len(calls) == 1  # none of the fallbacks called it
 
 
 def test_use_winograd_replaces_only_wide_plain_3x3_convolutions() -> None:
