@@ -20,6 +20,8 @@ only in fp32 (half precision would magnify the transforms' rounding): under auto
 half inputs `WinogradConv2d` calls `F.conv2d`.
 """
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -81,16 +83,12 @@ def _materialised(x: torch.Tensor) -> torch.Tensor:
     return torch.ops.prims.inductor_force_stride_order(x, stride)
 
 
-_native: dict[str, bool] = {}
-
-
+@functools.cache
 def native_winograd_available() -> bool:
     """Whether the C++ operator `ldmkit::winograd_conv3x3` is loaded (built on first use) and
     traceable by `torch.compile` (its shape function registered). Decided once per process,
     eagerly: `WinogradConv2d` asks when it is built, so a compiled graph only reads the answer."""
-    if "ready" not in _native:
-        _native["ready"] = native_available() and _register_shape()
-    return _native["ready"]
+    return native_available() and _register_shape()
 
 
 def _register_shape() -> bool:
