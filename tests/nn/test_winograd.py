@@ -55,9 +55,9 @@ def test_winograd_module_shares_weights_and_falls_back_outside_fp32(
     calls: list[int] = []
     real = winograd_module.winograd_conv3x3
 
-    def counted(*args: torch.Tensor | None) -> torch.Tensor:
+    def counted(*args: torch.Tensor | None, **kwargs: bool) -> torch.Tensor:
         calls.append(1)
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(winograd_module, "winograd_conv3x3", counted)
     conv = nn.Conv2d(4, 6, 3, padding=1)

@@ -104,15 +104,24 @@ def _register_shape() -> bool:
 
 
 def winograd_conv3x3(
-    x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None = None
+    x: torch.Tensor,
+    kernel: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    native: bool | None = None,
 ) -> torch.Tensor:
     """`F.conv2d(x, weight, bias, padding=1)` for a 3x3 weight, with `kernel` its
     `winograd_kernel`. x (B, C_in, H, W) of any size; best in channels-last memory. In fp32 on
     the CPU it is the C++ operator (`csrc/winograd.cpp`, one call; the output is channels-last)
-    where a compiler can build it, and otherwise `winograd_conv3x3_torch`. Before compiling a
-    function that calls this, call `native_winograd_available()` once, so that the build
-    happens outside the trace (`WinogradConv2d` does so when it is made)."""
-    if x.device.type == "cpu" and x.dtype == torch.float32 and native_winograd_available():
+    where a compiler can build it, and otherwise `winograd_conv3x3_torch`.
+
+    `native` is that answer decided beforehand (`native_winograd_available()`); pass it from
+    code that `torch.compile` traces. `None` asks `native_winograd_available()` here, which is
+    for eager callers only: dynamo does not trace through a `functools.cache` and would break
+    the graph at every call (it did, at every convolution of the compiled UNet, and lost its
+    whole Winograd speed-up; `tests/pipeline/test_compiled_graph.py` guards it)."""
+    if native is None:
+        native = native_winograd_available()
+    if native and x.device.type == "cpu" and x.dtype == torch.float32:
         return torch.ops.ldmkit.winograd_conv3x3(x, kernel, bias)
     return winograd_conv3x3_torch(x, kernel, bias)
 
@@ -181,12 +190,14 @@ class WinogradConv2d(nn.Module):
         self.weight = conv.weight
         self.bias = conv.bias
         self.min_tiles = min_tiles
-        native_winograd_available()  # builds the C++ operator now, not inside a compile
+        # Decided (and the operator built) now, never inside a trace: forward reads a plain
+        # bool, which dynamo folds into the graph as a constant.
+        self.native = native_winograd_available()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
         tiles = batch * ((height + 3) // 4) * ((width + 3) // 4)
-        native = x.device.type == "cpu" and native_winograd_available()
+        native = self.native and x.device.type == "cpu"
         min_tiles = self.min_tiles if self.min_tiles is not None else 16 if native else 64
         if (
             x.dtype != torch.float32
@@ -194,7 +205,7 @@ class WinogradConv2d(nn.Module):
             or tiles < min_tiles
         ):
             return F.conv2d(x, self.weight, self.bias, padding=1)
-        return winograd_conv3x3(x, winograd_kernel(self.weight), self.bias)
+        return winograd_conv3x3(x, winograd_kernel(self.weight), self.bias, native=native)
 
 
 def use_winograd(module: nn.Module, min_channels: int = 32, min_tiles: int | None = None) -> int:

@@ -47,11 +47,18 @@ class CompiledDenoiser:
     operator"). The first call builds the operator (about 13 s, then cached). `True` forces it,
     on other devices through torch operators, which inductor fuses less well; `False` turns it
     off.
+
+    `backend` is `torch.compile`'s (inductor by default; freezing and the C++ wrapper are
+    inductor's). The whole denoiser must trace as one graph, compiled once per shape: a graph
+    break or a recompile per step silently costs the speed-up, and
+    `tests/pipeline/test_compiled_graph.py` counts both through this argument.
     """
 
-    def __init__(self, module: nn.Module, winograd: bool | None = None):
+    def __init__(self, module: nn.Module, winograd: bool | None = None, backend: Any = "inductor"):
         self.module = module
         self.winograd = winograd
+        self.backend = backend
+        self.frozen: nn.Module | None = None  # the private copy that is compiled
         self._key: tuple[tuple[int, int], ...] | None = None
         self._compiled: Any = None
 
@@ -62,7 +69,8 @@ class CompiledDenoiser:
             frozen = frozen.to(memory_format=torch.channels_last)
             if self._use_winograd(frozen):
                 use_winograd(frozen)
-            self._compiled = torch.compile(frozen, dynamic=False)
+            self.frozen = frozen
+            self._compiled = torch.compile(frozen, dynamic=False, backend=self.backend)
             self._key = key
         return self._compiled
 

@@ -1,0 +1,114 @@
+"""The compiled denoiser traces as one graph, compiled once: what its speed-up rests on.
+
+A graph break (dynamo falling back to Python between two compiled pieces) or a recompile at every
+sampler step costs the compiled path its speed without changing a single output, so no accuracy
+test sees it. A `functools.cache` called inside `WinogradConv2d.forward` once broke the UNet's
+graph at every Winograd convolution and lost the whole speed-up silently. These tests record the
+graphs dynamo hands to the backend while `LatentDiffusion.sample(compile=True)` runs, and fail on
+more than one.
+"""
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from torch import fx
+
+from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
+from ldmkit.nn import WinogradConv2d, native_winograd_available
+from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+from ldmkit.pipeline import latent_diffusion as latent_diffusion_module
+from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
+from ldmkit.unet import UNet, unet_preset
+
+
+class GraphRecorder:
+    """A `torch.compile` backend that keeps every graph dynamo hands it and runs it eagerly."""
+
+    def __init__(self) -> None:
+        self.graphs: list[fx.GraphModule] = []
+
+    def __call__(self, graph: fx.GraphModule, example_inputs: list[Any]) -> Callable[..., Any]:
+        self.graphs.append(graph)
+        return graph.forward
+
+    def calls(self, name: str) -> int:
+        """How many nodes of the recorded graphs call an operator whose name contains `name`."""
+        return sum(
+            name in str(node.target)
+            for graph in self.graphs
+            for node in graph.graph.nodes
+            if node.op == "call_function"
+        )
+
+
+def _class_model() -> LatentDiffusion:
+    """A tiny class-conditional model (latents 3x16x16: Winograd-sized maps at batch 8)."""
+    torch.manual_seed(0)
+    ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
+    unet = unet_preset("tiny", in_channels=3, out_channels=3, context_dim=None, num_classes=4)
+    return LatentDiffusion(DiffusionConfig(unet=unet, num_classes=3, latent_size=16), ae)
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> GraphRecorder:
+    """`sample(compile=True)` compiles through a `GraphRecorder` from a clean dynamo cache."""
+    torch._dynamo.reset()
+    recorder = GraphRecorder()
+    monkeypatch.setattr(
+        latent_diffusion_module,
+        "CompiledDenoiser",
+        functools.partial(CompiledDenoiser, backend=recorder),
+    )
+    yield recorder
+    torch._dynamo.reset()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("winograd", [True, False])
+def test_compiled_sampling_is_one_graph_compiled_once(
+    recorder: GraphRecorder, monkeypatch: pytest.MonkeyPatch, winograd: bool, precision: str
+) -> None:
+    model = _class_model()
+    monkeypatch.setattr(
+        latent_diffusion_module,
+        "CompiledDenoiser",
+        functools.partial(CompiledDenoiser, backend=recorder, winograd=winograd),
+    )
+    torch._dynamo.utils.counters.clear()
+    labels = torch.tensor([0, 1, 2, 0])
+    options = dict(guidance=2.0, steps=4, seed=3, compile=True, precision=precision)
+    first = model.sample(4, labels, **options)
+    # Four sampler steps, each a different timestep: one graph, traced once, no break.
+    assert len(recorder.graphs) == 1, [g.code for g in recorder.graphs[1:2]]
+    assert not torch._dynamo.utils.counters["graph_break"]
+    # Another call at the same shape reuses it (no recompile per call either).
+    again = model.sample(4, labels, **options)
+    assert len(recorder.graphs) == 1
+    assert torch.equal(first, again)
+    compiled = model._compiled_unet
+    assert compiled is not None and compiled.frozen is not None
+    swapped = sum(isinstance(m, WinogradConv2d) for m in compiled.frozen.modules())
+    assert (swapped > 0) == winograd
+    # The C++ operator is in the graph when Winograd runs on it: fp32 outside autocast.
+    native = winograd and precision == "fp32" and native_winograd_available()
+    assert (recorder.calls("winograd_conv3x3") > 0) == native
+
+
+def test_compiled_denoiser_with_context_is_one_graph_over_steps(recorder: GraphRecorder) -> None:
+    torch.manual_seed(0)
+    unet = UNet(unet_preset("tiny", in_channels=4, out_channels=4)).eval()  # cross-attention
+    denoiser = CompiledDenoiser(unet, winograd=True, backend=recorder)
+    x = torch.randn(2, 4, 32, 32)
+    context = torch.randn(2, 7, 32)
+    with torch.no_grad():
+        for step in (999, 750, 500, 250, 1):  # t changes value every step, never shape
+            t = torch.full((2,), step)
+            assert torch.allclose(
+                denoiser(x, t, context=context), unet(x, t, context=context), atol=1e-4
+            )
+    assert len(recorder.graphs) == 1
+    if native_winograd_available():
+        assert recorder.calls("winograd_conv3x3") > 0
