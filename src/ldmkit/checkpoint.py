@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig, pixel_space
 from ldmkit.conditioning import TextTokenizer
+from ldmkit.conditioning.text import TOKENIZER_FILE
 from ldmkit.config import ConfigError, from_dict, to_dict
 from ldmkit.data.config import DataConfig
 from ldmkit.metrics.class_evaluator import ClassEvaluator, EvaluatorConfig
@@ -186,9 +187,6 @@ def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: 
 
 
 AUTOENCODER_DIR = "autoencoder"
-TEXT_ENCODER_FILE = "text_encoder.safetensors"
-LAYOUT_ENCODER_FILE = "layout_encoder.safetensors"
-TOKENIZER_FILE = "tokenizer.json"
 
 
 def save_latent_diffusion(
@@ -212,12 +210,12 @@ def save_latent_diffusion(
 
     def write(tmp: Path) -> None:
         save_tensors(cast(unet_state or model.unet.state_dict()), tmp / WEIGHTS_FILE)
-        encoder = model.context_encoder
-        if encoder is not None:
-            name = LAYOUT_ENCODER_FILE if model.takes_layouts else TEXT_ENCODER_FILE
-            save_tensors(cast(context_state or encoder.state_dict()), tmp / name)
-        if model.tokenizer is not None and model.config.text is not None:
-            model.tokenizer.save(tmp / TOKENIZER_FILE)
+        for conditioner in model.conditioners:
+            module = conditioner.trained_module()
+            if module is not None and conditioner.weights_file is not None:
+                state = context_state or module.state_dict()
+                save_tensors(cast(state), tmp / conditioner.weights_file)
+            conditioner.save_files(tmp)
         meta = {
             "format": FORMAT,
             "model": "latent-diffusion",
@@ -260,9 +258,10 @@ def load_latent_diffusion(
             "load_latent_diffusion(clip_path=DIR) or config.json's clip.path"
         ) from error
     load_state(model.unet, load_tensors(directory / WEIGHTS_FILE), directory)
-    if model.context_encoder is not None:
-        name = LAYOUT_ENCODER_FILE if model.takes_layouts else TEXT_ENCODER_FILE
-        load_state(model.context_encoder, load_tensors(directory / name), directory)
+    for conditioner in model.conditioners:
+        module = conditioner.trained_module()
+        if module is not None and conditioner.weights_file is not None:
+            load_state(module, load_tensors(directory / conditioner.weights_file), directory)
     return model.to(device).eval()
 
 

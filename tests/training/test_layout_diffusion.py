@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from ldmkit.checkpoint import load_latent_diffusion
 from ldmkit.cli import app
+from ldmkit.conditioning import LayoutConditioner
 from ldmkit.data.config import DataConfig
 from ldmkit.data.factory import build_dataset
 from ldmkit.evaluation.generate import generate
@@ -70,7 +71,9 @@ def test_layout_dropout_replaces_layouts_by_the_null_one(layout_model: Path) -> 
     model = load_latent_diffusion(layout_model)
     layouts = [[(1, (0.0, 0.0, 0.5, 0.5))]] * 200
     generators = [torch.Generator().manual_seed(i) for i in range(200)]
-    kept = model.training_layouts(layouts, generators)
+    conditioner = model.conditioner("layouts")
+    assert isinstance(conditioner, LayoutConditioner)
+    kept = conditioner.with_dropout(layouts, generators)
     dropped = sum(1 for layout in kept if layout == [])
     assert 5 <= dropped <= 40  # layout_dropout 0.1 of 200
 

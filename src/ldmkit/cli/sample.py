@@ -90,9 +90,7 @@ def sample_command(
     labels = None
     classes = model.config.num_classes
     if guidance is None:
-        spatial_only = model.config.spatial is not None and not classes
-        spatial_only = spatial_only and not model.takes_prompts and not model.takes_layouts
-        guidance = 1.0 if spatial_only and not model.config.spatial_dropout else 3.0
+        guidance = model.default_guidance
     if per_class is not None:
         if not classes or class_ is not None or per_class < 1:
             raise fail("--per-class K (K >= 1) needs a class-conditional model and no --class")

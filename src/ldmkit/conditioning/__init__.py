@@ -1,7 +1,11 @@
-"""Domain encoders tau_theta(y) whose output tokens are the UNet's cross-attention context, and
-the spatially aligned conditions concatenated with z_t."""
+"""Conditioners (`Conditioner`: one class per mode) and what they are built from: domain encoders
+tau_theta(y) whose output tokens are the UNet's cross-attention context, and the spatially aligned
+conditions concatenated with z_t."""
 
+from ldmkit.conditioning.class_label import ClassConditioner
+from ldmkit.conditioning.clip import ClipConditioner
 from ldmkit.conditioning.clip_text import ClipTextConfig, ClipTextEncoder
+from ldmkit.conditioning.conditioner import Conditioner, Conditioning
 from ldmkit.conditioning.layout import (
     Layout,
     LayoutConfig,
@@ -11,6 +15,7 @@ from ldmkit.conditioning.layout import (
     read_layout,
     tokens_to_layouts,
 )
+from ldmkit.conditioning.layout_conditioner import LayoutConditioner
 from ldmkit.conditioning.spatial import (
     SpatialConfig,
     bicubic_degrade,
@@ -22,16 +27,25 @@ from ldmkit.conditioning.spatial import (
     random_masks,
     resize_condition,
 )
+from ldmkit.conditioning.spatial_conditioner import SpatialConditioner
+from ldmkit.conditioning.text import TextConditioner
 from ldmkit.conditioning.text_encoder import TextEncoder, TextEncoderConfig
 from ldmkit.conditioning.tokenizer import TextTokenizer
 
 __all__ = [
+    "ClassConditioner",
+    "ClipConditioner",
     "ClipTextConfig",
     "ClipTextEncoder",
+    "Conditioner",
+    "Conditioning",
     "Layout",
+    "LayoutConditioner",
     "LayoutConfig",
     "LayoutEncoder",
+    "SpatialConditioner",
     "SpatialConfig",
+    "TextConditioner",
     "TextEncoder",
     "TextEncoderConfig",
     "TextTokenizer",

@@ -4,7 +4,7 @@ Training objective (Rombach et al. 2022, Eq. 2): L = E_{E(x), y, eps, t} || eps 
 y) ||^2 with z_0 = (E(x) - shift) * scale, the statistics measured from data (Appendix G).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -13,13 +13,14 @@ from torch import nn
 
 from ldmkit.autoencoder import Autoencoder
 from ldmkit.conditioning import (
+    ClassConditioner,
     ClipTextEncoder,
+    Conditioner,
+    Conditioning,
     Layout,
-    LayoutEncoder,
-    TextEncoder,
+    SpatialConditioner,
     TextTokenizer,
     coordinate_grid,
-    layout_tokens,
 )
 from ldmkit.diffusion import (
     build_schedule,
@@ -30,17 +31,17 @@ from ldmkit.diffusion import (
 )
 from ldmkit.nn import tiled_apply
 from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
+from ldmkit.pipeline.conditioners import build_conditioners
 from ldmkit.pipeline.config import DiffusionConfig
-from ldmkit.pipeline.spatial import SpatialConditions
 from ldmkit.precision import autocast_call, resolve_precision
 from ldmkit.samplers import classifier_free_guidance, randn_per_sample, sample, tiled
 from ldmkit.samplers.timesteps import timestep_pairs
 from ldmkit.unet import UNet
 
 
-class LatentDiffusion(SpatialConditions, nn.Module):
-    """Frozen autoencoder + trainable UNet (+ text or layout encoder, or frozen CLIP) + noise
-    schedule."""
+class LatentDiffusion(nn.Module):
+    """Frozen autoencoder + trainable UNet + its conditioners (`ldmkit.conditioning`: classes,
+    a trained text or layout encoder, a frozen CLIP, a concatenated map) + noise schedule."""
 
     def __init__(
         self,
@@ -48,67 +49,108 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         autoencoder: Autoencoder,
         tokenizer: TextTokenizer | None = None,
         clip: ClipTextEncoder | None = None,
+        conditioners: Sequence[Conditioner] | None = None,
     ):
-        """`clip` reuses an already loaded frozen CLIP (else `config.clip` is loaded)."""
+        """`clip` reuses an already loaded frozen CLIP (else `config.clip` is loaded).
+        `conditioners` replaces those `config` asks for (`build_conditioners`), e.g. a mode of
+        one's own; the UNet's inputs must then fit them."""
         super().__init__()
+        # The UNet first, then the conditioners: the order in which their initial weights draw
+        # from the global generator, so a seed gives the weights it always gave.
+        unet = UNet(config.unet)
+        if conditioners is None:
+            conditioners = build_conditioners(config, autoencoder, tokenizer, clip)
         z = autoencoder.config.z_channels
-        extra = config.spatial.channels(z) if config.spatial is not None else 0
+        extra = sum(c.concat_channels(z) for c in conditioners)
         extra += 2 if config.coordinate_channels else 0
         if config.unet.in_channels != z + extra or config.unet.out_channels != z:
-            what = f" + {extra} of the {config.spatial.kind} condition" if config.spatial else ""
+            what = "".join(
+                f" + {c.concat_channels(z)} of the {c.name} condition"
+                for c in conditioners
+                if c.concat_channels(z)
+            )
             what += " + 2 coordinate channels" if config.coordinate_channels else ""
             raise ValueError(
                 f"unet.in_channels={config.unet.in_channels}, unet.out_channels="
                 f"{config.unet.out_channels}, but the autoencoder's latent has {z} channels; set "
                 f"unet.in_channels={z + extra} ({z}{what}) and unet.out_channels={z}"
             )
+        names = [c.input_name for c in conditioners]
+        if len(set(names)) != len(names):
+            raise ValueError(f"two conditioners read the same input: {names}")
         self.config = config
         self.autoencoder = autoencoder.eval().requires_grad_(False)
-        self.unet = UNet(config.unet)
+        self.unet = unet
         self._compiled_unet: CompiledDenoiser | None = None  # built by sample(compile=True)
         self.schedule = build_schedule(config.schedule)
-        self.tokenizer = tokenizer
-        # tau_theta trained with the UNet (text or layout tokens -> context), or a frozen CLIP.
-        self.context_encoder: TextEncoder | None = None
-        self.clip: ClipTextEncoder | None = None
-        if config.layout is not None:
-            self.context_encoder = LayoutEncoder(config.layout)
-        if config.clip is not None:
-            self.clip = clip if clip is not None else ClipTextEncoder(config.clip)
-            if self.clip.width != config.unet.context_dim:
-                raise ValueError(
-                    f"the CLIP text encoder at {config.clip.path} has width {self.clip.width}; "
-                    f"set unet.context_dim={self.clip.width} (it is {config.unet.context_dim})"
-                )
-        if config.text is not None:
-            if tokenizer is None:
-                raise ValueError("a text-conditional model needs its tokenizer (tokenizer=)")
-            if tokenizer.vocab_size > config.text.vocab_size:
-                raise ValueError(
-                    f"the tokenizer has {tokenizer.vocab_size} tokens, more than "
-                    f"text.vocab_size={config.text.vocab_size}; raise text.vocab_size"
-                )
-            if tokenizer.max_length != config.text.max_length:
-                raise ValueError(
-                    f"tokenizer max_length {tokenizer.max_length} != text.max_length "
-                    f"{config.text.max_length}"
-                )
-            self.context_encoder = TextEncoder(config.text)
+        self._conditioners = tuple(conditioners)
+        self.condition_modules = nn.ModuleList(conditioners)  # registered: moved with .to()
+
+    @property
+    def conditioners(self) -> tuple[Conditioner, ...]:
+        """How conditions reach the denoiser, in the order training draws for them."""
+        return self._conditioners
 
     @property
     def device(self) -> torch.device:
         """Where the denoiser's weights are."""
         return next(self.unet.parameters()).device
 
+    def conditioner(self, input_name: str) -> Conditioner | None:
+        """The conditioner that reads `input_name` ("labels", "prompts", "layouts",
+        "condition"), or None when the model takes no such input."""
+        for conditioner in self.conditioners:
+            if conditioner.input_name == input_name:
+                return conditioner
+        return None
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The inputs this model takes, by `sample` keyword."""
+        return tuple(c.input_name for c in self.conditioners)
+
     @property
     def takes_prompts(self) -> bool:
         """Text-conditional (a trained text encoder or a frozen CLIP)."""
-        return self.config.text is not None or self.config.clip is not None
+        return "prompts" in self.inputs
 
     @property
     def takes_layouts(self) -> bool:
         """Layout-conditional (boxes with classes)."""
-        return self.config.layout is not None
+        return "layouts" in self.inputs
+
+    @property
+    def tokenizer(self) -> TextTokenizer | None:
+        """The trained text encoder's tokenizer, if the model has one."""
+        return getattr(self.conditioner("prompts"), "tokenizer", None)
+
+    @property
+    def clip(self) -> ClipTextEncoder | None:
+        """The frozen CLIP text encoder, if the model uses one."""
+        return getattr(self.conditioner("prompts"), "clip", None)
+
+    @property
+    def context_encoder(self) -> nn.Module | None:
+        """The network trained with the UNet besides it (a text or layout tau_theta), if any."""
+        for conditioner in self.conditioners:
+            module = conditioner.trained_module()
+            if module is not None:
+                return module
+        return None
+
+    @property
+    def default_guidance(self) -> float:
+        """3, or 1 where guidance has no trained null condition (a spatial-only model trained
+        without spatial dropout)."""
+        return 3.0 if all(c.can_guide for c in self._nulled()) else 1.0
+
+    def _nulled(self) -> list[Conditioner]:
+        """The conditioners guidance contrasts with their null condition: all of a model with
+        one; in a hybrid, those other than the map kept in both branches."""
+        conditioners = list(self.conditioners)
+        if len(conditioners) == 1:
+            return conditioners
+        return [c for c in conditioners if c.nulled_in_hybrid]
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """What training updates: the UNet's parameters, and the context encoder's if any."""
@@ -121,21 +163,35 @@ class LatentDiffusion(SpatialConditions, nn.Module):
     ) -> torch.Tensor:
         """Cross-attention context (B, tokens, width) of `prompts` ("" is the null prompt) or,
         for layout models, of `layouts` ([] is the null layout)."""
-        if self.takes_layouts:
-            if layouts is None or self.context_encoder is None:
-                raise ValueError("this model is layout-conditional: pass layouts")
-            ids = layout_tokens(layouts, self.config.layout)  # type: ignore[arg-type]
-        elif self.takes_prompts:
-            if prompts is None:
-                raise ValueError("this model is text-conditional: pass prompts")
-            if self.clip is not None:
-                return self.clip(prompts)
-            ids = self.tokenizer(prompts)  # type: ignore[misc]
-        else:
-            raise ValueError("this model takes neither prompts nor layouts")
-        encoder = self.context_encoder
-        assert encoder is not None  # built in __init__ for text and layout models
-        return encoder(ids.to(encoder.position_embedding.device))
+        for name, values in (("layouts", layouts), ("prompts", prompts)):
+            conditioner = self.conditioner(name)
+            if conditioner is not None:
+                if values is None:
+                    raise ValueError(f"this model is {conditioner.description}: pass {name}")
+                return conditioner.encode(values, len(values), self.device)["context"]
+        raise ValueError("this model takes neither prompts nor layouts")
+
+    def spatial_condition(
+        self,
+        low_res: torch.Tensor | None = None,
+        image: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        semantic: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The concatenated map at the latent's side (`SpatialConditioner.condition`)."""
+        return self._spatial().condition(low_res, image, mask, semantic)
+
+    def degrade(
+        self, batch: dict[str, Any], generators: Sequence[torch.Generator]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(map, picture of the input) of clean data (`SpatialConditioner.degrade`)."""
+        return self._spatial().degrade(batch, generators)
+
+    def _spatial(self) -> SpatialConditioner:
+        conditioner = self.conditioner("condition")
+        if not isinstance(conditioner, SpatialConditioner):
+            raise ValueError("this model has no spatial condition (config.spatial is None)")
+        return conditioner
 
     def train(self, mode: bool = True) -> "LatentDiffusion":
         """Train the UNet; the first stage always stays in eval mode."""
@@ -145,8 +201,11 @@ class LatentDiffusion(SpatialConditions, nn.Module):
 
     @property
     def null_class(self) -> int:
-        """Index of the learned unconditional class."""
-        return self.config.num_classes
+        """Index of the learned unconditional class of a class-conditional model."""
+        conditioner = self.conditioner("labels")
+        if not isinstance(conditioner, ClassConditioner):
+            raise ValueError("this model is not class-conditional")
+        return conditioner.null_class
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -199,23 +258,11 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         )
         t, eps = t.to(device), eps.to(device)
         z_t = q_sample(self.schedule, z0, t, eps)
-        y = context = None
-        if self.config.num_classes:
-            labels = torch.as_tensor(batch["label"], device=device)
-            y = self.training_labels(labels, generators)
-        if self.takes_prompts:
-            context = self.context(self.training_captions(batch["caption"], generators))
-        elif self.takes_layouts:
-            if "layout" not in batch:
-                raise ValueError(
-                    "layout conditioning needs data with layouts (shapes items carry them)"
-                )
-            context = self.context(layouts=self.training_layouts(batch["layout"], generators))
-        if self.config.spatial is not None:
-            z_t = torch.cat([z_t, self.training_condition(batch, generators).to(z_t.dtype)], 1)
-        if self.config.coordinate_channels:
-            z_t = torch.cat([z_t, coordinate_grid(z_t)], 1)
-        output = (denoiser or self.unet)(z_t, t, y=y, context=context)
+        c: Conditioning = {}
+        for conditioner in self.conditioners:  # in order: each draws from the generators
+            c.update(conditioner.training_condition(batch, generators))
+        c = {key: value.to(device) for key, value in c.items()}
+        output = self.conditional_unet(z_t, t, c, denoiser)
         per_sample = diffusion_loss(
             output.float(), z0, eps, t, self.schedule, cfg.prediction, cfg.min_snr_gamma
         )
@@ -226,37 +273,10 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         self, labels: torch.Tensor, generators: Sequence[torch.Generator] | None = None
     ) -> torch.Tensor:
         """Check the labels and replace a `label_dropout` fraction by the null class."""
-        if (labels < 0).any() or (labels >= self.config.num_classes).any():
-            raise ValueError(
-                f"labels must lie in 0..{self.config.num_classes - 1} for this model; the data "
-                "has none or others (use data.single_object=true for shapes classes)"
-            )
-        if generators is None:
-            u = torch.rand(labels.shape)
-        else:
-            u = torch.cat([torch.rand(1, generator=g) for g in generators])
-        drop = u < self.config.label_dropout
-        return torch.where(drop.to(labels.device), torch.full_like(labels, self.null_class), labels)
-
-    def training_captions(
-        self, captions: Sequence[str], generators: Sequence[torch.Generator]
-    ) -> list[str]:
-        """Replace a `caption_dropout` fraction of the captions by the empty prompt."""
-        u = [float(torch.rand(1, generator=g)) for g in generators]
-        return [
-            "" if draw < self.config.caption_dropout else c
-            for draw, c in zip(u, captions, strict=True)
-        ]
-
-    def training_layouts(
-        self, layouts: Sequence[Layout], generators: Sequence[torch.Generator]
-    ) -> list[Layout]:
-        """Replace a `layout_dropout` fraction of the layouts by the empty layout."""
-        u = [float(torch.rand(1, generator=g)) for g in generators]
-        return [
-            [] if draw < self.config.layout_dropout else list(layout)
-            for draw, layout in zip(u, layouts, strict=True)
-        ]
+        conditioner = self.conditioner("labels")
+        if not isinstance(conditioner, ClassConditioner):
+            raise ValueError("this model is not class-conditional")
+        return conditioner.with_dropout(labels, generators)
 
     @torch.no_grad()
     def sample(
@@ -277,6 +297,7 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         layouts: Sequence[Layout] | None = None,
         compile: bool = False,
         precision: str = "fp32",
+        inputs: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> torch.Tensor:
         """Generate `n` images in [-1, 1]; sample i draws its noise from seed + i.
@@ -295,10 +316,12 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         `precision` "bf16" / "fp16" runs the UNet under autocast (the sampler's arithmetic and
         the decoder stay in float32); "auto" picks bf16 where the device runs it natively
         (`ldmkit.precision.resolve_precision`), and an emulated half precision warns.
+        `inputs` gives conditioners' values by their `input_name` (the named arguments above
+        are the built-in ones; a conditioner of one's own reads its values from here).
         """
         device = self.device
         precision = resolve_precision(precision, device)
-        cond, uncond = self.conditions(n, labels, prompts, condition, guidance, layouts)
+        cond, uncond = self.conditions(n, labels, prompts, condition, guidance, layouts, inputs)
         z_init = None
         if init_images is not None:
             z_init = self.encode(init_images.to(device))
@@ -389,44 +412,26 @@ class LatentDiffusion(SpatialConditions, nn.Module):
         condition: torch.Tensor | None,
         guidance: float,
         layouts: Sequence[Layout] | None = None,
-    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """(cond, uncond) for `conditional_unet`, checked against what the model was trained on."""
+        inputs: Mapping[str, Any] | None = None,
+    ) -> tuple[Conditioning, Conditioning]:
+        """(cond, uncond) for `conditional_unet`, checked against what the model was trained on:
+        each conditioner encodes its input and gives its null condition; a hybrid model keeps
+        its map in both branches and guides with its other condition."""
         device = self.device
-        cond: dict[str, torch.Tensor] = {}
-        uncond: dict[str, torch.Tensor] = {}
-        if self.config.num_classes:
-            if labels is None or len(labels) != n:
-                raise ValueError(f"this model is class-conditional: pass {n} labels")
-            cond["y"] = labels.to(device)
-            uncond["y"] = torch.full_like(cond["y"], self.null_class)
-        if self.takes_prompts:
-            if prompts is None or len(prompts) != n:
-                raise ValueError(f"this model is text-conditional: pass {n} prompts")
-            cond["context"], uncond["context"] = self.context(prompts), self.context([""] * n)
-        elif prompts is not None:
-            raise ValueError("this model takes no prompts")
-        if self.takes_layouts:
-            if layouts is None or len(layouts) != n:
-                raise ValueError(f"this model is layout-conditional: pass {n} layouts")
-            cond["context"] = self.context(layouts=layouts)
-            uncond["context"] = self.context(layouts=[[] for _ in range(n)])
-        elif layouts is not None:
-            raise ValueError("this model takes no layouts")
-        if self.config.spatial is not None:
-            if condition is None or condition.shape[0] != n:
-                raise ValueError(
-                    f"this model is conditioned on a {self.config.spatial.kind} input: pass "
-                    f"condition= ({n}, ...) from spatial_condition()"
-                )
-            cond["concat"] = condition.to(device)
-            # Hybrid models guide with the class / text and keep the spatial input.
-            spatial_only = len(cond) == 1
-            if spatial_only and guidance != 1.0 and self.config.spatial_dropout == 0.0:
-                raise ValueError(
-                    "guidance needs a model trained with spatial_dropout > 0 (its null "
-                    "condition); sample with guidance 1"
-                )
-            uncond["concat"] = torch.zeros_like(cond["concat"]) if spatial_only else cond["concat"]
-        elif condition is not None:
-            raise ValueError("this model takes no spatial condition")
+        given = {"labels": labels, "prompts": prompts, "layouts": layouts, "condition": condition}
+        given.update(inputs or {})
+        for name, values in given.items():
+            if values is not None and self.conditioner(name) is None:
+                raise ValueError(f"this model takes no {name}")
+        nulled = self._nulled()
+        if guidance != 1.0:
+            for conditioner in nulled:
+                if not conditioner.can_guide:
+                    raise ValueError(conditioner.guide_hint())
+        cond: Conditioning = {}
+        uncond: Conditioning = {}
+        for conditioner in self.conditioners:
+            part = conditioner.encode(given.get(conditioner.input_name), n, device)
+            cond.update(part)
+            uncond.update(conditioner.null(part, n, device) if conditioner in nulled else part)
         return cond, uncond

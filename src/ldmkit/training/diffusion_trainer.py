@@ -230,8 +230,7 @@ def train_diffusion(
     if spatial:
         first = collate([dataset[i] for i in range(shown)])
         targets = {k: first[k].to(device) for k in ("image", "semantic") if k in first}
-    guided = not spatial or labels is not None or prompts is not None or layouts is not None
-    guidance = run.sample_guidance if guided or config.model.spatial_dropout else 1.0
+    guidance = run.sample_guidance if model.default_guidance != 1.0 else 1.0
 
     def save(at_step: int) -> None:
         if not context.is_main:

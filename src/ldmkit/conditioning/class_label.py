@@ -1,0 +1,66 @@
+"""Class labels: the UNet's learned class embedding, with one extra entry for the null class."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ldmkit.conditioning.conditioner import Conditioner, Conditioning
+
+
+class ClassConditioner(Conditioner):
+    """Labels 0..num_classes-1 reach the UNet as `y`; index `num_classes` is the learned null
+    class (the UNet's class table has num_classes + 1 rows), which `dropout` trains."""
+
+    kind = "class"
+    input_name = "labels"
+    description = "class-conditional"
+
+    def __init__(self, num_classes: int, dropout: float = 0.1):
+        super().__init__(dropout)
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        self.num_classes = num_classes
+
+    @property
+    def null_class(self) -> int:
+        """Index of the learned unconditional class."""
+        return self.num_classes
+
+    def check(self, labels: torch.Tensor) -> None:
+        """Raise a ValueError unless every label lies in 0..num_classes-1."""
+        if (labels < 0).any() or (labels >= self.num_classes).any():
+            raise ValueError(
+                f"labels must lie in 0..{self.num_classes - 1} for this model; the data "
+                "has none or others (use data.single_object=true for shapes classes)"
+            )
+
+    def encode(self, values: Any, n: int, device: torch.device) -> Conditioning:
+        """`n` labels (a tensor or a list of ints) as `y`."""
+        self.check_count(values, n)
+        labels = torch.as_tensor(values, device=device)
+        self.check(labels)
+        return {"y": labels}
+
+    def null(self, cond: Conditioning, n: int, device: torch.device) -> Conditioning:
+        """The null class for every sample."""
+        return {"y": torch.full((n,), self.null_class, device=device, dtype=torch.long)}
+
+    def with_dropout(
+        self, labels: torch.Tensor, generators: Sequence[torch.Generator] | None = None
+    ) -> torch.Tensor:
+        """Check the labels and replace a `dropout` fraction by the null class."""
+        self.check(labels)
+        if generators is None:
+            u = torch.rand(labels.shape)
+        else:
+            u = torch.cat([torch.rand(1, generator=g) for g in generators])
+        drop = (u < self.dropout).to(labels.device)
+        return torch.where(drop, torch.full_like(labels, self.null_class), labels)
+
+    def training_condition(
+        self, batch: dict[str, Any], generators: Sequence[torch.Generator] | None
+    ) -> Conditioning:
+        """The batch's "label", a `dropout` fraction replaced by the null class."""
+        labels = torch.as_tensor(batch["label"])
+        return {"y": self.with_dropout(labels, generators)}

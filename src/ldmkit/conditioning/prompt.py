@@ -1,0 +1,40 @@
+"""What every caption conditioner shares: prompts in, context tokens out, the empty prompt as the
+null condition, caption dropout in training. Subclasses give `context(prompts)`."""
+
+from abc import abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ldmkit.conditioning.conditioner import Conditioner, Conditioning
+
+
+class PromptConditioner(Conditioner):
+    """Prompts -> `context(prompts)` (B, tokens, width); "" is the null prompt, which
+    `dropout` (caption dropout) trains."""
+
+    input_name = "prompts"
+    description = "text-conditional"
+
+    @abstractmethod
+    def context(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Cross-attention context (B, tokens, width) of `prompts`."""
+
+    def encode(self, values: Any, n: int, device: torch.device) -> Conditioning:
+        """`n` prompts as context."""
+        self.check_count(values, n)
+        return {"context": self.context(list(values))}
+
+    def null(self, cond: Conditioning, n: int, device: torch.device) -> Conditioning:
+        """The empty prompt's context for every sample."""
+        return {"context": self.context([""] * n)}
+
+    def training_condition(
+        self, batch: dict[str, Any], generators: Sequence[torch.Generator] | None
+    ) -> Conditioning:
+        """The batch's "caption", a `dropout` fraction replaced by the empty prompt."""
+        captions = batch["caption"]
+        drop = self.dropped(generators, len(captions))
+        kept = ["" if d else c for d, c in zip(drop, captions, strict=True)]
+        return {"context": self.context(kept)}

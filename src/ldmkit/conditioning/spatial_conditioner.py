@@ -1,0 +1,160 @@
+"""The spatially aligned conditions concatenated with z_t (Rombach et al. 2022, 3.3): the
+low-resolution image (super-resolution), the first stage's encoding of the masked image plus the
+mask (inpainting), the one-hot map (semantic synthesis); built from user inputs or, in training,
+from clean batches."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+
+from ldmkit.conditioning.conditioner import Conditioner, Conditioning
+from ldmkit.conditioning.spatial import (
+    SpatialConfig,
+    bicubic_degrade,
+    colourise,
+    masked_images,
+    one_hot_map,
+    random_masks,
+    resize_condition,
+)
+
+Encode = Callable[[torch.Tensor], torch.Tensor]  # images (B, C, H, W) -> latents
+
+
+class SpatialConditioner(Conditioner):
+    """A map at the latent's side, concatenated with z_t. `encode_images` is the first stage's
+    encoder (inpainting encodes the masked image with it) and `factor` its downsampling factor.
+    Zeros are the null condition, which `dropout` trains; hybrid models keep the map in both
+    branches of guidance and guide with their other condition."""
+
+    kind = "spatial"
+    input_name = "condition"
+    description = "conditioned on a spatial input"
+    nulled_in_hybrid = False
+
+    def __init__(
+        self, config: SpatialConfig, encode_images: Encode, factor: int, dropout: float = 0.0
+    ):
+        super().__init__(dropout)
+        self.config = config
+        self.factor = factor
+        # A plain attribute, not a submodule: the first stage belongs to the pipeline.
+        self.encode_images = encode_images
+
+    @property
+    def name(self) -> str:
+        """Which map: super_resolution, inpaint or semantic."""
+        return self.config.kind
+
+    @property
+    def can_guide(self) -> bool:
+        """Only when trained with dropout (its null condition)."""
+        return self.dropout > 0.0
+
+    def guide_hint(self) -> str:
+        return (
+            "guidance needs a model trained with spatial_dropout > 0 (its null condition); "
+            "sample with guidance 1"
+        )
+
+    def concat_channels(self, z_channels: int) -> int:
+        """The map's channels at a latent of `z_channels`."""
+        return self.config.channels(z_channels)
+
+    def encode(self, values: Any, n: int, device: torch.device) -> Conditioning:
+        """`n` maps (n, k, h, w) from `condition()` as concat channels."""
+        if values is None or values.shape[0] != n:
+            raise ValueError(
+                f"this model is conditioned on a {self.config.kind} input: pass {n} condition "
+                f"maps, condition= ({n}, k, h, w) from spatial_condition()"
+            )
+        return {"concat": values.to(device)}
+
+    def null(self, cond: Conditioning, n: int, device: torch.device) -> Conditioning:
+        """Zeros of the map's shape."""
+        return {"concat": torch.zeros_like(cond["concat"])}
+
+    @torch.no_grad()
+    def condition(
+        self,
+        low_res: torch.Tensor | None = None,
+        image: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        semantic: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The map at the latent's side: super-resolution takes `low_res` (B, C, h, w) in
+        [-1, 1] (output side h * factor); inpainting takes `image` (B, C, H, W) in [-1, 1] and
+        `mask` (B, 1, H, W), 1 where the image is to be filled; semantic synthesis takes the
+        map `semantic` (B, H, W) of class ids (output side H)."""
+        spatial = self.config
+        if spatial.kind == "semantic":
+            if semantic is None:
+                raise ValueError("a semantic synthesis model needs the map (B, H, W class ids)")
+            return resize_condition(
+                one_hot_map(semantic, spatial.classes), self._latent_side(semantic.shape[-2:])
+            )
+        if spatial.kind == "super_resolution":
+            if low_res is None:
+                raise ValueError("a super-resolution model needs the low-resolution image")
+            out = (low_res.shape[-2] * spatial.factor, low_res.shape[-1] * spatial.factor)
+            return resize_condition(low_res, self._latent_side(out))
+        if image is None or mask is None:
+            raise ValueError("an inpainting model needs the image and its mask")
+        if mask.shape[-2:] != image.shape[-2:] or mask.shape[1] != 1:
+            raise ValueError(
+                f"the mask must be (B, 1, H, W) like the image's H, W; got {tuple(mask.shape)} "
+                f"for an image {tuple(image.shape)}"
+            )
+        known = self.encode_images(masked_images(image, mask))
+        return torch.cat([known, resize_condition(mask.to(known.dtype), known.shape[-2:])], 1)
+
+    def _latent_side(self, size: Sequence[int]) -> tuple[int, int]:
+        f = self.factor
+        if size[0] % f or size[1] % f:
+            raise ValueError(
+                f"the {size[0]}x{size[1]} output is not divisible by the first stage's f={f}"
+            )
+        return size[0] // f, size[1] // f
+
+    @torch.no_grad()
+    def degrade(
+        self, batch: dict[str, Any], generators: Sequence[torch.Generator]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(map, picture of the input) from a batch of clean data ("image", and "semantic" for
+        semantic models): the bicubic low-resolution image (shown upscaled by repetition), the
+        image with a random hole (shown grey), or the map (shown in colours)."""
+        spatial = self.config
+        needed = "semantic" if spatial.kind == "semantic" else "image"
+        if needed not in batch:
+            raise ValueError(
+                f"{spatial.kind} conditioning needs the batch's {needed!r} (shapes data has "
+                "semantic maps; latent caches keep images and maps)"
+            )
+        if spatial.kind == "semantic":
+            semantic = batch["semantic"]
+            condition = self.condition(semantic=semantic)
+            return condition, colourise(semantic.cpu(), spatial.classes).to(condition.device)
+        images = batch["image"]
+        if spatial.kind == "super_resolution":
+            low_res = bicubic_degrade(images, spatial.factor)
+            shown = low_res.repeat_interleave(spatial.factor, -2).repeat_interleave(
+                spatial.factor, -1
+            )
+            return self.condition(low_res=low_res), shown
+        masks = random_masks(generators, images.shape[-1]).to(images.device, images.dtype)
+        return self.condition(image=images, mask=masks), masked_images(images, masks)
+
+    def training_condition(
+        self, batch: dict[str, Any], generators: Sequence[torch.Generator] | None
+    ) -> Conditioning:
+        """The map of a training batch (degraded image, random hole or map), zeroed for a
+        `dropout` fraction."""
+        if generators is None:
+            raise ValueError(
+                "spatial conditioning draws its masks and dropout per sample: pass generators"
+            )
+        condition, _ = self.degrade(batch, generators)
+        u = torch.cat([torch.rand(1, generator=g) for g in generators])
+        keep = (u >= self.dropout).to(condition.device, condition.dtype)
+        return {"concat": condition * keep.view(-1, 1, 1, 1)}
