@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint data clean
+.PHONY: setup demo test test-fast lint data clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks experiments
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
+
+# The same checks without the tests marked slow (trainings, the demo, compiles): for quick edits.
+test-fast: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks experiments

@@ -16,6 +16,7 @@ from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
 from ldmkit.training.diffusion_trainer import train_diffusion
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("train_autoencoder", [False, True])
 def test_demo_writes_report_grid_and_scores(tmp_path: Path, train_autoencoder: bool) -> None:
     config = DemoConfig(

@@ -3,6 +3,7 @@ its config.json (the quick setting the shipping script measured on the stored fl
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from ldmkit.assets import SHAPES_EVALUATOR, SHAPES_TEXT_TO_IMAGE
@@ -23,6 +24,7 @@ def test_shipped_model_is_small_and_records_its_recipe() -> None:
     assert meta["adherence"]["n"] >= 300 and 0 < meta["adherence"]["both"] <= 1
 
 
+@pytest.mark.slow
 def test_shipped_model_reaches_its_recorded_adherence() -> None:
     check = read_config(SHAPES_TEXT_TO_IMAGE, "latent-diffusion")["check"]
     model = load_latent_diffusion(SHAPES_TEXT_TO_IMAGE)

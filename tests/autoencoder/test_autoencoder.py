@@ -136,6 +136,7 @@ def test_latent_statistics_give_unit_std() -> None:
     assert torch.allclose(model.from_latent(model.to_latent(x)), expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_tiny_autoencoder_overfits_a_fixed_batch() -> None:
     torch.manual_seed(0)
     model = Autoencoder(tiny("kl", 2, ch=16, norm_groups=8))

@@ -57,6 +57,7 @@ def test_single_label_adherence_reports_the_class(monkeypatch: pytest.MonkeyPatc
     not (DEFAULT_SOURCE / "train-images-idx3-ubyte.gz").exists(),
     reason="needs the Debian package dataset-fashion-mnist",
 )
+@pytest.mark.slow
 def test_fashion_mnist_evaluator_learns_classes(tmp_path: Path) -> None:
     config = EvaluatorConfig(num_kinds=10, num_colors=1, width=8, resolution=32)
     result = train_evaluator(
