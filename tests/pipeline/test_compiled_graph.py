@@ -9,7 +9,7 @@ more than one.
 """
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -53,16 +53,10 @@ def _class_model() -> LatentDiffusion:
 
 
 @pytest.fixture
-def recorder(monkeypatch: pytest.MonkeyPatch) -> GraphRecorder:
-    """`sample(compile=True)` compiles through a `GraphRecorder` from a clean dynamo cache."""
+def recorder() -> Iterator[GraphRecorder]:
+    """A fresh `GraphRecorder`, from a clean dynamo cache."""
     torch._dynamo.reset()
-    recorder = GraphRecorder()
-    monkeypatch.setattr(
-        latent_diffusion_module,
-        "CompiledDenoiser",
-        functools.partial(CompiledDenoiser, backend=recorder),
-    )
-    yield recorder
+    yield GraphRecorder()
     torch._dynamo.reset()
 
 

@@ -51,11 +51,8 @@ class ClassConditioner(Conditioner):
     ) -> torch.Tensor:
         """Check the labels and replace a `dropout` fraction by the null class."""
         self.check(labels)
-        if generators is None:
-            u = torch.rand(labels.shape)
-        else:
-            u = torch.cat([torch.rand(1, generator=g) for g in generators])
-        drop = (u < self.dropout).to(labels.device)
+        dropped = self.dropped(generators, len(labels))
+        drop = torch.tensor(dropped, dtype=torch.bool, device=labels.device)
         return torch.where(drop, torch.full_like(labels, self.null_class), labels)
 
     def training_condition(

@@ -155,6 +155,6 @@ class SpatialConditioner(Conditioner):
                 "spatial conditioning draws its masks and dropout per sample: pass generators"
             )
         condition, _ = self.degrade(batch, generators)
-        u = torch.cat([torch.rand(1, generator=g) for g in generators])
-        keep = (u >= self.dropout).to(condition.device, condition.dtype)
+        kept = [not drop for drop in self.dropped(generators, len(condition))]
+        keep = torch.tensor(kept, device=condition.device, dtype=condition.dtype)
         return {"concat": condition * keep.view(-1, 1, 1, 1)}

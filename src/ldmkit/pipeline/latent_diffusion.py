@@ -6,7 +6,7 @@ y) ||^2 with z_0 = (E(x) - shift) * scale, the statistics measured from data (Ap
 
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import torch
 from torch import nn
@@ -37,6 +37,8 @@ from ldmkit.precision import autocast_call, resolve_precision
 from ldmkit.samplers import classifier_free_guidance, randn_per_sample, sample, tiled
 from ldmkit.samplers.timesteps import timestep_pairs
 from ldmkit.unet import UNet
+
+C = TypeVar("C", bound=Conditioner)
 
 
 class LatentDiffusion(nn.Module):
@@ -83,13 +85,12 @@ class LatentDiffusion(nn.Module):
         self.unet = unet
         self._compiled_unet: CompiledDenoiser | None = None  # built by sample(compile=True)
         self.schedule = build_schedule(config.schedule)
-        self._conditioners = tuple(conditioners)
         self.condition_modules = nn.ModuleList(conditioners)  # registered: moved with .to()
 
     @property
     def conditioners(self) -> tuple[Conditioner, ...]:
         """How conditions reach the denoiser, in the order training draws for them."""
-        return self._conditioners
+        return tuple(cast(Conditioner, module) for module in self.condition_modules)
 
     @property
     def device(self) -> torch.device:
@@ -188,9 +189,13 @@ class LatentDiffusion(nn.Module):
         return self._spatial().degrade(batch, generators)
 
     def _spatial(self) -> SpatialConditioner:
-        conditioner = self.conditioner("condition")
-        if not isinstance(conditioner, SpatialConditioner):
-            raise ValueError("this model has no spatial condition (config.spatial is None)")
+        return self._required("condition", SpatialConditioner, "has no spatial condition")
+
+    def _required(self, input_name: str, kind: type[C], missing: str) -> C:
+        """The conditioner reading `input_name`, which must be a `kind`, or a ValueError."""
+        conditioner = self.conditioner(input_name)
+        if not isinstance(conditioner, kind):
+            raise ValueError(f"this model {missing}")
         return conditioner
 
     def train(self, mode: bool = True) -> "LatentDiffusion":
@@ -202,10 +207,7 @@ class LatentDiffusion(nn.Module):
     @property
     def null_class(self) -> int:
         """Index of the learned unconditional class of a class-conditional model."""
-        conditioner = self.conditioner("labels")
-        if not isinstance(conditioner, ClassConditioner):
-            raise ValueError("this model is not class-conditional")
-        return conditioner.null_class
+        return self._required("labels", ClassConditioner, "is not class-conditional").null_class
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
@@ -273,9 +275,7 @@ class LatentDiffusion(nn.Module):
         self, labels: torch.Tensor, generators: Sequence[torch.Generator] | None = None
     ) -> torch.Tensor:
         """Check the labels and replace a `label_dropout` fraction by the null class."""
-        conditioner = self.conditioner("labels")
-        if not isinstance(conditioner, ClassConditioner):
-            raise ValueError("this model is not class-conditional")
+        conditioner = self._required("labels", ClassConditioner, "is not class-conditional")
         return conditioner.with_dropout(labels, generators)
 
     @torch.no_grad()

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 
 from ldmkit.checkpoint import load_first_stage, save_latent_diffusion, write_json
 from ldmkit.conditioning import TextTokenizer
+from ldmkit.conditioning.text import TOKENIZER_FILE
 from ldmkit.config import from_dict, save_yaml, to_dict
 from ldmkit.data.collate import collate
 from ldmkit.data.config import DataConfig
@@ -72,9 +73,6 @@ def ema_state(module: torch.nn.Module, ema: EMA) -> dict[str, torch.Tensor]:
     for i, name in enumerate(ema.names):
         state[name] = getattr(ema, f"shadow_{i}")
     return state
-
-
-TOKENIZER_FILE = "tokenizer.json"
 
 
 def _config_equal(cls: type, saved: Any, current: Any) -> bool:
