@@ -22,6 +22,7 @@ import torch
 def one(args: argparse.Namespace) -> None:
     """Child process: one sample at `--scale` x the training side; prints a JSON line."""
     from ldmkit.checkpoint import load_latent_diffusion
+    from ldmkit.samplers import SamplingOptions
     from ldmkit.training.visuals import to_uint8
 
     torch.set_num_threads(args.threads)
@@ -31,10 +32,10 @@ def one(args: argparse.Namespace) -> None:
     prompts = [args.prompt] if model.takes_prompts else None
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
-    image = model.sample(
-        1, labels, args.guidance, "ddim", args.steps, args.seed, side, prompts=prompts,
-        tile=args.tile or None,
-    )  # fmt: skip
+    options = SamplingOptions(
+        steps=args.steps, guidance=args.guidance, seed=args.seed, tile=args.tile or None
+    )
+    image = model.sample(1, labels, prompts=prompts, latent_size=side, options=options)
     seconds = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if args.image:

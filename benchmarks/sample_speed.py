@@ -25,6 +25,7 @@ import torch
 from ldmkit.assets import SHAPES_TEXT_TO_IMAGE
 from ldmkit.checkpoint import load_latent_diffusion
 from ldmkit.hardware import machine_report
+from ldmkit.samplers import SamplingOptions
 
 MODES = {
     "eager fp32": {"compile": False, "precision": "fp32"},
@@ -64,14 +65,8 @@ def main() -> None:
         condition["labels"] = torch.arange(args.n, device=device) % model.config.num_classes
 
     def run(mode: str) -> torch.Tensor:
-        return model.sample(
-            args.n,
-            guidance=args.guidance,
-            steps=args.steps,
-            latent_size=args.latent_size,
-            **MODES[mode],
-            **condition,
-        )
+        options = SamplingOptions(steps=args.steps, guidance=args.guidance, **MODES[mode])
+        return model.sample(args.n, latent_size=args.latent_size, options=options, **condition)
 
     print("machine:", json.dumps(machine_report()))
     modes = ["eager fp32", *(m for m in args.modes if m != "eager fp32")]

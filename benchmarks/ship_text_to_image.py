@@ -24,6 +24,7 @@ from ldmkit.checkpoint import (
 )
 from ldmkit.config import load_yaml
 from ldmkit.evaluation.adherence import evaluate_adherence
+from ldmkit.samplers import SamplingOptions
 
 CHECK = {"n": 60, "guidance": 3.0, "sampler": "ddim", "steps": 20}
 
@@ -35,7 +36,7 @@ def adherence(model_dir: Path, n: int, guidance: float, sampler: str, steps: int
     """`ldmkit eval adherence` of the model in `model_dir`, the recorded fields."""
     model = load_latent_diffusion(model_dir)
     evaluator = load_evaluator(SHAPES_EVALUATOR)
-    scores = evaluate_adherence(model, evaluator, n, guidance, sampler, steps)
+    scores = evaluate_adherence(model, evaluator, n, SamplingOptions(sampler, steps, guidance))
     return {key: scores[key] for key in KEPT}
 
 

@@ -20,6 +20,7 @@ from ldmkit.data.factory import build_dataset
 from ldmkit.evaluation.adherence import score_adherence
 from ldmkit.evaluation.fid import dataset_features, distribution_scores
 from ldmkit.evaluation.generate import embed, generate
+from ldmkit.samplers import SamplingOptions
 
 
 def main() -> None:
@@ -42,7 +43,8 @@ def main() -> None:
     def point(sampler: str, steps: int, guidance: float) -> dict:
         key = (sampler, steps, guidance)
         if key not in done:
-            images, labels, seconds = generate(model, args.n, guidance, sampler, steps)
+            options = SamplingOptions(sampler, steps, guidance)
+            images, labels, seconds = generate(model, args.n, options)
             scores = score_adherence(evaluator, images, labels)
             done[key] = {
                 "sampler": sampler,

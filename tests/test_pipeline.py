@@ -6,6 +6,7 @@ import torch
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
+from ldmkit.samplers import SamplingOptions
 from ldmkit.unet import unet_preset
 
 
@@ -63,15 +64,15 @@ def test_label_dropout_uses_the_null_class() -> None:
 def test_sampling_is_per_sample_reproducible_and_guidance_one_is_conditional() -> None:
     model = _model()
     labels = torch.tensor([0, 3, 1])
-    a = model.sample(3, labels, guidance=2.0, steps=3, seed=7)
+    a = model.sample(3, labels, options=SamplingOptions(steps=3, guidance=2.0, seed=7))
     assert a.shape == (3, 3, 16, 16) and a.abs().max() <= 1
-    b = model.sample(2, labels[:2], guidance=2.0, steps=3, seed=7)
+    b = model.sample(2, labels[:2], options=SamplingOptions(steps=3, guidance=2.0, seed=7))
     assert torch.allclose(a[:2], b, atol=1e-5)  # batch-size independent
-    guided_one = model.sample(2, labels[:2], guidance=1.0, steps=3, seed=7)
-    unguided = model.sample(2, labels[:2], guidance=0.0, steps=3, seed=7)
+    guided_one = model.sample(2, labels[:2], options=SamplingOptions(steps=3, guidance=1.0, seed=7))
+    unguided = model.sample(2, labels[:2], options=SamplingOptions(steps=3, guidance=0.0, seed=7))
     assert not torch.allclose(guided_one, unguided, atol=1e-4)  # labels matter
     with pytest.raises(ValueError, match="pass 2 labels"):
-        model.sample(2, steps=2)
+        model.sample(2, options=SamplingOptions(steps=2))
 
 
 @pytest.mark.slow
@@ -80,8 +81,9 @@ def test_compiled_sampling_matches_eager_and_follows_new_weights() -> None:
     labels = torch.tensor([0, 3])
 
     def eager_and_compiled() -> tuple[torch.Tensor, torch.Tensor]:
-        kwargs = dict(guidance=2.0, steps=3, seed=1)
-        return model.sample(2, labels, **kwargs), model.sample(2, labels, compile=True, **kwargs)
+        options = SamplingOptions(steps=3, guidance=2.0, seed=1)
+        compiled = options.replace(compile=True)
+        return model.sample(2, labels, options=options), model.sample(2, labels, options=compiled)
 
     eager, compiled = eager_and_compiled()
     assert torch.allclose(eager, compiled, atol=1e-4)
@@ -96,13 +98,14 @@ def test_compiled_sampling_matches_eager_and_follows_new_weights() -> None:
 def test_bf16_sampling_is_close_to_fp32_and_bad_precision_is_refused() -> None:
     model = _model()
     labels = torch.tensor([0, 3])
-    full = model.sample(2, labels, guidance=2.0, steps=3, seed=1)
-    half = model.sample(2, labels, guidance=2.0, steps=3, seed=1, precision="bf16")
+    options = SamplingOptions(steps=3, guidance=2.0, seed=1)
+    full = model.sample(2, labels, options=options)
+    half = model.sample(2, labels, options=options.replace(precision="bf16"))
     assert half.dtype == torch.float32
     difference = float((full - half).abs().max())
     assert 0 < difference < 0.05  # the UNet ran in bfloat16, the result barely moved
     with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, fp16"):
-        model.sample(2, labels, steps=1, precision="int8")
+        model.sample(2, labels, options=SamplingOptions(steps=1, precision="int8"))
 
 
 def test_compiled_denoiser_refuses_gradients() -> None:
@@ -128,13 +131,15 @@ def test_adherence_evaluation_runs_and_checks_label_spaces() -> None:
 
     model = _model(num_classes=30)
     evaluator = ClassEvaluator(EvaluatorConfig(width=8, resolution=16)).eval()
-    result = evaluate_adherence(model, evaluator, n=6, steps=2, batch_size=4)
+    options = SamplingOptions(steps=2, guidance=3.0)
+    result = evaluate_adherence(model, evaluator, n=6, options=options, batch_size=4)
     assert result["n"] == 6 and 0 <= result["both"] <= result["kind"] <= 1
     assert result["seconds_per_image"] > 0 and result["sampling_precision"] == "fp32"
-    half = evaluate_adherence(model, evaluator, n=6, steps=2, batch_size=4, precision="bf16")
+    bf16 = options.replace(precision="bf16")
+    half = evaluate_adherence(model, evaluator, n=6, options=bf16, batch_size=4)
     assert half["sampling_precision"] == "bf16" and 0 <= half["both"] <= 1
     with pytest.raises(ValueError, match="evaluator knows 30"):
-        evaluate_adherence(_model(num_classes=5), evaluator, n=2, steps=2)
+        evaluate_adherence(_model(num_classes=5), evaluator, n=2, options=options)
 
 
 def test_checkpoint_evaluation_of_an_unconditional_model() -> None:
@@ -144,7 +149,8 @@ def test_checkpoint_evaluation_of_an_unconditional_model() -> None:
     model = _model(num_classes=0)
     evaluator = ClassEvaluator(EvaluatorConfig(width=8, resolution=16)).eval()
     real = [{"image": torch.rand(3, 16, 16) * 2 - 1, "label": 0} for _ in range(5)]
-    result = evaluate_checkpoint(model, evaluator, real, n=5, steps=2, batch_size=2)
+    options = SamplingOptions(steps=2, guidance=3.0)
+    result = evaluate_checkpoint(model, evaluator, real, n=5, options=options, batch_size=2)
     assert result["n"] == 5 and result["fid"] > 0 and result["guidance"] is None
     assert not any(key.startswith("adherence") for key in result)  # nothing was asked for
     assert "| fid |" in markdown_table(result)
@@ -157,12 +163,13 @@ def test_image_to_image_keeps_more_of_the_image_at_low_strength() -> None:
     reconstruction = model.decode(model.encode(images))
 
     def distance(strength: float) -> float:
-        out = model.sample(2, labels, steps=10, init_images=images, strength=strength)
+        options = SamplingOptions(steps=10, guidance=1.0)
+        out = model.sample(2, labels, options=options, init_images=images, strength=strength)
         assert out.shape == images.shape
         return float((out - reconstruction).abs().mean())
 
     assert distance(0.1) < distance(0.6) < distance(1.0)
     with pytest.raises(ValueError, match="ddim or ddpm"):
-        model.sample(2, labels, sampler="plms", steps=4, init_images=images)
+        model.sample(2, labels, options=SamplingOptions("plms", 4), init_images=images)
     with pytest.raises(ValueError, match="strength"):
-        model.sample(2, labels, steps=4, init_images=images, strength=0.0)
+        model.sample(2, labels, options=SamplingOptions(steps=4), init_images=images, strength=0.0)

@@ -7,6 +7,7 @@ import torch
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig, pixel_space
 from ldmkit.conditioning import SpatialConfig
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+from ldmkit.samplers import SamplingOptions
 from ldmkit.unet import unet_preset
 
 
@@ -67,15 +68,21 @@ def test_sampling_needs_the_condition_and_follows_its_size() -> None:
     model = _model("super_resolution")
     low = torch.rand(2, 3, 4, 4) * 2 - 1
     condition = model.spatial_condition(low_res=low)
-    out = model.sample(2, condition=condition, steps=2)
+    options = SamplingOptions(steps=2, guidance=1.0)
+    out = model.sample(2, condition=condition, options=options)
     assert out.shape == (2, 3, 16, 16)
-    assert not torch.equal(out[0], model.sample(2, condition=-condition, steps=2)[0])
+    assert not torch.equal(out[0], model.sample(2, condition=-condition, options=options)[0])
     with pytest.raises(ValueError, match="condition="):
-        model.sample(2, steps=2)
+        model.sample(2, options=options)
     with pytest.raises(ValueError, match="spatial_dropout"):
-        model.sample(2, condition=condition, guidance=3.0, steps=2)
+        model.sample(2, condition=condition, options=options.replace(guidance=3.0))
     guided = _model("super_resolution", dropout=0.1)
-    assert guided.sample(2, condition=condition, guidance=3.0, steps=2).shape == (2, 3, 16, 16)
+    assert guided.sample(2, condition=condition, options=options.replace(guidance=3.0)).shape == (
+        2,
+        3,
+        16,
+        16,
+    )
 
 
 def test_hybrid_model_guides_with_the_class_and_keeps_the_image() -> None:
@@ -102,8 +109,9 @@ def test_wrong_unet_channels_name_the_fix() -> None:
 def test_tiled_sampling_beyond_the_training_size() -> None:
     model = _model("super_resolution")
     condition = model.spatial_condition(low_res=torch.rand(1, 3, 12, 12) * 2 - 1)  # 24x24 latent
-    whole = model.sample(1, condition=condition, steps=2)
-    tiled = model.sample(1, condition=condition, steps=2, tile=8)
+    options = SamplingOptions(steps=2, guidance=1.0)
+    whole = model.sample(1, condition=condition, options=options)
+    tiled = model.sample(1, condition=condition, options=options.replace(tile=8))
     assert tiled.shape == whole.shape == (1, 3, 48, 48)
     assert (tiled - whole).abs().mean() < 0.5  # same model and noise, tiles see less context
 

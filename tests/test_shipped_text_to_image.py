@@ -10,6 +10,7 @@ from ldmkit.assets import SHAPES_EVALUATOR, SHAPES_TEXT_TO_IMAGE
 from ldmkit.checkpoint import load_evaluator, load_latent_diffusion, read_config
 from ldmkit.cli import app
 from ldmkit.evaluation.adherence import evaluate_adherence
+from ldmkit.samplers import SamplingOptions
 
 MAX_BYTES = 25 * 1024 * 1024
 
@@ -33,9 +34,7 @@ def test_shipped_model_reaches_its_recorded_adherence() -> None:
         model,
         load_evaluator(SHAPES_EVALUATOR),
         check["n"],
-        check["guidance"],
-        check["sampler"],
-        check["steps"],
+        SamplingOptions(check["sampler"], check["steps"], check["guidance"]),
     )
     # Same seeds and weights: equal on this machine; other CPUs round a little differently.
     assert scores["both"] >= check["both"] - 0.1

@@ -38,6 +38,7 @@ from ldmkit.hardware import machine_report
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.pipeline import DiffusionConfig
 from ldmkit.precision import resolve_precision
+from ldmkit.samplers import SamplingOptions
 from ldmkit.training.autoencoder_trainer import train_autoencoder
 from ldmkit.training.config import (
     AutoencoderTrainConfig,
@@ -127,7 +128,8 @@ def sample_scores(
 ) -> dict[str, Any]:
     """FID/KID, adherence and throughput of `n` DDIM samples (no guidance), classes cycled."""
     model = load_latent_diffusion(model_dir)
-    images, labels, seconds = generate(model, n, 1.0, "ddim", steps, seed=0, batch_size=64)
+    options = SamplingOptions("ddim", steps, guidance=1.0, seed=0)
+    images, labels, seconds = generate(model, n, options, batch_size=64)
     assert labels is not None
     if grid is not None:
         image_grid(images[:SHAPES_CLASSES], nrow=10).save(grid)

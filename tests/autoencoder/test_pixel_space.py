@@ -10,6 +10,7 @@ from ldmkit.autoencoder import Autoencoder, AutoencoderConfig, pixel_space
 from ldmkit.checkpoint import PIXELS, load_first_stage, load_latent_diffusion
 from ldmkit.data.config import DataConfig
 from ldmkit.pipeline import DiffusionConfig
+from ldmkit.samplers import SamplingOptions
 from ldmkit.training.autoencoder_trainer import train_autoencoder
 from ldmkit.training.config import (
     AutoencoderTrainConfig,
@@ -62,7 +63,7 @@ def test_pixel_space_diffusion_trains_saves_and_samples(tmp_path: Path) -> None:
     result = train_diffusion(config, tmp_path, show_progress=False)
     model = load_latent_diffusion(result.model_dir)
     assert model.autoencoder.config.kind == "pixel"
-    images = model.sample(2, torch.tensor([0, 1]), guidance=1.0, steps=2)
+    images = model.sample(2, torch.tensor([0, 1]), options=SamplingOptions(steps=2, guidance=1.0))
     assert images.shape == (2, 3, 32, 32)
     # A different latent size than the images' side is a config error for pixel space too.
     with pytest.raises(ValueError, match=r"set model\.latent_size=32"):

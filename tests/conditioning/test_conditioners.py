@@ -24,6 +24,7 @@ from ldmkit.conditioning import (
     TextTokenizer,
 )
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+from ldmkit.samplers import SamplingOptions
 from ldmkit.unet import unet_preset
 
 N = 400  # samples for the dropout rate
@@ -154,13 +155,13 @@ def test_a_new_mode_is_one_class_the_pipeline_does_not_change_for() -> None:
     assert embed.weight.grad is not None and embed.weight.grad.abs().sum() > 0
     assert any(p is embed.weight for p in model.trainable_parameters())
     inputs = {"brightness": torch.tensor([-0.5, 0.5])}
-    guided = model.sample(2, guidance=3.0, steps=2, inputs=inputs)
-    plain = model.sample(2, guidance=1.0, steps=2, inputs=inputs)
+    guided = model.sample(2, inputs=inputs, options=SamplingOptions(steps=2, guidance=3.0))
+    plain = model.sample(2, inputs=inputs, options=SamplingOptions(steps=2, guidance=1.0))
     assert guided.shape == (2, 3, 16, 16) and not torch.allclose(guided, plain)
     with pytest.raises(ValueError, match="brightness-conditional: pass 2 brightness"):
-        model.sample(2, steps=1)
+        model.sample(2, options=SamplingOptions(steps=1))
     with pytest.raises(ValueError, match="this model takes no prompts"):
-        model.sample(2, steps=1, prompts=["a", "b"], inputs=inputs)
+        model.sample(2, prompts=["a", "b"], inputs=inputs, options=SamplingOptions(steps=1))
 
 
 def test_hybrid_keeps_the_map_in_both_branches_and_spatial_only_needs_dropout() -> None:

@@ -21,6 +21,7 @@ from ldmkit.nn import WinogradConv2d, native_winograd_available
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.pipeline import latent_diffusion as latent_diffusion_module
 from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
+from ldmkit.samplers import SamplingOptions
 from ldmkit.unet import UNet, unet_preset
 
 
@@ -73,13 +74,13 @@ def test_compiled_sampling_is_one_graph_compiled_once(
     )
     torch._dynamo.utils.counters.clear()
     labels = torch.tensor([0, 1, 2, 0])
-    options = dict(guidance=2.0, steps=4, seed=3, compile=True, precision=precision)
-    first = model.sample(4, labels, **options)
+    options = SamplingOptions(steps=4, guidance=2.0, seed=3, compile=True, precision=precision)
+    first = model.sample(4, labels, options=options)
     # Four sampler steps, each a different timestep: one graph, traced once, no break.
     assert len(recorder.graphs) == 1, [g.code for g in recorder.graphs[1:2]]
     assert not torch._dynamo.utils.counters["graph_break"]
     # Another call at the same shape reuses it (no recompile per call either).
-    again = model.sample(4, labels, **options)
+    again = model.sample(4, labels, options=options)
     assert len(recorder.graphs) == 1
     assert torch.equal(first, again)
     compiled = model._compiled_unet

@@ -14,6 +14,7 @@ from ldmkit.checkpoint import CheckpointError, load_autoencoder, load_latent_dif
 from ldmkit.conditioning import ClipTextConfig, TextEncoderConfig
 from ldmkit.data.config import DataConfig
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+from ldmkit.samplers import SamplingOptions
 from ldmkit.training.config import DiffusionRunConfig, DiffusionTrainConfig, OptimConfig
 from ldmkit.training.diffusion_trainer import train_diffusion
 from ldmkit.unet import unet_preset
@@ -76,7 +77,7 @@ def test_clip_model_trains_saves_and_loads_from_a_moved_clip(
     saved = json.loads((result.model_dir / "config.json").read_text())["config"]["clip"]
     assert saved == {"path": str(tiny_clip), "max_length": 16, "layer": "last"}
     model = load_latent_diffusion(result.model_dir)
-    images = model.sample(2, None, 2.0, steps=1, prompts=["a cat", ""])
+    images = model.sample(2, prompts=["a cat", ""], options=SamplingOptions(steps=1, guidance=2.0))
     assert images.shape == (2, 3, 32, 32) and torch.isfinite(images).all()
     moved = shutil.copytree(tiny_clip, tmp_path / "moved-clip")
     again = load_latent_diffusion(result.model_dir, clip_path=moved)

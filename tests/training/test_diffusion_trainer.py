@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from ldmkit.checkpoint import load_latent_diffusion
 from ldmkit.data.config import DataConfig
 from ldmkit.pipeline import DiffusionConfig
+from ldmkit.samplers import SamplingOptions
 from ldmkit.training.checkpoints import latest_checkpoint
 from ldmkit.training.config import DiffusionRunConfig, DiffusionTrainConfig, OptimConfig
 from ldmkit.training.diffusion_trainer import train_diffusion
@@ -47,7 +48,7 @@ def test_run_writes_model_samples_and_loss_curve(autoencoder: Path, tmp_path: Pa
         assert (tmp_path / name).is_file(), name
     assert latest_checkpoint(tmp_path).name == "step-00000006"
     model = load_latent_diffusion(result.model_dir)
-    images = model.sample(2, torch.tensor([0, 5]), guidance=2.0, steps=2)
+    images = model.sample(2, torch.tensor([0, 5]), options=SamplingOptions(steps=2, guidance=2.0))
     assert images.shape == (2, 3, 32, 32)
     assert all("loss" in row for row in result.history if "skipped_steps" in row)
 

@@ -18,6 +18,7 @@ from ldmkit.data.factory import build_dataset
 from ldmkit.evaluation.generate import generate
 from ldmkit.evaluation.layout import evaluate_layout
 from ldmkit.metrics.class_evaluator import ClassEvaluator, EvaluatorConfig
+from ldmkit.samplers import SamplingOptions
 from ldmkit.training.config import DiffusionRunConfig
 from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
 from ldmkit.training.diffusion_trainer import train_diffusion
@@ -51,20 +52,21 @@ def test_layout_model_saves_and_samples_from_layouts(layout_model: Path) -> None
     model = load_latent_diffusion(layout_model)
     assert model.takes_layouts and not model.takes_prompts
     layouts = [[(RED_CIRCLE, (0.1, 0.1, 0.5, 0.5))], [(BLUE_STAR, (0.4, 0.2, 0.9, 0.8))]]
-    images = model.sample(2, None, 3.0, steps=2, layouts=layouts)
+    images = model.sample(2, layouts=layouts, options=SamplingOptions(steps=2, guidance=3.0))
     assert images.shape == (2, 3, 32, 32) and torch.isfinite(images).all()
     # The context of a layout differs from the null layout's, and depends on the boxes.
     context = model.context(layouts=[*layouts, []])
     assert not torch.allclose(context[0], context[2]) and not torch.allclose(context[0], context[1])
     # FID and checkpoint reports sample held-out layouts.
-    generated, labels, _ = generate(model, 3, 2.0, steps=1, batch_size=2)
+    options = SamplingOptions(steps=1, guidance=2.0)
+    generated, labels, _ = generate(model, 3, options, batch_size=2)
     assert generated.shape == (3, 3, 32, 32) and labels is None
     with pytest.raises(ValueError, match="pass 2 layouts"):
-        model.sample(2, None, 3.0, steps=1, layouts=layouts[:1])
+        model.sample(2, layouts=layouts[:1], options=SamplingOptions(steps=1, guidance=3.0))
     with pytest.raises(ValueError, match="takes no prompts"):
-        model.sample(2, None, 3.0, steps=1, layouts=layouts, prompts=["a", "b"])
+        model.sample(2, layouts=layouts, prompts=["a", "b"], options=SamplingOptions(steps=1))
     with pytest.raises(ValueError, match=r"exceed layout\.max_objects=4"):
-        model.sample(1, None, 3.0, steps=1, layouts=[[(0, (0.1, 0.1, 0.2, 0.2))] * 5])
+        model.sample(1, layouts=[[(0, (0.1, 0.1, 0.2, 0.2))] * 5], options=SamplingOptions(steps=1))
 
 
 def test_layout_dropout_replaces_layouts_by_the_null_one(layout_model: Path) -> None:
@@ -83,7 +85,8 @@ def test_layout_evaluation_runs_on_the_checkpoint(layout_model: Path, tmp_path: 
     heldout = build_dataset(DataConfig(resolution=32, size=8), "heldout", 4)
     evaluator = ClassEvaluator(EvaluatorConfig(resolution=32))
     grid = tmp_path / "grid.png"
-    result = evaluate_layout(model, heldout, 4, evaluator, 2.0, steps=1, grid=grid)
+    options = SamplingOptions(steps=1, guidance=2.0)
+    result = evaluate_layout(model, heldout, 4, evaluator, options, grid=grid)
     assert result["n"] == 4 and grid.is_file()
     for scores in (result["ldm"], result["real_images"]):
         assert scores["objects"] >= 4 and 0 <= scores["found_with_kind"] <= scores["found"] <= 1

@@ -18,6 +18,7 @@ from ldmkit.data.factory import build_dataset
 from ldmkit.evaluation.restoration import border, evaluate_inpainting, evaluate_super_resolution
 from ldmkit.evaluation.semantic import evaluate_semantic_synthesis
 from ldmkit.precision import resolve_precision
+from ldmkit.samplers import SamplingOptions
 from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
 from ldmkit.training.diffusion_trainer import train_diffusion
 
@@ -57,7 +58,8 @@ def test_cached_and_uncached_training_agree(autoencoder: Path, tmp_path: Path) -
 def test_super_resolution_measures_against_bicubic(super_resolution: Path, tmp_path: Path) -> None:
     model = load_latent_diffusion(super_resolution)
     heldout = build_dataset(training_data(super_resolution), "heldout", 4)
-    result = evaluate_super_resolution(model, heldout, 4, steps=2, grid=tmp_path / "g.png")
+    options = SamplingOptions(steps=2, guidance=1.0)
+    result = evaluate_super_resolution(model, heldout, 4, options, grid=tmp_path / "g.png")
     assert result["n"] == 4 and result["task"] == "super-resolution x4"
     for name in ("ldm", "bicubic"):
         assert 0 < result[name]["psnr"]["mean"] < 100 and -1 <= result[name]["ssim"]["mean"] <= 1
@@ -67,7 +69,7 @@ def test_super_resolution_measures_against_bicubic(super_resolution: Path, tmp_p
 def test_inpainting_measures_the_hole_and_keeps_known_pixels(inpainting: Path) -> None:
     model = load_latent_diffusion(inpainting)
     heldout = build_dataset(training_data(inpainting), "heldout", 4)
-    result = evaluate_inpainting(model, heldout, 4, steps=2)
+    result = evaluate_inpainting(model, heldout, 4, SamplingOptions(steps=2, guidance=1.0))
     assert 0 < result["hole_fraction"] < 0.7
     assert result["ldm"]["hole_psnr"]["mean"] < 100 and result["mean_fill"]["border_psnr"]["mean"]
 
@@ -132,8 +134,9 @@ def test_cli_inpaints_and_refuses_a_wrong_mask(inpainting: Path, tmp_path: Path)
 def test_compiled_super_resolution_matches_eager(super_resolution: Path) -> None:
     model = load_latent_diffusion(super_resolution)
     heldout = build_dataset(training_data(super_resolution), "heldout", 2)
-    eager = evaluate_super_resolution(model, heldout, 2, steps=2)
-    compiled = evaluate_super_resolution(model, heldout, 2, steps=2, compile=True)
+    options = SamplingOptions(steps=2, guidance=1.0)
+    eager = evaluate_super_resolution(model, heldout, 2, options)
+    compiled = evaluate_super_resolution(model, heldout, 2, options.replace(compile=True))
     assert compiled["compile"] is True and compiled["sampling_precision"] == "fp32"
     assert compiled["ldm"]["psnr"]["mean"] == pytest.approx(eager["ldm"]["psnr"]["mean"], abs=1e-3)
 
@@ -144,7 +147,8 @@ def test_semantic_synthesis_trains_samples_from_a_map_and_is_measured(
     model_dir = _train("tiny-semantic", autoencoder, tmp_path / "run")
     model = load_latent_diffusion(model_dir)
     heldout = build_dataset(training_data(model_dir), "heldout", 4)
-    result = evaluate_semantic_synthesis(model, heldout, 4, steps=2, grid=tmp_path / "g.png")
+    options = SamplingOptions(steps=2, guidance=1.0)
+    result = evaluate_semantic_synthesis(model, heldout, 4, options, grid=tmp_path / "g.png")
     assert result["real_images"]["pixel_accuracy"] > 0.95  # the colour reader on real images
     assert 0 <= result["ldm"]["mean_iou"] <= 1
     label_map = torch.zeros(32, 32, dtype=torch.uint8)

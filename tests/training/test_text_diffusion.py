@@ -18,6 +18,7 @@ from ldmkit.evaluation.adherence import evaluate_adherence
 from ldmkit.evaluation.generate import shapes_prompts
 from ldmkit.metrics.class_evaluator import ClassEvaluator, EvaluatorConfig
 from ldmkit.pipeline import DiffusionConfig
+from ldmkit.samplers import SamplingOptions
 from ldmkit.training.checkpoints import latest_checkpoint
 from ldmkit.training.config import DiffusionRunConfig, DiffusionTrainConfig, OptimConfig
 from ldmkit.training.diffusion_trainer import train_diffusion
@@ -52,13 +53,14 @@ def test_text_model_trains_saves_and_samples_from_prompts(
         assert (result.model_dir / name).is_file(), name
     model = load_latent_diffusion(result.model_dir)
     assert model.tokenizer is not None and model.tokenizer.vocab_size <= 120
-    images = model.sample(2, None, 3.0, steps=2, prompts=["a red circle", "a blue star"])
+    options = SamplingOptions(steps=2, guidance=3.0)
+    images = model.sample(2, prompts=["a red circle", "a blue star"], options=options)
     assert images.shape == (2, 3, 32, 32) and torch.isfinite(images).all()
     with pytest.raises(ValueError, match="pass 2 prompts"):
-        model.sample(2, None, 3.0, steps=1, prompts=["only one"])
+        model.sample(2, prompts=["only one"], options=SamplingOptions(steps=1))
     # Adherence of a text model: one-object prompts naming shapes classes, scored by an evaluator.
     evaluator = ClassEvaluator(EvaluatorConfig(num_kinds=5, num_colors=6, resolution=32))
-    scores = evaluate_adherence(model, evaluator, 4, guidance=2.0, steps=1)
+    scores = evaluate_adherence(model, evaluator, 4, SamplingOptions(steps=1, guidance=2.0))
     assert scores["n"] == 4 and 0 <= scores["both"] <= scores["kind"] <= 1
     with pytest.raises(ValueError, match="use the shapes evaluator"):
         evaluate_adherence(model, ClassEvaluator(EvaluatorConfig(10, 1, resolution=32)), 2)

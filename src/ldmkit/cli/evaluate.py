@@ -6,22 +6,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ldmkit.cli.common import (
-    Compile,
-    Device,
-    Guidance,
-    Precision,
-    Sampler,
-    Seed,
-    Steps,
-    eval_app,
-    fail,
-)
+from ldmkit.cli.common import Device, eval_app, fail, sampling_options
 from ldmkit.config import ConfigError
 
 if TYPE_CHECKING:
     from ldmkit.metrics.class_evaluator import ClassEvaluator
     from ldmkit.metrics.feature_network import FeatureNetwork
+    from ldmkit.samplers import SamplingOptions
 
 
 # The adherence / FID evaluator of the eval commands.
@@ -125,19 +116,15 @@ def _data_config(spec: str, resolution: int, cls):
 
 
 @eval_app.command("checkpoint")
+@sampling_options()
 def eval_checkpoint_command(
     checkpoint: Annotated[Path, typer.Option(help="Latent diffusion folder (RUN/model)")],
+    options: "SamplingOptions",
     evaluator: EvaluatorOption = None,
     n: Annotated[int, typer.Option(help="Samples (and held-out images)")] = 1000,
-    guidance: Guidance = 3.0,
-    sampler: Sampler = "ddim",
-    steps: Steps = 50,
-    seed: Seed = 0,
     out: Annotated[Path | None, typer.Option(help="Also write the Markdown table here")] = None,
     inception: InceptionOption = None,
     inception_resize: InceptionResizeOption = "pytorch-fid",
-    compile_: Compile = False,
-    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Sample N images once; FID/KID/precision/recall vs held-out data, adherence and
@@ -156,19 +143,7 @@ def eval_checkpoint_command(
         scorer = _load_evaluator(evaluator, device)
         real = build_dataset(training_data(checkpoint), "heldout", n)
         features = _load_features(inception, inception_resize, device)
-        result = evaluate_checkpoint(
-            model,
-            scorer,
-            real,
-            n,
-            guidance,
-            sampler,
-            steps,
-            seed,
-            features=features,
-            compile=compile_,
-            precision=precision,
-        )
+        result = evaluate_checkpoint(model, scorer, real, n, options, features=features)
     except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as error:
         raise fail(str(error)) from error
     result = {
@@ -183,6 +158,7 @@ def eval_checkpoint_command(
 
 
 @eval_app.command("fid")
+@sampling_options()
 def eval_fid_command(
     fake: Annotated[
         Path, typer.Option(help="LDM checkpoint (RUN/model) to sample, or a folder of images")
@@ -198,13 +174,8 @@ def eval_fid_command(
     inception: InceptionOption = None,
     inception_resize: InceptionResizeOption = "pytorch-fid",
     n: Annotated[int, typer.Option(help="Images per set")] = 1000,
-    guidance: Guidance = 3.0,
-    sampler: Sampler = "ddim",
-    steps: Steps = 50,
-    seed: Seed = 0,
-    compile_: Compile = False,
-    precision: Precision = "fp32",
     device: Device = "auto",
+    options: "SamplingOptions | None" = None,
 ) -> None:
     """FID, KID and precision/recall of generated images against held-out data, in the
     evaluator's features or (--inception) the standard FID InceptionV3's."""
@@ -216,9 +187,10 @@ def eval_fid_command(
     from ldmkit.data.config import DataConfig
     from ldmkit.data.factory import build_dataset
     from ldmkit.data.image_folder import ImageFolderDataset
+    from ldmkit.evaluation.batched import options_record
     from ldmkit.evaluation.fid import dataset_features, distribution_scores
     from ldmkit.evaluation.generate import embed, generate
-    from ldmkit.precision import resolve_precision
+    from ldmkit.samplers import SamplingOptions
     from ldmkit.training.runtime import select_device
 
     result: dict[str, object] = {"fake": str(fake), "n": n}
@@ -230,12 +202,10 @@ def eval_fid_command(
         is_checkpoint = (fake / "config.json").is_file()
         if is_checkpoint:
             model = load_latent_diffusion(fake, select_device(device))
-            precision = resolve_precision(precision, model.device)
-            fast = {"compile": compile_, "precision": precision}
-            images, _, seconds = generate(model, n, guidance, sampler, steps, seed, **fast)
+            resolved = model.resolve(options or SamplingOptions())
+            images, _, seconds = generate(model, n, resolved)
             fake_features = embed(scorer, images)
-            result.update(guidance=guidance, sampler=sampler, steps=steps, compile=compile_)
-            result.update(sampling_precision=precision)  # "precision" is precision/recall's
+            result.update(options_record(resolved))  # "precision" is precision/recall's
             result.update(images_per_s=n / seconds)
         else:
             images = ImageFolderDataset(fake, resolution)
@@ -256,16 +226,12 @@ def eval_fid_command(
 
 
 @eval_app.command("adherence")
+@sampling_options()
 def eval_adherence_command(
     checkpoint: Annotated[Path, typer.Option(help="Class-conditional LDM folder (RUN/model)")],
+    options: "SamplingOptions",
     evaluator: EvaluatorOption = None,
     n: Annotated[int, typer.Option(help="Samples, cycling through the classes")] = 300,
-    guidance: Guidance = 3.0,
-    sampler: Sampler = "ddim",
-    steps: Steps = 50,
-    seed: Seed = 0,
-    compile_: Compile = False,
-    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Fraction of samples whose class (shapes: kind, colour, both) matches the one asked for."""
@@ -276,25 +242,20 @@ def eval_adherence_command(
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
         scorer = _load_evaluator(evaluator, device)
-        result = evaluate_adherence(
-            model, scorer, n, guidance, sampler, steps, seed, compile=compile_, precision=precision
-        )
+        result = evaluate_adherence(model, scorer, n, options)
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
     typer.echo(json.dumps({"checkpoint": str(checkpoint), **result}))
 
 
 @eval_app.command("layout")
+@sampling_options()
 def eval_layout_command(
     checkpoint: Annotated[Path, typer.Option(help="Layout-conditional LDM folder (RUN/model)")],
+    options: "SamplingOptions",
     evaluator: EvaluatorOption = None,
     n: Annotated[int, typer.Option(help="Held-out layouts")] = 200,
-    guidance: Guidance = 3.0,
-    sampler: Sampler = "ddim",
-    steps: Steps = 50,
     grid: Annotated[Path | None, typer.Option(help="PNG grid of the first 8, boxes drawn")] = None,
-    compile_: Compile = False,
-    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Fraction of the requested objects found at their boxes (IoU >= 0.5, right colour; and
@@ -308,34 +269,19 @@ def eval_layout_command(
         model = load_latent_diffusion(checkpoint, select_device(device))
         scorer = _load_evaluator(evaluator, device)
         heldout = build_dataset(training_data(checkpoint), "heldout", n)
-        result = evaluate_layout(
-            model,
-            heldout,
-            n,
-            scorer,
-            guidance,
-            sampler,
-            steps,
-            grid=grid,
-            compile=compile_,
-            precision=precision,
-        )
+        result = evaluate_layout(model, heldout, n, scorer, options, grid=grid)
     except (CheckpointError, ConfigError, ValueError) as error:
         raise fail(str(error)) from error
     typer.echo(json.dumps({"checkpoint": str(checkpoint), **result}))
 
 
 @eval_app.command("relations")
+@sampling_options()
 def eval_relations_command(
     checkpoint: Annotated[Path, typer.Option(help="Text-conditional LDM folder (RUN/model)")],
+    options: "SamplingOptions",
     evaluator: EvaluatorOption = None,
     n: Annotated[int, typer.Option(help="Two-object held-out captions")] = 200,
-    guidance: Guidance = 3.0,
-    sampler: Sampler = "ddim",
-    steps: Steps = 50,
-    seed: Seed = 0,
-    compile_: Compile = False,
-    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Two-object prompts (held-out shapes captions): both objects drawn (colour and kind by
@@ -356,18 +302,7 @@ def eval_relations_command(
             data = DataConfig(resolution=data.resolution)  # multi-object shapes captions
         # About one scene in five has two objects of different colours; the search stops at n.
         heldout = build_dataset(dataclasses.replace(data, cache=False), "heldout", max(8 * n, 400))
-        result = evaluate_relations(
-            model,
-            scorer,
-            heldout,
-            n,
-            guidance,
-            sampler,
-            steps,
-            seed,
-            compile=compile_,
-            precision=precision,
-        )
+        result = evaluate_relations(model, scorer, heldout, n, options)
     except (CheckpointError, ConfigError, ValueError) as error:
         raise fail(str(error)) from error
     typer.echo(json.dumps({"checkpoint": str(checkpoint), **result}))

@@ -7,39 +7,27 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ldmkit.cli.common import (
-    Compile,
-    Device,
-    Precision,
-    Sampler,
-    Seed,
-    Steps,
-    app,
-    eval_app,
-    fail,
-)
+from ldmkit.cli.common import Device, app, eval_app, fail, sampling_options
 
 if TYPE_CHECKING:
     import torch
 
     from ldmkit.pipeline import LatentDiffusion
+    from ldmkit.samplers import SamplingOptions
 
 Checkpoint = Annotated[Path, typer.Option(help="Spatially conditioned LDM folder (RUN/model)")]
-Tile = Annotated[
-    int | None,
-    typer.Option(help="Latent tile side for large inputs (default: the training side)"),
-]
 
 
-def _load(checkpoint: Path, device: str, precision: str) -> tuple["LatentDiffusion", str]:
-    """The model, and `precision` resolved for its device (auto -> what will run)."""
+def _load(
+    checkpoint: Path, device: str, options: "SamplingOptions"
+) -> tuple["LatentDiffusion", "SamplingOptions"]:
+    """The model, and `options` resolved for it (auto precision -> what will run)."""
     from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
-    from ldmkit.precision import resolve_precision
     from ldmkit.training.runtime import select_device
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
-        return model, resolve_precision(precision, model.device)
+        return model, model.resolve(options)
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
 
@@ -68,77 +56,63 @@ def _write(images: "torch.Tensor", out: Path, params: dict[str, object]) -> None
 
 
 @app.command("upscale")
+@sampling_options(guidance=1.0)
 def upscale_command(
     image: Annotated[Path, typer.Argument(help="Low-resolution input image")],
     out: Annotated[Path, typer.Argument(help="PNG to write (input size x the model's factor)")],
     checkpoint: Checkpoint,
-    sampler: Sampler = "ddim",
-    steps: Steps = 50,
-    seed: Seed = 0,
-    tile: Tile = None,
-    compile_: Compile = False,
-    precision: Precision = "fp32",
+    options: "SamplingOptions",
     device: Device = "auto",
 ) -> None:
     """Super-resolve an image of any size; inputs larger than the training size are processed
-    in overlapping latent tiles blended without seams."""
+    in overlapping latent tiles (default: the training side) blended without seams."""
     from ldmkit.evaluation.restoration import upscale
 
-    model, precision = _load(checkpoint, device, precision)
+    model, options = _load(checkpoint, device, options)
     low = _read(image)
-    fast = {"compile": compile_, "precision": precision}
     try:
-        result = upscale(model, low, sampler, steps, seed, tile=tile, **fast)
+        result = upscale(model, low, options)
     except ValueError as error:
         raise fail(str(error)) from error
-    params = {"checkpoint": str(checkpoint), "input": str(image), "sampler": sampler}
-    _write(result, out, {**params, "steps": steps, "seed": seed, "tile": tile, **fast})
+    params = {"checkpoint": str(checkpoint), "input": str(image)}
+    _write(result, out, {**params, **options.to_dict()})
 
 
 @app.command("inpaint")
+@sampling_options(guidance=1.0)
 def inpaint_command(
     checkpoint: Checkpoint,
     image: Annotated[Path, typer.Option(help="Image with something to replace")],
     mask: Annotated[Path, typer.Option(help="Same-size mask: white where to fill, black to keep")],
+    options: "SamplingOptions",
     out: Annotated[Path, typer.Option(help="PNG to write")] = Path("inpainted.png"),
-    sampler: Sampler = "ddim",
-    steps: Steps = 50,
-    seed: Seed = 0,
     paste: Annotated[bool, typer.Option(help="Copy the known pixels back exactly")] = True,
-    tile: Tile = None,
-    compile_: Compile = False,
-    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Fill the white part of the mask from the rest of the image."""
     from ldmkit.evaluation.restoration import inpaint
 
-    model, precision = _load(checkpoint, device, precision)
+    model, options = _load(checkpoint, device, options)
     picture, holes = _read(image), _read(mask)
     if holes.shape[-2:] != picture.shape[-2:]:
         size = "x".join(map(str, picture.shape[-2:]))
         raise fail(f"the mask {mask} must have the image's size ({size} pixels, H x W)")
     holes = (holes.mean(1, keepdim=True) > 0).float()  # white (> mid-grey) = fill
-    fast = {"compile": compile_, "precision": precision}
     try:
-        result = inpaint(
-            model, picture, holes, sampler, steps, seed, paste=paste, tile=tile, **fast
-        )
+        result = inpaint(model, picture, holes, options, paste=paste)
     except ValueError as error:
         raise fail(str(error)) from error
     params = {"checkpoint": str(checkpoint), "image": str(image), "mask": str(mask)}
-    _write(result, out, {**params, "sampler": sampler, "steps": steps, "seed": seed, **fast})
+    _write(result, out, {**params, **options.to_dict()})
 
 
 @eval_app.command("spatial")
+@sampling_options(guidance=1.0)
 def eval_spatial_command(
     checkpoint: Checkpoint,
+    options: "SamplingOptions",
     n: Annotated[int, typer.Option(help="Held-out images")] = 200,
-    sampler: Sampler = "ddim",
-    steps: Steps = 50,
     grid: Annotated[Path | None, typer.Option(help="PNG grid of the first 8")] = None,
-    compile_: Compile = False,
-    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Super-resolution: PSNR/SSIM of the model and of bicubic vs the originals; inpainting:
@@ -150,7 +124,7 @@ def eval_spatial_command(
     from ldmkit.evaluation.restoration import evaluate_inpainting, evaluate_super_resolution
     from ldmkit.evaluation.semantic import evaluate_semantic_synthesis
 
-    model, precision = _load(checkpoint, device, precision)
+    model, options = _load(checkpoint, device, options)
     spatial = model.config.spatial
     if spatial is None:
         raise fail(f"{checkpoint} has no spatial condition; use `ldmkit eval checkpoint`")
@@ -161,8 +135,7 @@ def eval_spatial_command(
     }[spatial.kind]
     try:
         heldout = build_dataset(training_data(checkpoint), "heldout", n)
-        fast = {"compile": compile_, "precision": precision}
-        result = evaluate(model, heldout, n, sampler, steps, grid=grid, **fast)
+        result = evaluate(model, heldout, n, options, grid=grid)
     except (CheckpointError, ConfigError, ValueError) as error:
         raise fail(str(error)) from error
     typer.echo(json.dumps({"checkpoint": str(checkpoint), **result}))

@@ -3,28 +3,26 @@
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ldmkit.cli.common import Compile, Device, Precision, Sampler, Seed, Steps, app, fail
+from ldmkit.cli.common import Device, app, fail, sampling_options
+
+if TYPE_CHECKING:
+    from ldmkit.samplers import SamplingOptions
 
 
 @app.command("sample")
+@sampling_options(guidance=None)
 def sample_command(
     checkpoint: Annotated[Path, typer.Option(help="Latent diffusion folder (RUN/model)")],
+    options: "SamplingOptions",
     out: Annotated[Path, typer.Option(help="Grid PNG to write")] = Path("samples.png"),
     n: int = 16,
-    sampler: Sampler = "ddim",
-    steps: Steps = 50,
-    guidance: Annotated[
-        float | None,
-        typer.Option(help="Classifier-free guidance (default 3; 1 for spatial-only models)"),
-    ] = None,
     class_: Annotated[
         int | None, typer.Option("--class", help="Class id for every sample (default: cycle)")
     ] = None,
-    seed: Seed = 0,
     singles: Annotated[bool, typer.Option(help="Also write each image as a PNG")] = False,
     per_class: Annotated[
         int | None,
@@ -44,12 +42,6 @@ def sample_command(
         int | None,
         typer.Option(help="Latent side (default: the training side; larger samples bigger images)"),
     ] = None,
-    tile: Annotated[
-        int | None,
-        typer.Option(
-            help="Denoise and decode in blended latent tiles of this side (bounded memory)"
-        ),
-    ] = None,
     semantic: Annotated[
         Path | None,
         typer.Option(help="Semantic models: a map PNG whose grey values are class ids (0 = none)"),
@@ -68,8 +60,6 @@ def sample_command(
     strength: Annotated[
         float, typer.Option(help="Image-to-image: 1 = from noise, small = close to the image")
     ] = 0.75,
-    compile_: Compile = False,
-    precision: Precision = "fp32",
     device: Device = "auto",
 ) -> None:
     """Generate a grid of samples; the PNG's text metadata records how to reproduce it."""
@@ -78,19 +68,16 @@ def sample_command(
 
     from ldmkit.checkpoint import CheckpointError, load_latent_diffusion, training_data
     from ldmkit.data.factory import class_names
-    from ldmkit.precision import resolve_precision
     from ldmkit.training.runtime import select_device
     from ldmkit.training.visuals import image_grid, labelled_grid, to_uint8
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
-        precision = resolve_precision(precision, model.device)  # recorded as run
+        options = model.resolve(options)  # recorded as run: guidance and precision resolved
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
     labels = None
     classes = model.config.num_classes
-    if guidance is None:
-        guidance = model.default_guidance
     if per_class is not None:
         if not classes or class_ is not None or per_class < 1:
             raise fail("--per-class K (K >= 1) needs a class-conditional model and no --class")
@@ -138,36 +125,24 @@ def sample_command(
         images = model.sample(
             n,
             labels,
-            guidance,
-            sampler,
-            steps,
-            seed,
-            latent_size,
-            show_progress=True,
             prompts=texts or None,
-            tile=tile,
+            layouts=layouts,
+            condition=condition,
+            options=options,
             init_images=init_images,
             strength=strength,
-            condition=condition,
-            layouts=layouts,
-            compile=compile_,
-            precision=precision,
+            latent_size=latent_size,
+            show_progress=True,
         )
     except ValueError as error:
         raise fail(str(error)) from error
     params = {
         "checkpoint": str(checkpoint),
         "n": n,
-        "sampler": sampler,
-        "steps": steps,
-        "guidance": guidance,
+        **options.to_dict(),
         "class": class_,
         "per_class": per_class,
-        "seed": seed,
         "latent_size": latent_size,
-        "tile": tile,
-        "compile": compile_,
-        "precision": precision,
     }
     if init_image is not None:
         params.update(init_image=str(init_image), strength=strength)
@@ -197,7 +172,7 @@ def sample_command(
 
         for i, array in enumerate(to_uint8(images)):
             label = int(labels[i]) if labels is not None else None
-            single = {**params, "index": i, "seed": seed + i, "n": 1, "class": label}
+            single = {**params, "index": i, "seed": options.seed + i, "n": 1, "class": label}
             if texts:
                 single.update(prompts=[texts[i]], per_prompt=None)
             meta = PngInfo()

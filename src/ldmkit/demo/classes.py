@@ -29,6 +29,7 @@ from ldmkit.data.shapes import NUM_CLASSES, class_name
 from ldmkit.evaluation.adherence import score_adherence
 from ldmkit.evaluation.generate import sample_classes
 from ldmkit.evaluation.reconstruction import evaluate_reconstruction
+from ldmkit.samplers import SamplingOptions
 from ldmkit.training.autoencoder_trainer import train_autoencoder
 from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
 from ldmkit.training.diffusion_trainer import train_diffusion
@@ -100,7 +101,9 @@ def _samples(out: Path, model_dir: str, config: DemoConfig) -> dict[str, Any]:
     labels = torch.arange(NUM_CLASSES).repeat_interleave(config.per_class)
     started = time.perf_counter()
     images = sample_classes(
-        model, labels, config.guidance, config.sampler, config.sampling_steps, config.seed
+        model,
+        labels,
+        SamplingOptions(config.sampler, config.sampling_steps, config.guidance, seed=config.seed),
     )
     seconds = time.perf_counter() - started
     names = [class_name(i) for i in range(NUM_CLASSES)]

@@ -20,6 +20,7 @@ from ldmkit.checkpoint import load_evaluator, load_latent_diffusion, read_config
 from ldmkit.data.shapes import COLOR_NAMES, SHAPE_KINDS, class_id_of
 from ldmkit.evaluation.adherence import score_adherence
 from ldmkit.evaluation.generate import sample_prompts
+from ldmkit.samplers import SamplingOptions
 from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
 from ldmkit.training.diffusion_trainer import train_diffusion
 from ldmkit.training.visuals import labelled_grid
@@ -92,7 +93,9 @@ def run_text_demo(
     prompts = [p for p in config.prompts for _ in range(config.per_prompt)]
     began = time.perf_counter()
     images = sample_prompts(
-        model, prompts, config.guidance, config.sampler, config.sampling_steps, config.seed
+        model,
+        prompts,
+        SamplingOptions(config.sampler, config.sampling_steps, config.guidance, seed=config.seed),
     )
     seconds = time.perf_counter() - began
     labelled_grid(images, config.per_prompt, list(config.prompts)).save(out / "text_to_image.png")

@@ -4,10 +4,11 @@ from typing import Any
 
 import torch
 
+from ldmkit.evaluation.batched import EVALUATION_OPTIONS, options_record
 from ldmkit.evaluation.generate import generate
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.pipeline import LatentDiffusion
-from ldmkit.precision import resolve_precision
+from ldmkit.samplers import SamplingOptions
 
 
 @torch.no_grad()
@@ -51,29 +52,18 @@ def evaluate_adherence(
     model: LatentDiffusion,
     evaluator: ClassEvaluator,
     n: int,
-    guidance: float = 3.0,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
+    options: SamplingOptions = EVALUATION_OPTIONS,
     batch_size: int = 30,
-    *,
-    compile: bool = False,
-    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Generate `n` images cycling through the classes (text models: prompts naming them);
-    report the evaluator's accuracies. `compile` and `precision` go to the sampler's UNet."""
+    report the evaluator's accuracies."""
     check_label_spaces(model, evaluator)
-    precision = resolve_precision(precision, model.device)
-    fast = {"compile": compile, "precision": precision}
-    images, labels, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size, **fast)
+    options = model.resolve(options)
+    images, labels, seconds = generate(model, n, options, batch_size)
     assert labels is not None  # class-conditional, checked above
     return {
         "n": n,
-        "guidance": guidance,
-        "sampler": sampler,
-        "steps": steps,
-        "compile": compile,
-        "sampling_precision": precision,
+        **options_record(options),
         **score_adherence(evaluator, images, labels),
         "seconds_per_image": seconds / n,
     }

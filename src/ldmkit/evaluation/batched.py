@@ -10,7 +10,14 @@ import torch
 from torch.utils.data import Dataset
 
 from ldmkit.data.collate import collate
+from ldmkit.pipeline import LatentDiffusion
 from ldmkit.progress import progress
+from ldmkit.samplers import SamplingOptions
+
+# Evaluations sample with guidance 3 unless told otherwise; those of a spatial condition (maps,
+# low-resolution images, holes) without guidance.
+EVALUATION_OPTIONS = SamplingOptions(guidance=3.0)
+SPATIAL_OPTIONS = SamplingOptions(guidance=1.0)
 
 
 def first_items(dataset: Dataset[dict[str, Any]], n: int) -> dict[str, Any]:
@@ -32,6 +39,37 @@ def timed_batches(
         outputs.append(generate(slice(start, min(n, start + batch_size)), start).cpu())
         elapsed += time.perf_counter() - began
     return torch.cat(outputs), elapsed
+
+
+def sample_batches(
+    model: LatentDiffusion,
+    n: int,
+    options: SamplingOptions,
+    batch_size: int,
+    title: str,
+    **inputs: Any,
+) -> tuple[torch.Tensor, float]:
+    """`n` samples on the CPU in batches, and the seconds spent: the batch from `start` takes
+    each of `inputs` (labels, prompts, layouts, condition: n values each) sliced alike and
+    noise seeds `options.seed + start`, so the result does not depend on `batch_size`."""
+
+    def generate(part: slice, start: int) -> torch.Tensor:
+        given = {name: values[part] for name, values in inputs.items() if values is not None}
+        count = part.stop - part.start
+        return model.sample(count, options=options.replace(seed=options.seed + start), **given)
+
+    return timed_batches(n, batch_size, title, generate)
+
+
+def options_record(options: SamplingOptions) -> dict[str, Any]:
+    """What a report records of how it sampled (`options` resolved by the model)."""
+    return {
+        "guidance": options.guidance,
+        "sampler": options.sampler,
+        "steps": options.steps,
+        "compile": options.compile,
+        "sampling_precision": options.precision,
+    }
 
 
 def save_rows(path: Path, rows: list[torch.Tensor], k: int = 8) -> None:

@@ -7,12 +7,13 @@ import torch
 from torch.utils.data import Dataset
 
 from ldmkit.evaluation.adherence import check_label_spaces, score_adherence
+from ldmkit.evaluation.batched import EVALUATION_OPTIONS, options_record
 from ldmkit.evaluation.fid import dataset_features, distribution_scores
 from ldmkit.evaluation.generate import embed, generate
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.metrics.feature_network import FeatureNetwork
 from ldmkit.pipeline import LatentDiffusion
-from ldmkit.precision import resolve_precision
+from ldmkit.samplers import SamplingOptions
 
 
 @torch.no_grad()
@@ -21,34 +22,23 @@ def evaluate_checkpoint(
     evaluator: ClassEvaluator,
     real: Dataset[Any],
     n: int,
-    guidance: float = 3.0,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
+    options: SamplingOptions = EVALUATION_OPTIONS,
     batch_size: int = 30,
     features: FeatureNetwork | None = None,
-    *,
-    compile: bool = False,
-    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Generate `n` images (classes cycled for class-conditional models) and score them.
 
     FID/KID/precision/recall use `features` (e.g. the FID InceptionV3), by default the
-    evaluator's own; adherence always uses the evaluator. `compile` and `precision` go to the
-    sampler's UNet."""
+    evaluator's own; adherence always uses the evaluator."""
     network = features or evaluator
     if model.config.num_classes or model.takes_prompts:
         check_label_spaces(model, evaluator)
-    precision = resolve_precision(precision, model.device)
-    fast = {"compile": compile, "precision": precision}
-    images, labels, seconds = generate(model, n, guidance, sampler, steps, seed, batch_size, **fast)
+    options = model.resolve(options)
+    images, labels, seconds = generate(model, n, options, batch_size)
     result: dict[str, Any] = {
         "n": n,
-        "sampler": sampler,
-        "steps": steps,
-        "compile": compile,
-        "sampling_precision": precision,  # "precision" is precision/recall's
-        "guidance": guidance if labels is not None or model.takes_layouts else None,
+        **options_record(options),  # its "sampling_precision": "precision" is P/R's
+        "guidance": options.guidance if model.inputs else None,  # unconditional: none
         **distribution_scores(dataset_features(network, real, n), embed(network, images)),
     }
     if labels is not None:

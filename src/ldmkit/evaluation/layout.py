@@ -19,11 +19,17 @@ from torch.utils.data import Dataset
 
 from ldmkit.conditioning import Layout
 from ldmkit.data.shapes import COLOR_NAMES
-from ldmkit.evaluation.batched import first_items, save_rows, timed_batches
+from ldmkit.evaluation.batched import (
+    EVALUATION_OPTIONS,
+    first_items,
+    options_record,
+    sample_batches,
+    save_rows,
+)
 from ldmkit.evaluation.semantic import colour_classes
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.pipeline import LatentDiffusion
-from ldmkit.precision import resolve_precision
+from ldmkit.samplers import SamplingOptions
 
 IOU_THRESHOLD = 0.5
 PixelBox = tuple[int, int, int, int]  # x0, y0, x1, y1 (x1, y1 exclusive)
@@ -139,18 +145,12 @@ def evaluate_layout(
     dataset: Dataset[dict[str, Any]],
     n: int,
     evaluator: ClassEvaluator | None = None,
-    guidance: float = 3.0,
-    sampler: str = "ddim",
-    steps: int = 50,
+    options: SamplingOptions = EVALUATION_OPTIONS,
     batch_size: int = 32,
     grid: Path | None = None,
-    *,
-    compile: bool = False,
-    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Generate one image per held-out layout (the first `n` shapes items' boxes) and count the
-    requested objects found at their boxes; the real images give the detector's ceiling.
-    `compile` and `precision` go to the sampler's UNet."""
+    requested objects found at their boxes; the real images give the detector's ceiling."""
     if not model.takes_layouts:
         raise ValueError("this needs a layout-conditional model (config.layout)")
     batch = first_items(dataset, n)
@@ -158,23 +158,8 @@ def evaluate_layout(
         raise ValueError("layout-to-image is measured on shapes data (it carries the layouts)")
     layouts, real = batch["layout"], batch["image"]
     n = len(layouts)
-    precision = resolve_precision(precision, model.device)
-
-    def generate(part: slice, start: int) -> torch.Tensor:
-        chosen = layouts[part]
-        return model.sample(
-            len(chosen),
-            None,
-            guidance,
-            sampler,
-            steps,
-            start,
-            layouts=chosen,
-            compile=compile,
-            precision=precision,
-        )
-
-    out, elapsed = timed_batches(n, batch_size, "layout-to-image", generate)
+    options = model.resolve(options)
+    out, elapsed = sample_batches(model, n, options, batch_size, "layout-to-image", layouts=layouts)
     generated = find_objects(out, layouts, evaluator)
     ceiling = find_objects(real, layouts, evaluator)
     if grid is not None:
@@ -186,11 +171,7 @@ def evaluate_layout(
     return {
         "task": "layout-to-image",
         "n": n,
-        "guidance": guidance,
-        "sampler": sampler,
-        "steps": steps,
-        "compile": compile,
-        "sampling_precision": precision,
+        **options_record(options),
         "ldm": generated,
         "real_images": ceiling,
         "images_per_s": n / elapsed,

@@ -15,12 +15,13 @@ import torch
 from torch.utils.data import Dataset
 
 from ldmkit.data.shapes import COLOR_NAMES
+from ldmkit.evaluation.batched import EVALUATION_OPTIONS, options_record
 from ldmkit.evaluation.generate import sample_prompts
 from ldmkit.evaluation.layout import PixelBox, object_crop, region_boxes
 from ldmkit.evaluation.semantic import colour_classes
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.pipeline import LatentDiffusion
-from ldmkit.precision import resolve_precision
+from ldmkit.samplers import SamplingOptions
 
 RELATIONS = ("left of", "right of", "above", "below")
 
@@ -107,33 +108,22 @@ def evaluate_relations(
     evaluator: ClassEvaluator,
     dataset: Dataset[dict[str, Any]],
     n: int,
-    guidance: float = 3.0,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
+    options: SamplingOptions = EVALUATION_OPTIONS,
     batch_size: int = 32,
-    *,
-    compile: bool = False,
-    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Sample the first `n` two-object held-out captions and score them; the real images of
-    those captions give the ceiling. `compile` and `precision` go to the sampler's UNet."""
+    those captions give the ceiling."""
     if not model.takes_prompts:
         raise ValueError("this needs a text-conditional model")
     prompts, wanted, indices = two_object_prompts(dataset, n)
-    precision = resolve_precision(precision, model.device)
+    options = model.resolve(options)
     started = time.perf_counter()
-    fast = {"compile": compile, "precision": precision}
-    images = sample_prompts(model, prompts, guidance, sampler, steps, seed, batch_size, **fast)
+    images = sample_prompts(model, prompts, options, batch_size)
     seconds = time.perf_counter() - started
     real = torch.stack([dataset[i]["image"] for i in indices])
     return {
         "n": n,
-        "guidance": guidance,
-        "sampler": sampler,
-        "steps": steps,
-        "compile": compile,
-        "sampling_precision": precision,
+        **options_record(options),
         "ldm": score_relations(images, wanted, evaluator),
         "real_images": score_relations(real, wanted, evaluator),
         "seconds_per_image": seconds / n,

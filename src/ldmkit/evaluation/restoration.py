@@ -10,10 +10,16 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ldmkit.conditioning import bicubic_degrade, bicubic_upsample, random_masks
-from ldmkit.evaluation.batched import first_items, save_rows, timed_batches
+from ldmkit.evaluation.batched import (
+    SPATIAL_OPTIONS,
+    first_items,
+    options_record,
+    save_rows,
+    timed_batches,
+)
 from ldmkit.metrics.image_quality import masked_psnr, psnr, ssim
 from ldmkit.pipeline import LatentDiffusion
-from ldmkit.precision import resolve_precision
+from ldmkit.samplers import SamplingOptions
 
 # Held-out hole masks use generators seeded from here, far from any training step's seeds.
 MASK_SEED = 1_000_000_007
@@ -35,26 +41,16 @@ def default_tile(model: LatentDiffusion, latent_side: int) -> int | None:
 def upscale(
     model: LatentDiffusion,
     low_res: torch.Tensor,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
-    guidance: float = 1.0,
-    tile: int | None = None,
-    *,
-    compile: bool = False,
-    precision: str = "fp32",
+    options: SamplingOptions = SPATIAL_OPTIONS,
 ) -> torch.Tensor:
     """Super-resolve `low_res` (B, 3, h, w) in [-1, 1] by the model's factor; larger than the
-    training size, the latent is denoised and decoded in blended tiles (`tile` latent pixels,
-    default the training side). `compile` and `precision` go to the sampler's UNet."""
+    training size, the latent is denoised and decoded in blended tiles (`options.tile` latent
+    pixels, default the training side)."""
     _kind(model, "super_resolution")
     device = model.device
     condition = model.spatial_condition(low_res=low_res.to(device))
-    tile = tile or default_tile(model, max(condition.shape[-2:]))
-    fast = {"compile": compile, "precision": precision}
-    return model.sample(
-        len(low_res), None, guidance, sampler, steps, seed, condition=condition, tile=tile, **fast
-    )
+    tile = options.tile or default_tile(model, max(condition.shape[-2:]))
+    return model.sample(len(low_res), condition=condition, options=options.replace(tile=tile))
 
 
 @torch.no_grad()
@@ -62,28 +58,18 @@ def inpaint(
     model: LatentDiffusion,
     images: torch.Tensor,
     masks: torch.Tensor,
-    sampler: str = "ddim",
-    steps: int = 50,
-    seed: int = 0,
-    guidance: float = 1.0,
+    options: SamplingOptions = SPATIAL_OPTIONS,
     paste: bool = True,
-    tile: int | None = None,
-    *,
-    compile: bool = False,
-    precision: str = "fp32",
 ) -> torch.Tensor:
     """Fill the holes (`masks` (B, 1, H, W), 1 = fill) of `images` in [-1, 1]; with `paste` the
-    known pixels are copied back exactly and only the hole comes from the model. `compile` and
-    `precision` go to the sampler's UNet."""
+    known pixels are copied back exactly and only the hole comes from the model. Larger than
+    the training size, in tiles as `upscale`."""
     _kind(model, "inpaint")
     device = model.device
     images, masks = images.to(device), masks.to(device, images.dtype)
     condition = model.spatial_condition(image=images, mask=masks)
-    tile = tile or default_tile(model, max(condition.shape[-2:]))
-    fast = {"compile": compile, "precision": precision}
-    out = model.sample(
-        len(images), None, guidance, sampler, steps, seed, condition=condition, tile=tile, **fast
-    )
+    tile = options.tile or default_tile(model, max(condition.shape[-2:]))
+    out = model.sample(len(images), condition=condition, options=options.replace(tile=tile))
     return masks * out + (1 - masks) * images if paste else out
 
 
@@ -104,21 +90,15 @@ def evaluate_super_resolution(
     model: LatentDiffusion,
     dataset: Dataset[dict[str, Any]],
     n: int,
-    sampler: str = "ddim",
-    steps: int = 50,
+    options: SamplingOptions = SPATIAL_OPTIONS,
     batch_size: int = 32,
     grid: Path | None = None,
-    *,
-    compile: bool = False,
-    precision: str = "fp32",
 ) -> dict[str, Any]:
     """PSNR/SSIM of the model's x`factor` output and of bicubic upsampling against the originals
     of the first `n` items (the held-out images, bicubic-degraded as in training), and images/s.
-    The first stage's own reconstruction PSNR is the ceiling the model can reach. `compile` and
-    `precision` go to the sampler's UNet."""
+    The first stage's own reconstruction PSNR is the ceiling the model can reach."""
     _kind(model, "super_resolution")
-    precision = resolve_precision(precision, model.device)
-    fast = {"compile": compile, "precision": precision}
+    options = model.resolve(options)
     assert model.config.spatial is not None
     factor = model.config.spatial.factor
     images = first_items(dataset, n)["image"]
@@ -127,7 +107,9 @@ def evaluate_super_resolution(
         batch_size,
         "super-resolution",
         lambda part, start: upscale(
-            model, bicubic_degrade(images[part], factor), sampler, steps, seed=start, **fast
+            model,
+            bicubic_degrade(images[part], factor),
+            options.replace(seed=options.seed + start),
         ),
     )
     bicubic = bicubic_upsample(bicubic_degrade(images, factor), factor)
@@ -144,10 +126,7 @@ def evaluate_super_resolution(
     return {
         "task": f"super-resolution x{factor}",
         "n": len(images),
-        "sampler": sampler,
-        "steps": steps,
-        "compile": compile,
-        "sampling_precision": precision,
+        **options_record(options),
         "ldm": {"psnr": _summary(psnr(out, images)), "ssim": _summary(ssim(out, images))},
         "bicubic": {
             "psnr": _summary(psnr(bicubic, images)),
@@ -163,21 +142,15 @@ def evaluate_inpainting(
     model: LatentDiffusion,
     dataset: Dataset[dict[str, Any]],
     n: int,
-    sampler: str = "ddim",
-    steps: int = 50,
+    options: SamplingOptions = SPATIAL_OPTIONS,
     batch_size: int = 32,
     grid: Path | None = None,
-    *,
-    compile: bool = False,
-    precision: str = "fp32",
 ) -> dict[str, Any]:
     """PSNR inside the hole and on its 2-pixel border (a seam shows there) against the originals
     of the first `n` items, for the model (known pixels pasted back) and for filling the hole
-    with the mean colour of the known pixels; held-out masks from fixed seeds. `compile` and
-    `precision` go to the sampler's UNet."""
+    with the mean colour of the known pixels; held-out masks from fixed seeds."""
     _kind(model, "inpaint")
-    precision = resolve_precision(precision, model.device)
-    fast = {"compile": compile, "precision": precision}
+    options = model.resolve(options)
     images = first_items(dataset, n)["image"]
     generators = [torch.Generator().manual_seed(MASK_SEED + i) for i in range(len(images))]
     masks = random_masks(generators, images.shape[-1])
@@ -186,7 +159,7 @@ def evaluate_inpainting(
         batch_size,
         "inpainting",
         lambda part, start: inpaint(
-            model, images[part], masks[part], sampler, steps, start, **fast
+            model, images[part], masks[part], options.replace(seed=options.seed + start)
         ),
     )
     known = 1 - masks
@@ -198,10 +171,7 @@ def evaluate_inpainting(
     return {
         "task": "inpainting",
         "n": len(images),
-        "sampler": sampler,
-        "steps": steps,
-        "compile": compile,
-        "sampling_precision": precision,
+        **options_record(options),
         "hole_fraction": float(masks.mean()),
         "ldm": {
             "hole_psnr": _summary(masked_psnr(out, images, masks)),

@@ -11,9 +11,15 @@ from torch.utils.data import Dataset
 
 from ldmkit.conditioning import colourise
 from ldmkit.data.shapes import COLOR_NAMES, COLORS
-from ldmkit.evaluation.batched import first_items, save_rows, timed_batches
+from ldmkit.evaluation.batched import (
+    SPATIAL_OPTIONS,
+    first_items,
+    options_record,
+    save_rows,
+    timed_batches,
+)
 from ldmkit.pipeline import LatentDiffusion
-from ldmkit.precision import resolve_precision
+from ldmkit.samplers import SamplingOptions
 
 # A pixel counts as an object colour above this HSV saturation (backgrounds stay <= 0.12,
 # object colours are >= 0.85; antialiased edges fall in between).
@@ -60,18 +66,13 @@ def evaluate_semantic_synthesis(
     model: LatentDiffusion,
     dataset: Dataset[dict[str, Any]],
     n: int,
-    sampler: str = "ddim",
-    steps: int = 50,
+    options: SamplingOptions = SPATIAL_OPTIONS,
     batch_size: int = 32,
     grid: Path | None = None,
-    *,
-    compile: bool = False,
-    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Generate one image per held-out map (the first `n` shapes items) and score its colour
     classes against the map; the same score of the real images is the ceiling (antialiased
-    edges and the threshold cost it a little). `compile` and `precision` go to the sampler's
-    UNet."""
+    edges and the threshold cost it a little)."""
     spatial = model.config.spatial
     if spatial is None or spatial.kind != "semantic":
         raise ValueError("this needs a semantic synthesis model (spatial.kind = 'semantic')")
@@ -81,14 +82,12 @@ def evaluate_semantic_synthesis(
     maps, images = batch["semantic"], batch["image"]
     n = len(maps)
     device = model.device
-    precision = resolve_precision(precision, device)
-    fast = {"compile": compile, "precision": precision}
+    options = model.resolve(options)
 
     def generate(part: slice, start: int) -> torch.Tensor:
         condition = model.spatial_condition(semantic=maps[part].to(device))
-        return model.sample(
-            len(condition), None, 1.0, sampler, steps, start, condition=condition, **fast
-        )
+        batch_options = options.replace(seed=options.seed + start)
+        return model.sample(len(condition), condition=condition, options=batch_options)
 
     out, elapsed = timed_batches(n, batch_size, "semantic synthesis", generate)
     expected = map_colour_classes(maps)
@@ -97,10 +96,7 @@ def evaluate_semantic_synthesis(
     return {
         "task": "semantic synthesis",
         "n": n,
-        "sampler": sampler,
-        "steps": steps,
-        "compile": compile,
-        "sampling_precision": precision,
+        **options_record(options),
         "ldm": agreement(colour_classes(out), expected),
         "real_images": agreement(colour_classes(images), expected),
         "images_per_s": n / elapsed,

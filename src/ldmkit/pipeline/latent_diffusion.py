@@ -34,7 +34,14 @@ from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
 from ldmkit.pipeline.conditioners import build_conditioners
 from ldmkit.pipeline.config import DiffusionConfig
 from ldmkit.precision import autocast_call, resolve_precision
-from ldmkit.samplers import classifier_free_guidance, randn_per_sample, sample, tiled
+from ldmkit.samplers import (
+    SamplingOptions,
+    StepCallback,
+    classifier_free_guidance,
+    randn_per_sample,
+    sample,
+    tiled,
+)
 from ldmkit.samplers.timesteps import timestep_pairs
 from ldmkit.unet import UNet
 
@@ -144,6 +151,14 @@ class LatentDiffusion(nn.Module):
         """3, or 1 where guidance has no trained null condition (a spatial-only model trained
         without spatial dropout)."""
         return 3.0 if all(c.can_guide for c in self._nulled()) else 1.0
+
+    def resolve(self, options: SamplingOptions) -> SamplingOptions:
+        """`options` as this model samples with them: guidance None becomes the model's
+        default, precision "auto" (and an emulated half precision, with its warning) the one
+        for its device."""
+        guidance = self.default_guidance if options.guidance is None else options.guidance
+        precision = resolve_precision(options.precision, self.device)
+        return options.replace(guidance=guidance, precision=precision)
 
     def _nulled(self) -> list[Conditioner]:
         """The conditioners guidance contrasts with their null condition: all of a model with
@@ -283,45 +298,43 @@ class LatentDiffusion(nn.Module):
         self,
         n: int,
         labels: torch.Tensor | None = None,
-        guidance: float = 1.0,
-        sampler: str = "ddim",
-        steps: int = 50,
-        seed: int = 0,
-        latent_size: int | None = None,
-        show_progress: bool = False,
+        *,
         prompts: Sequence[str] | None = None,
+        layouts: Sequence[Layout] | None = None,
         condition: torch.Tensor | None = None,
-        tile: int | None = None,
+        inputs: Mapping[str, Any] | None = None,
+        options: SamplingOptions | None = None,
         init_images: torch.Tensor | None = None,
         strength: float = 0.75,
-        layouts: Sequence[Layout] | None = None,
-        compile: bool = False,
-        precision: str = "fp32",
-        inputs: Mapping[str, Any] | None = None,
-        **options: Any,
+        latent_size: int | None = None,
+        show_progress: bool = False,
+        callback: StepCallback | None = None,
     ) -> torch.Tensor:
-        """Generate `n` images in [-1, 1]; sample i draws its noise from seed + i.
+        """Generate `n` images in [-1, 1] as `options` say (`SamplingOptions`: sampler, steps,
+        guidance, seed, precision, compile, tiles); sample i draws its noise from seed + i.
 
-        Class-conditional models take `labels` (n,), text-conditional ones `prompts` (n
-        strings), layout ones `layouts` (n lists of (class, box)), spatial ones `condition` (n,
-        k, h, w) from `spatial_condition` (it sets the latent size); guidance contrasts them with
-        the null class / the empty prompt / the empty layout / (for spatial-only models) a zero
-        condition. `tile` denoises and decodes latents larger than
-        `tile` in blended overlapping tiles of that side (bounded memory; any size).
-        Image-to-image (SDEdit): `init_images` (n, 3, H, W) in [-1, 1] are encoded, noised to
-        the timestep `strength` of the way up the sampler's steps, and denoised from there
-        (ddim or ddpm); strength 1 starts from (almost) pure noise, small keeps the image.
-        `compile` runs the UNet through `CompiledDenoiser` (frozen, channels-last
+        Conditions: class-conditional models take `labels` (n,), text-conditional ones
+        `prompts` (n strings), layout ones `layouts` (n lists of (class, box)), spatial ones
+        `condition` (n, k, h, w) from `spatial_condition` (it sets the latent size); a
+        conditioner of one's own reads its values from `inputs` by its `input_name`. Guidance
+        contrasts them with each conditioner's null condition (`options.guidance` None: the
+        model's `default_guidance`). Image-to-image (SDEdit): `init_images` (n, 3, H, W) in
+        [-1, 1] are encoded, noised to the timestep `strength` of the way up the sampler's
+        steps, and denoised from there (ddim or ddpm); strength 1 starts from (almost) pure
+        noise, small keeps the image. `latent_size` samples latents of another side.
+        `callback(step, steps, z)` runs after every step (progress, previews; raise to cancel).
+
+        `options.compile` runs the UNet through `CompiledDenoiser` (frozen, channels-last
         `torch.compile`): the first call at a shape pays the compile time, the steps run faster.
-        `precision` "bf16" / "fp16" runs the UNet under autocast (the sampler's arithmetic and
-        the decoder stay in float32); "auto" picks bf16 where the device runs it natively
-        (`ldmkit.precision.resolve_precision`), and an emulated half precision warns.
-        `inputs` gives conditioners' values by their `input_name` (the named arguments above
-        are the built-in ones; a conditioner of one's own reads its values from here).
+        `options.precision` "bf16" / "fp16" runs the UNet under autocast (the sampler's
+        arithmetic and the decoder stay in float32); "auto" picks bf16 where the device runs it
+        natively (`ldmkit.precision.resolve_precision`), and an emulated half precision warns.
+        `options.tile` denoises and decodes in blended overlapping latent tiles of that side.
         """
-        device = self.device
-        precision = resolve_precision(precision, device)
+        options = self.resolve(options or SamplingOptions())
+        device, precision, guidance = self.device, options.precision, float(options.guidance or 0)
         cond, uncond = self.conditions(n, labels, prompts, condition, guidance, layouts, inputs)
+        sampler_options = options.sampler_options()
         z_init = None
         if init_images is not None:
             z_init = self.encode(init_images.to(device))
@@ -335,55 +348,55 @@ class LatentDiffusion(nn.Module):
             side = latent_size or self.config.latent_size
             size = (side, side)
         shape = (n, self.config.unet.out_channels, *size)
-        generators = [torch.Generator(device="cpu").manual_seed(seed + i) for i in range(n)]
+        generators = [torch.Generator(device="cpu").manual_seed(options.seed + i) for i in range(n)]
         if z_init is not None:
             if tuple(z_init.shape) != shape:
                 raise ValueError(
                     f"init_images encode to {tuple(z_init.shape)}; this sample needs {shape}"
                 )
-            options.update(self.noised_start(z_init, strength, sampler, steps, generators, options))
+            sampler_options.update(self.noised_start(z_init, strength, options, generators))
         self.unet.eval()
         model_fn = self.conditional_unet
-        if compile:
+        if options.compile:
             if self._compiled_unet is None or self._compiled_unet.module is not self.unet:
                 self._compiled_unet = CompiledDenoiser(self.unet)
             model_fn = partial(self.conditional_unet, unet=self._compiled_unet)
         model_fn = autocast_call(model_fn, device, precision)
-        model_fn = model_fn if tile is None else tiled(model_fn, tile)
+        model_fn = model_fn if options.tile is None else tiled(model_fn, options.tile)
         if cond:
             denoise = classifier_free_guidance(model_fn, cond, uncond, guidance)
         else:
             denoise = lambda x, t: model_fn(x, t, {})  # noqa: E731
         z0 = sample(
-            sampler,
+            options.sampler,
             denoise,
             shape,
             self.schedule,
-            steps,
+            options.steps,
             prediction=self.config.loss.prediction,
             generators=generators,
             device=device,
             show_progress=show_progress,
-            **options,
+            callback=callback,
+            **sampler_options,
         )
-        return self.decode(z0, tile)
+        return self.decode(z0, options.tile)
 
     def noised_start(
         self,
         z0: torch.Tensor,
         strength: float,
-        sampler: str,
-        steps: int,
+        options: SamplingOptions,
         generators: Sequence[torch.Generator],
-        options: dict[str, Any],
     ) -> dict[str, Any]:
         """Sampler options that start from z0 noised `strength` of the way (SDEdit): the number
         of steps to skip and x at the first kept step's timestep."""
-        if sampler not in ("ddim", "ddpm"):
-            raise ValueError(f"image-to-image needs sampler ddim or ddpm, not {sampler!r}")
+        if options.sampler not in ("ddim", "ddpm"):
+            raise ValueError(f"image-to-image needs sampler ddim or ddpm, not {options.sampler!r}")
         if not 0.0 < strength <= 1.0:
             raise ValueError(f"strength must lie in (0, 1], got {strength}")
-        pairs = timestep_pairs(self.schedule, steps, options.get("spacing", "linspace"))
+        steps = options.steps
+        pairs = timestep_pairs(self.schedule, steps, options.spacing or "linspace")
         skip = steps - max(1, round(strength * steps))
         t = torch.full((z0.shape[0],), pairs[skip][0], device=z0.device)
         eps = randn_per_sample(z0.shape, generators, z0.device, z0.dtype)

@@ -5,16 +5,19 @@ from ldmkit.samplers.ddpm import sample_ddpm
 from ldmkit.samplers.dpm_solver import sample_dpmpp_2m
 from ldmkit.samplers.guidance import classifier_free_guidance
 from ldmkit.samplers.noise import randn_per_sample
+from ldmkit.samplers.options import SamplingOptions
 from ldmkit.samplers.plms import sample_plms
 from ldmkit.samplers.registry import SAMPLERS, sample
 from ldmkit.samplers.tiling import tiled
 from ldmkit.samplers.timesteps import Spacing, select_timesteps
-from ldmkit.samplers.types import Denoiser
+from ldmkit.samplers.types import Denoiser, StepCallback
 
 __all__ = [
     "SAMPLERS",
     "Denoiser",
+    "SamplingOptions",
     "Spacing",
+    "StepCallback",
     "classifier_free_guidance",
     "randn_per_sample",
     "sample",

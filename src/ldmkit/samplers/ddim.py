@@ -7,10 +7,9 @@ import torch
 
 from ldmkit.diffusion import NoiseSchedule, Prediction, to_eps, to_x0
 from ldmkit.diffusion.parameterization import check_prediction
-from ldmkit.progress import progress
 from ldmkit.samplers.noise import initial_latent, randn_per_sample
 from ldmkit.samplers.timesteps import Spacing, alpha_bar_of, skip_steps, timestep_pairs
-from ldmkit.samplers.types import Denoiser, call_denoiser
+from ldmkit.samplers.types import Denoiser, StepCallback, call_denoiser, stepping
 
 
 def sample_ddim(
@@ -28,6 +27,7 @@ def sample_ddim(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     show_progress: bool = False,
+    callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """x_0 by DDIM from x_T ~ N(0, I) in `steps` steps with stochasticity `eta`.
 
@@ -39,7 +39,11 @@ def sample_ddim(
     pairs = timestep_pairs(schedule, steps, spacing)
     pairs = skip_steps(pairs, skip)
     x = initial_latent(shape, generators, initial_noise, device, dtype)
-    for t, t_prev in progress(pairs, "DDIM") if show_progress else pairs:
+
+    def current() -> torch.Tensor:  # x after the steps done so far, read when called
+        return x
+
+    for t, t_prev in stepping(pairs, "DDIM", show_progress, callback, current):
         output = call_denoiser(denoise, x, t)
         x0 = to_x0(prediction, output, x, t, schedule)
         if t_prev < 0:

@@ -11,10 +11,9 @@ import torch
 
 from ldmkit.diffusion import NoiseSchedule, Prediction, to_x0
 from ldmkit.diffusion.parameterization import check_prediction
-from ldmkit.progress import progress
 from ldmkit.samplers.noise import initial_latent, randn_per_sample
 from ldmkit.samplers.timesteps import Spacing, alpha_bar_of, skip_steps, timestep_pairs
-from ldmkit.samplers.types import Denoiser, call_denoiser
+from ldmkit.samplers.types import Denoiser, StepCallback, call_denoiser, stepping
 
 
 def sample_ddpm(
@@ -31,6 +30,7 @@ def sample_ddpm(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     show_progress: bool = False,
+    callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """x_0 by ancestral sampling from x_T ~ N(0, I); `steps` defaults to all T timesteps.
 
@@ -40,7 +40,11 @@ def sample_ddpm(
     pairs = timestep_pairs(schedule, schedule.num_timesteps if steps is None else steps, spacing)
     pairs = skip_steps(pairs, skip)
     x = initial_latent(shape, generators, initial_noise, device, dtype)
-    for t, t_prev in progress(pairs, "DDPM") if show_progress else pairs:
+
+    def current() -> torch.Tensor:  # x after the steps done so far, read when called
+        return x
+
+    for t, t_prev in stepping(pairs, "DDPM", show_progress, callback, current):
         x0 = to_x0(prediction, call_denoiser(denoise, x, t), x, t, schedule)
         if t_prev < 0:
             x = x0  # the last step's posterior is a point mass at the predicted x_0

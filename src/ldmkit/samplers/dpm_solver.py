@@ -16,10 +16,9 @@ import torch
 
 from ldmkit.diffusion import NoiseSchedule, Prediction, to_x0
 from ldmkit.diffusion.parameterization import check_prediction
-from ldmkit.progress import progress
 from ldmkit.samplers.noise import initial_latent
 from ldmkit.samplers.timesteps import Spacing, alpha_bar_of, timestep_pairs
-from ldmkit.samplers.types import Denoiser, call_denoiser
+from ldmkit.samplers.types import Denoiser, StepCallback, call_denoiser, stepping
 
 
 def sample_dpmpp_2m(
@@ -35,6 +34,7 @@ def sample_dpmpp_2m(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     show_progress: bool = False,
+    callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """x_0 by DPM-Solver++(2M) from x_T ~ N(0, I) in `steps` steps (one model call each)."""
     check_prediction(prediction)
@@ -42,7 +42,11 @@ def sample_dpmpp_2m(
     x = initial_latent(shape, generators, initial_noise, device, dtype)
     x0_prev: torch.Tensor | None = None
     h_prev = 0.0
-    for t, t_prev in progress(pairs, "DPM-Solver++(2M)") if show_progress else pairs:
+
+    def current() -> torch.Tensor:  # x after the steps done so far, read when called
+        return x
+
+    for t, t_prev in stepping(pairs, "DPM-Solver++(2M)", show_progress, callback, current):
         x0 = to_x0(prediction, call_denoiser(denoise, x, t), x, t, schedule)
         if t_prev < 0:
             x = x0

@@ -13,10 +13,9 @@ import torch
 
 from ldmkit.diffusion import NoiseSchedule, Prediction, to_eps
 from ldmkit.diffusion.parameterization import check_prediction
-from ldmkit.progress import progress
 from ldmkit.samplers.noise import initial_latent
 from ldmkit.samplers.timesteps import Spacing, alpha_bar_of, timestep_pairs
-from ldmkit.samplers.types import Denoiser, call_denoiser
+from ldmkit.samplers.types import Denoiser, StepCallback, call_denoiser, stepping
 
 
 def sample_plms(
@@ -32,6 +31,7 @@ def sample_plms(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     show_progress: bool = False,
+    callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """x_0 by PLMS from x_T ~ N(0, I) in `steps` steps (steps + 1 model calls)."""
     check_prediction(prediction)
@@ -42,7 +42,11 @@ def sample_plms(
         return to_eps(prediction, call_denoiser(denoise, x_t, t), x_t, t, schedule)
 
     history: list[torch.Tensor] = []  # past eps, newest last (at most 3 kept)
-    for t, t_prev in progress(pairs, "PLMS") if show_progress else pairs:
+
+    def current() -> torch.Tensor:  # x after the steps done so far, read when called
+        return x
+
+    for t, t_prev in stepping(pairs, "PLMS", show_progress, callback, current):
         eps = eps_at(x, t)
         if not history and t_prev >= 0:
             # Pseudo improved Euler: average eps here and at the Euler-predicted next point.

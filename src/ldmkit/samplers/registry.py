@@ -21,6 +21,12 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+def sampler_parameters(name: str) -> tuple[str, ...]:
+    """The keyword-only options of the sampler called `name`."""
+    parameters = inspect.signature(SAMPLERS[name]).parameters.values()
+    return tuple(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY)
+
+
 def sample(
     name: str,
     denoise: Denoiser,
@@ -34,7 +40,7 @@ def sample(
         raise ValueError(f"unknown sampler {name!r}; valid names: {', '.join(SAMPLERS)}")
     sampler = SAMPLERS[name]
     parameters = inspect.signature(sampler).parameters
-    valid = [p.name for p in parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    valid = sampler_parameters(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ValueError(

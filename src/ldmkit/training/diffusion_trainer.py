@@ -26,6 +26,7 @@ from ldmkit.data.config import DataConfig
 from ldmkit.data.factory import build_dataset
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.precision import autocast, resolve_precision
+from ldmkit.samplers import SamplingOptions
 from ldmkit.training.autoencoder_trainer import TrainingDiverged, TrainResult
 from ldmkit.training.checkpoints import checkpoint_root, latest_checkpoint, write_checkpoint
 from ldmkit.training.config import DiffusionTrainConfig
@@ -261,16 +262,9 @@ def train_diffusion(
                 targets, sample_generators(run.seed, -1, range(shown))
             )
             truth = targets["image"]
+        options = SamplingOptions(run.sample_sampler, run.sample_steps, guidance)
         samples = sampler_model.sample(
-            shown,
-            labels,
-            guidance,
-            run.sample_sampler,
-            run.sample_steps,
-            seed=0,
-            prompts=prompts,
-            condition=condition,
-            layouts=layouts,
+            shown, labels, prompts=prompts, condition=condition, layouts=layouts, options=options
         )
         if layouts is not None:  # the requested boxes over the samples
             samples = draw_layouts(samples, layouts)
