@@ -20,19 +20,19 @@ demo: $(STAMP)
 	$(BIN)/ldmkit demo --out runs/demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/ruff check src tests benchmarks experiments scripts
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 # The same checks without the tests marked slow (trainings, the demo, compiles): for quick edits.
 test-fast: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/ruff check src tests benchmarks experiments scripts
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks experiments
-	$(BIN)/ruff format --check src tests benchmarks experiments
+	$(BIN)/ruff check src tests benchmarks experiments scripts
+	$(BIN)/ruff format --check src tests benchmarks experiments scripts
 	$(BIN)/lint-imports
 
 data: $(STAMP)

@@ -1,12 +1,17 @@
 """Shared fixtures: a tiny random CLIP text encoder written to disk (the frozen-CLIP option is
-tested without any downloaded weights)."""
+tested without any downloaded weights) and tiny class-conditional latent diffusion models."""
 
 import json
 import string
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+
+from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
+from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+from ldmkit.unet import unet_preset
 
 CLIP_WIDTH = 32
 CLIP_TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json")
@@ -51,3 +56,31 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     transformers.CLIPTextModel(config).save_pretrained(directory)
     return directory
+
+
+def tiny_ldm(num_classes: int = 5, label_dropout: float = 0.1) -> LatentDiffusion:
+    """A tiny random LDM on 8x8 latents (unconditional with num_classes=0), seed 0."""
+    torch.manual_seed(0)
+    ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
+    unet = unet_preset(
+        "tiny",
+        in_channels=3,
+        out_channels=3,
+        context_dim=None,
+        num_classes=num_classes + 1 if num_classes else None,
+    )
+    config = DiffusionConfig(
+        unet=unet, num_classes=num_classes, label_dropout=label_dropout, latent_size=8
+    )
+    model = LatentDiffusion(config, ae)
+    with torch.no_grad():  # fill the zero-initialised layers, so outputs depend on every input
+        for p in model.unet.parameters():
+            if not p.any():
+                p.normal_(0, 0.02)
+    return model
+
+
+@pytest.fixture
+def make_ldm() -> Callable[..., LatentDiffusion]:
+    """`tiny_ldm`, the factory: call it with num_classes / label_dropout."""
+    return tiny_ldm

@@ -4,7 +4,7 @@
   command, its seed and held-out accuracy).
 - `shapes_kl_f4/`: the `kl-f4` autoencoder trained on 64x64 shapes (2800 steps, 32.8 dB held-out
   PSNR); the demo's first stage.
-- `shapes_t2i/` (`benchmarks/ship_text_to_image.py` makes it): the `shapes-text` model on that
+- `shapes_t2i/` (`scripts/ship_text_to_image.py` makes it): the `shapes-text` model on that
   autoencoder's latents, UNet and text encoder in float16; the demo's model.
 """
 

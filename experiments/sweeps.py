@@ -1,6 +1,6 @@
 """Guidance-scale and sampler-steps sweeps of a class-conditional checkpoint (FID, KID, adherence).
 
-    python benchmarks/sweeps.py --checkpoint runs/ldm-shapes/model --n 300
+    python experiments/sweeps.py --checkpoint runs/ldm-shapes/model --n 300
 
 Every point samples the same `n` class labels with the same seeds; real held-out features are
 computed once. Writes `docs/results/sweeps.md`, `sweep_guidance.png` and `sweep_steps.png` (and
@@ -119,7 +119,7 @@ def _report(
         f"Checkpoint `{args.checkpoint}`, {args.n} samples per point (classes cycled, the same "
         "seeds at every point) against as many held-out images, in the shipped shapes "
         f"evaluator's features. {minutes:.1f} min on this CPU. Command: "
-        f"`python benchmarks/sweeps.py --checkpoint {args.checkpoint} --n {args.n}`",
+        f"`python experiments/sweeps.py --checkpoint {args.checkpoint} --n {args.n}`",
         "",
         "## Guidance scale",
         "",

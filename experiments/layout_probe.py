@@ -2,7 +2,7 @@
 given their true layouts, the same layouts mirrored left-right (same objects, other places), and
 the empty layout, at a few noise levels.
 
-    python benchmarks/layout_probe.py --checkpoint runs/layout/model
+    python experiments/layout_probe.py --checkpoint runs/layout/model
 
 A model that places objects where asked predicts the noise best with the true layout; one that
 reads only *what* is asked scores the true and mirrored layouts alike.

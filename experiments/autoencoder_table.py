@@ -1,6 +1,6 @@
 """Train KL/VQ f=4/f=8 autoencoders on a fixed step budget and tabulate held-out quality.
 
-    python benchmarks/autoencoder_table.py --minutes 10 --out runs/ae_table
+    python experiments/autoencoder_table.py --minutes 10 --out runs/ae_table
 
 Runs one after another (never in parallel: the timings would lie), evaluates each on 512
 held-out 64x64 shapes and records the figures in OUT/table.json, keeping the rows of presets run
@@ -74,7 +74,7 @@ def table_lines(rows: list[dict], n: int, table_json: Path) -> list[str]:
         BEGIN,
         f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} "
         f"torch threads, torch {torch.__version__}. Held-out: {n} shapes images (seed 1).",
-        "Command: `python benchmarks/autoencoder_table.py --presets PRESET`, one row per preset",
+        "Command: `python experiments/autoencoder_table.py --presets PRESET`, one row per preset",
         f"(rows of presets run earlier are kept in {table_json}).",
         "",
         "rFID: FID between the held-out images and their reconstructions in the shipped shapes",

@@ -1,5 +1,7 @@
 """LatentDiffusion: loss on the frozen first stage, label dropout, guided sampling."""
 
+from collections.abc import Callable
+
 import pytest
 import torch
 
@@ -9,30 +11,11 @@ from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
 from ldmkit.samplers import SamplingOptions
 from ldmkit.unet import unet_preset
 
-
-def _model(num_classes: int = 5, label_dropout: float = 0.1) -> LatentDiffusion:
-    torch.manual_seed(0)
-    ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
-    unet = unet_preset(
-        "tiny",
-        in_channels=3,
-        out_channels=3,
-        context_dim=None,
-        num_classes=num_classes + 1 if num_classes else None,
-    )
-    config = DiffusionConfig(
-        unet=unet, num_classes=num_classes, label_dropout=label_dropout, latent_size=8
-    )
-    model = LatentDiffusion(config, ae)
-    with torch.no_grad():  # fill the zero-initialised layers, so outputs depend on every input
-        for p in model.unet.parameters():
-            if not p.any():
-                p.normal_(0, 0.02)
-    return model
+MakeLDM = Callable[..., LatentDiffusion]
 
 
-def test_loss_trains_only_the_unet() -> None:
-    model = _model()
+def test_loss_trains_only_the_unet(make_ldm: MakeLDM) -> None:
+    model = make_ldm()
     batch = {"image": torch.rand(4, 3, 16, 16) * 2 - 1, "label": torch.tensor([0, 1, 2, 4])}
 
     def generators(start: int, stop: int) -> list[torch.Generator]:
@@ -50,8 +33,8 @@ def test_loss_trains_only_the_unet() -> None:
     assert not model.autoencoder.training  # the first stage stays frozen in eval mode
 
 
-def test_label_dropout_uses_the_null_class() -> None:
-    model = _model(label_dropout=0.5)
+def test_label_dropout_uses_the_null_class(make_ldm: MakeLDM) -> None:
+    model = make_ldm(label_dropout=0.5)
     torch.manual_seed(0)
     labels = model.training_labels(torch.zeros(2000, dtype=torch.long))
     dropped = (labels == model.null_class).float().mean()
@@ -61,8 +44,10 @@ def test_label_dropout_uses_the_null_class() -> None:
         model.training_labels(torch.tensor([-1]))
 
 
-def test_sampling_is_per_sample_reproducible_and_guidance_one_is_conditional() -> None:
-    model = _model()
+def test_sampling_is_per_sample_reproducible_and_guidance_one_is_conditional(
+    make_ldm: MakeLDM,
+) -> None:
+    model = make_ldm()
     labels = torch.tensor([0, 3, 1])
     a = model.sample(3, labels, options=SamplingOptions(steps=3, guidance=2.0, seed=7))
     assert a.shape == (3, 3, 16, 16) and a.abs().max() <= 1
@@ -76,8 +61,8 @@ def test_sampling_is_per_sample_reproducible_and_guidance_one_is_conditional() -
 
 
 @pytest.mark.slow
-def test_compiled_sampling_matches_eager_and_follows_new_weights() -> None:
-    model = _model()
+def test_compiled_sampling_matches_eager_and_follows_new_weights(make_ldm: MakeLDM) -> None:
+    model = make_ldm()
     labels = torch.tensor([0, 3])
 
     def eager_and_compiled() -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,8 +80,8 @@ def test_compiled_sampling_matches_eager_and_follows_new_weights() -> None:
     assert torch.allclose(changed, recompiled, atol=1e-4)  # the compiled copy follows it
 
 
-def test_bf16_sampling_is_close_to_fp32_and_bad_precision_is_refused() -> None:
-    model = _model()
+def test_bf16_sampling_is_close_to_fp32_and_bad_precision_is_refused(make_ldm: MakeLDM) -> None:
+    model = make_ldm()
     labels = torch.tensor([0, 3])
     options = SamplingOptions(steps=3, guidance=2.0, seed=1)
     full = model.sample(2, labels, options=options)
@@ -108,13 +93,13 @@ def test_bf16_sampling_is_close_to_fp32_and_bad_precision_is_refused() -> None:
         model.sample(2, labels, options=SamplingOptions(steps=1, precision="int8"))
 
 
-def test_compiled_denoiser_refuses_gradients() -> None:
+def test_compiled_denoiser_refuses_gradients(make_ldm: MakeLDM) -> None:
     denoiser = CompiledDenoiser(torch.nn.Conv2d(1, 1, 1))
     with pytest.raises(RuntimeError, match=r"torch\.no_grad"):
         denoiser(torch.zeros(1, 1, 2, 2))
 
 
-def test_config_mismatches_are_clear_errors() -> None:
+def test_config_mismatches_are_clear_errors(make_ldm: MakeLDM) -> None:
     with pytest.raises(ValueError, match=r"unet\.num_classes must be 6"):
         DiffusionConfig(unet=unet_preset("tiny", num_classes=None, context_dim=None), num_classes=5)
     ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
@@ -125,39 +110,8 @@ def test_config_mismatches_are_clear_errors() -> None:
         LatentDiffusion(config, ae)
 
 
-def test_adherence_evaluation_runs_and_checks_label_spaces() -> None:
-    from ldmkit.evaluation.adherence import evaluate_adherence
-    from ldmkit.metrics.class_evaluator import ClassEvaluator, EvaluatorConfig
-
-    model = _model(num_classes=30)
-    evaluator = ClassEvaluator(EvaluatorConfig(width=8, resolution=16)).eval()
-    options = SamplingOptions(steps=2, guidance=3.0)
-    result = evaluate_adherence(model, evaluator, n=6, options=options, batch_size=4)
-    assert result["n"] == 6 and 0 <= result["both"] <= result["kind"] <= 1
-    assert result["seconds_per_image"] > 0 and result["sampling_precision"] == "fp32"
-    bf16 = options.replace(precision="bf16")
-    half = evaluate_adherence(model, evaluator, n=6, options=bf16, batch_size=4)
-    assert half["sampling_precision"] == "bf16" and 0 <= half["both"] <= 1
-    with pytest.raises(ValueError, match="evaluator knows 30"):
-        evaluate_adherence(_model(num_classes=5), evaluator, n=2, options=options)
-
-
-def test_checkpoint_evaluation_of_an_unconditional_model() -> None:
-    from ldmkit.evaluation.checkpoint_report import evaluate_checkpoint, markdown_table
-    from ldmkit.metrics.class_evaluator import ClassEvaluator, EvaluatorConfig
-
-    model = _model(num_classes=0)
-    evaluator = ClassEvaluator(EvaluatorConfig(width=8, resolution=16)).eval()
-    real = [{"image": torch.rand(3, 16, 16) * 2 - 1, "label": 0} for _ in range(5)]
-    options = SamplingOptions(steps=2, guidance=3.0)
-    result = evaluate_checkpoint(model, evaluator, real, n=5, options=options, batch_size=2)
-    assert result["n"] == 5 and result["fid"] > 0 and result["guidance"] is None
-    assert not any(key.startswith("adherence") for key in result)  # nothing was asked for
-    assert "| fid |" in markdown_table(result)
-
-
-def test_image_to_image_keeps_more_of_the_image_at_low_strength() -> None:
-    model = _model()
+def test_image_to_image_keeps_more_of_the_image_at_low_strength(make_ldm: MakeLDM) -> None:
+    model = make_ldm()
     images = torch.rand(2, 3, 16, 16) * 2 - 1
     labels = torch.tensor([0, 3])
     reconstruction = model.decode(model.encode(images))

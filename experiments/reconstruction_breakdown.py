@@ -1,7 +1,7 @@
 """Where an autoencoder's reconstruction error lies on held-out shapes: mean PSNR by object count
 and by background kind (the shapes ground truth knows both).
 
-    python benchmarks/reconstruction_breakdown.py CHECKPOINT [--n 512]
+    python experiments/reconstruction_breakdown.py CHECKPOINT [--n 512]
 
 Prints one JSON object: {"objects": {count: [images, dB]}, "background": {kind: [images, dB]}}.
 """

@@ -2,7 +2,7 @@
 
     ldmkit train --preset shapes-text --autoencoder src/ldmkit/assets/shapes_kl_f4 --out runs/t2i \
         --set run.steps=1500 --set run.sample_every=500 --set run.sample_count=8
-    python benchmarks/ship_text_to_image.py --run runs/t2i
+    python scripts/ship_text_to_image.py --run runs/t2i
 
 The UNet and text encoder are stored in float16 (the asset stays under 25 MB). The stored model's
 adherence is measured as `ldmkit eval adherence` measures it (n=300, DDIM 50, guidance 3) and in

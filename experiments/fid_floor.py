@@ -1,7 +1,7 @@
 """FID / KID between two disjoint real sets: the floor a perfect generator would reach at this n.
 
-    python benchmarks/fid_floor.py --n 500       # shapes, one object
-    python benchmarks/fid_floor.py --data fashion-mnist --resolution 32 \
+    python experiments/fid_floor.py --n 500       # shapes, one object
+    python experiments/fid_floor.py --data fashion-mnist --resolution 32 \
         --evaluator runs/fmnist/evaluator
 
 Real training images against real held-out images, in the evaluator's feature space; compare a

@@ -2,7 +2,7 @@
 # Class-conditional Fashion-MNIST end to end (~20 min on 2 CPU cores): kl-f4 autoencoder on
 # 32x32 images, the class evaluator, the `fmnist-class` LDM, adherence and a grid per class.
 #
-#   bash benchmarks/fmnist_class.sh [RUN_DIR]      # default runs/fmnist
+#   bash experiments/fmnist_class.sh [RUN_DIR]      # default runs/fmnist
 #
 # Needs the Debian package dataset-fashion-mnist (read from /usr/share/datasets/fashion-mnist).
 set -euo pipefail

@@ -4,7 +4,7 @@
 # recipe (WordPiece tokenizer + transformer tau_theta trained with the UNet) on its latents, and a
 # grid of samples for a handful of prompts.
 #
-#   bash benchmarks/emoji_t2i.sh [RUN_DIR]      # default runs/emoji
+#   bash experiments/emoji_t2i.sh [RUN_DIR]      # default runs/emoji
 #
 # Needs the Debian package fonts-noto-color-emoji.
 set -euo pipefail
@@ -19,5 +19,5 @@ $LDMKIT eval reconstruction --checkpoint "$RUN/kl-f4/model" --data "emoji:$DATA"
     | tee "$RUN/reconstruction.json"
 $LDMKIT train --preset shapes-text --autoencoder "$RUN/kl-f4/model" --out "$RUN/t2i" \
     "${EMOJI[@]}" --set run.steps=1500 --set run.sample_every=500 | tail -1
-$LDMKIT sample --checkpoint "$RUN/t2i/model" --prompts benchmarks/emoji_prompts.txt \
+$LDMKIT sample --checkpoint "$RUN/t2i/model" --prompts experiments/emoji_prompts.txt \
     --per-prompt 6 --guidance 3 --sampler ddim --steps 50 --seed 0 --out "$RUN/emoji_prompts.png"
