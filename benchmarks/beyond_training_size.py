@@ -22,8 +22,8 @@ import torch
 def one(args: argparse.Namespace) -> None:
     """Child process: one sample at `--scale` x the training side; prints a JSON line."""
     from ldmkit.checkpoint import load_latent_diffusion
+    from ldmkit.images import to_uint8
     from ldmkit.samplers import SamplingOptions
-    from ldmkit.training.visuals import to_uint8
 
     torch.set_num_threads(args.threads)
     model = load_latent_diffusion(args.checkpoint)

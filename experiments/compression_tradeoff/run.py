@@ -35,6 +35,7 @@ from ldmkit.evaluation.fid import dataset_features, distribution_scores
 from ldmkit.evaluation.generate import embed, generate
 from ldmkit.evaluation.reconstruction import evaluate_reconstruction
 from ldmkit.hardware import machine_report
+from ldmkit.images import image_grid
 from ldmkit.metrics.class_evaluator import ClassEvaluator
 from ldmkit.pipeline import DiffusionConfig
 from ldmkit.precision import resolve_precision
@@ -49,7 +50,6 @@ from ldmkit.training.config import (
 from ldmkit.training.diffusion_presets import SHAPES_CLASSES
 from ldmkit.training.diffusion_trainer import train_diffusion
 from ldmkit.training.presets import PRESETS
-from ldmkit.training.visuals import image_grid
 from ldmkit.unet import UNetConfig
 
 RESOLUTION = 64

@@ -67,3 +67,19 @@ def machine_report() -> dict[str, Any]:
             )
         report["cuda_bf16"] = torch.cuda.is_bf16_supported()
     return report
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """`auto` picks CUDA, then MPS, then CPU; anything else is passed to torch.device."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {name!r} asked for, but CUDA is not available; use run.device=cpu"
+        )
+    return device

@@ -87,6 +87,9 @@ def test_ema_moves_towards_the_weights() -> None:
     copy = torch.nn.Linear(2, 2)
     ema.copy_to(copy)
     assert torch.allclose(copy.weight, start + 0.5)
+    state = ema.averaged_state(net)  # the trained module's keys, the averaged values
+    assert set(state) == set(net.state_dict()) and torch.equal(state["weight"], ema.shadow_0)
+    assert not torch.equal(state["weight"], net.weight)
 
 
 def _ddp_worker(rank: int, autoencoder: str, out: str) -> None:

@@ -26,7 +26,7 @@ def _load_evaluator(path: Path | None, device: str) -> "ClassEvaluator":
     """The evaluator at `path`, or the shipped shapes evaluator."""
     from ldmkit.assets import SHAPES_EVALUATOR
     from ldmkit.checkpoint import load_evaluator
-    from ldmkit.training.runtime import select_device
+    from ldmkit.hardware import select_device
 
     return load_evaluator(path or SHAPES_EVALUATOR, select_device(device))
 
@@ -48,8 +48,8 @@ def _load_features(inception: Path | None, resize: str, device: str) -> "Feature
     """The FID InceptionV3 at `inception` (None when not asked for)."""
     if inception is None:
         return None
+    from ldmkit.hardware import select_device
     from ldmkit.metrics.inception import load_inception
-    from ldmkit.training.runtime import select_device
 
     if resize not in ("pytorch-fid", "torch-fidelity"):
         raise ValueError(f"--inception-resize must be pytorch-fid or torch-fidelity, got {resize}")
@@ -83,7 +83,7 @@ def eval_reconstruction_command(
     from ldmkit.data.config import DataConfig
     from ldmkit.data.factory import build_dataset
     from ldmkit.evaluation.reconstruction import evaluate_reconstruction
-    from ldmkit.training.runtime import select_device
+    from ldmkit.hardware import select_device
 
     try:
         model = load_autoencoder(checkpoint, select_device(device))
@@ -136,7 +136,7 @@ def eval_checkpoint_command(
     )
     from ldmkit.data.factory import build_dataset
     from ldmkit.evaluation.checkpoint_report import evaluate_checkpoint, markdown_table
-    from ldmkit.training.runtime import select_device
+    from ldmkit.hardware import select_device
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
@@ -190,8 +190,8 @@ def eval_fid_command(
     from ldmkit.evaluation.batched import options_record
     from ldmkit.evaluation.fid import dataset_features, distribution_scores
     from ldmkit.evaluation.generate import embed, generate
+    from ldmkit.hardware import select_device
     from ldmkit.samplers import SamplingOptions
-    from ldmkit.training.runtime import select_device
 
     result: dict[str, object] = {"fake": str(fake), "n": n}
     try:
@@ -237,7 +237,7 @@ def eval_adherence_command(
     """Fraction of samples whose class (shapes: kind, colour, both) matches the one asked for."""
     from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
     from ldmkit.evaluation.adherence import evaluate_adherence
-    from ldmkit.training.runtime import select_device
+    from ldmkit.hardware import select_device
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
@@ -263,7 +263,7 @@ def eval_layout_command(
     from ldmkit.checkpoint import CheckpointError, load_latent_diffusion, training_data
     from ldmkit.data.factory import build_dataset
     from ldmkit.evaluation.layout import evaluate_layout
-    from ldmkit.training.runtime import select_device
+    from ldmkit.hardware import select_device
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
@@ -292,7 +292,7 @@ def eval_relations_command(
     from ldmkit.data.config import DataConfig
     from ldmkit.data.factory import build_dataset
     from ldmkit.evaluation.relations import evaluate_relations
-    from ldmkit.training.runtime import select_device
+    from ldmkit.hardware import select_device
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))

@@ -23,7 +23,7 @@ def _load(
 ) -> tuple["LatentDiffusion", "SamplingOptions"]:
     """The model, and `options` resolved for it (auto precision -> what will run)."""
     from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
-    from ldmkit.training.runtime import select_device
+    from ldmkit.hardware import select_device
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
@@ -46,7 +46,7 @@ def _write(images: "torch.Tensor", out: Path, params: dict[str, object]) -> None
     from PIL import Image
     from PIL.PngImagePlugin import PngInfo
 
-    from ldmkit.training.visuals import to_uint8
+    from ldmkit.images import to_uint8
 
     info = PngInfo()
     info.add_text("ldmkit", json.dumps(params))

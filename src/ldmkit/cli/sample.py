@@ -68,8 +68,8 @@ def sample_command(
 
     from ldmkit.checkpoint import CheckpointError, load_latent_diffusion, training_data
     from ldmkit.data.factory import class_names
-    from ldmkit.training.runtime import select_device
-    from ldmkit.training.visuals import image_grid, labelled_grid, to_uint8
+    from ldmkit.hardware import select_device
+    from ldmkit.images import image_grid, labelled_grid, to_uint8
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))

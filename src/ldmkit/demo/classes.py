@@ -29,12 +29,12 @@ from ldmkit.data.shapes import NUM_CLASSES, class_name
 from ldmkit.evaluation.adherence import score_adherence
 from ldmkit.evaluation.generate import sample_classes
 from ldmkit.evaluation.reconstruction import evaluate_reconstruction
+from ldmkit.images import labelled_grid
 from ldmkit.samplers import SamplingOptions
 from ldmkit.training.autoencoder_trainer import train_autoencoder
 from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
 from ldmkit.training.diffusion_trainer import train_diffusion
 from ldmkit.training.presets import PRESETS
-from ldmkit.training.visuals import labelled_grid
 
 
 @dataclasses.dataclass(frozen=True)

@@ -20,10 +20,10 @@ from ldmkit.checkpoint import load_evaluator, load_latent_diffusion, read_config
 from ldmkit.data.shapes import COLOR_NAMES, SHAPE_KINDS, class_id_of
 from ldmkit.evaluation.adherence import score_adherence
 from ldmkit.evaluation.generate import sample_prompts
+from ldmkit.images import labelled_grid
 from ldmkit.samplers import SamplingOptions
 from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
 from ldmkit.training.diffusion_trainer import train_diffusion
-from ldmkit.training.visuals import labelled_grid
 
 DEMO_PROMPTS = (
     "a small red circle",

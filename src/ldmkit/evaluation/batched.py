@@ -74,7 +74,7 @@ def options_record(options: SamplingOptions) -> dict[str, Any]:
 
 def save_rows(path: Path, rows: list[torch.Tensor], k: int = 8) -> None:
     """A PNG of the first `k` images of each row (B, 3, H, W) in [-1, 1], one row each."""
-    from ldmkit.training.visuals import image_grid
+    from ldmkit.images import image_grid
 
     k = min(k, len(rows[0]))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -163,7 +163,7 @@ def evaluate_layout(
     generated = find_objects(out, layouts, evaluator)
     ceiling = find_objects(real, layouts, evaluator)
     if grid is not None:
-        from ldmkit.training.visuals import draw_layouts
+        from ldmkit.images import draw_layouts
 
         save_rows(grid, [draw_layouts(out[:8], layouts[:8]), draw_layouts(real[:8], layouts[:8])])
     generated.pop("records")

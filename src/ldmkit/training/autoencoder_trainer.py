@@ -15,6 +15,8 @@ from ldmkit.checkpoint import save_autoencoder, write_json
 from ldmkit.config import save_yaml, to_dict
 from ldmkit.data.collate import collate
 from ldmkit.data.factory import build_dataset
+from ldmkit.hardware import select_device
+from ldmkit.images import image_grid
 from ldmkit.metrics.image_quality import psnr
 from ldmkit.precision import autocast, resolve_precision
 from ldmkit.training.checkpoints import checkpoint_root, latest_checkpoint, write_checkpoint
@@ -27,12 +29,11 @@ from ldmkit.training.runtime import (
     restore_rng_state,
     rng_state,
     seed_everything,
-    select_device,
     set_threads,
     tune_allocator,
 )
 from ldmkit.training.train_state import load_train_state, save_train_state
-from ldmkit.training.visuals import image_grid, save_loss_curve
+from ldmkit.training.visuals import save_loss_curve
 
 
 class TrainingDiverged(RuntimeError):

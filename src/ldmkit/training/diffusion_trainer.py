@@ -24,6 +24,8 @@ from ldmkit.config import from_dict, save_yaml, to_dict
 from ldmkit.data.collate import collate
 from ldmkit.data.config import DataConfig
 from ldmkit.data.factory import build_dataset
+from ldmkit.hardware import select_device
+from ldmkit.images import draw_layouts, image_grid
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.precision import autocast, resolve_precision
 from ldmkit.samplers import SamplingOptions
@@ -49,12 +51,11 @@ from ldmkit.training.runtime import (
     restore_rng_state,
     rng_state,
     seed_everything,
-    select_device,
     set_threads,
     tune_allocator,
 )
 from ldmkit.training.train_state import load_train_state, save_train_state
-from ldmkit.training.visuals import draw_layouts, image_grid, save_loss_curve
+from ldmkit.training.visuals import save_loss_curve
 
 
 def sample_generators(seed: int, step: int, positions: range) -> list[torch.Generator]:
@@ -66,14 +67,6 @@ def sample_generators(seed: int, step: int, positions: range) -> list[torch.Gene
     return [
         torch.Generator().manual_seed((seed * 1_000_003 + step) * 1_000_003 + j) for j in positions
     ]
-
-
-def ema_state(module: torch.nn.Module, ema: EMA) -> dict[str, torch.Tensor]:
-    """The module's state dict with the EMA weights in place of the trained ones."""
-    state = dict(module.state_dict())
-    for i, name in enumerate(ema.names):
-        state[name] = getattr(ema, f"shadow_{i}")
-    return state
 
 
 def _config_equal(cls: type, saved: Any, current: Any) -> bool:
@@ -253,9 +246,9 @@ def train_diffusion(
             return
         sampler_model = LatentDiffusion(config.model, model.autoencoder, tokenizer, model.clip)
         sampler_model.to(device)
-        sampler_model.unet.load_state_dict(ema_state(model.unet, ema))
+        sampler_model.unet.load_state_dict(ema.averaged_state(model.unet))
         if sampler_model.context_encoder is not None and encoder is not None and context_ema:
-            sampler_model.context_encoder.load_state_dict(ema_state(encoder, context_ema))
+            sampler_model.context_encoder.load_state_dict(context_ema.averaged_state(encoder))
         condition = shown_inputs = truth = None
         if targets is not None:
             condition, shown_inputs = sampler_model.degrade(
@@ -363,11 +356,12 @@ def train_diffusion(
             }
         }
         context_state = (
-            ema_state(model.context_encoder, context_ema)
+            context_ema.averaged_state(model.context_encoder)
             if model.context_encoder is not None and context_ema is not None
             else None
         )
-        save_latent_diffusion(model, model_dir, ema_state(model.unet, ema), extra, context_state)
+        unet_state = ema.averaged_state(model.unet)
+        save_latent_diffusion(model, model_dir, unet_state, extra, context_state)
     barrier(context)
     shutdown(context)
     return TrainResult(model_dir, step, elapsed, history)

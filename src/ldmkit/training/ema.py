@@ -24,11 +24,22 @@ class EMA(nn.Module):
         n = int(self.updates)
         return min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
 
+    def shadows(self) -> list[torch.Tensor]:
+        """The averaged weights, in the order of `names`."""
+        return [getattr(self, f"shadow_{i}") for i in range(len(self.names))]
+
+    def averaged_state(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """`model`'s state dict with the averaged weights in place of its trained ones (what a
+        sampling copy or a saved checkpoint takes)."""
+        state = dict(model.state_dict())
+        state.update(zip(self.names, self.shadows(), strict=True))
+        return state
+
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """Move the shadow weights towards `model`'s current parameters."""
         params = dict(model.named_parameters())
-        shadow = [getattr(self, f"shadow_{i}") for i in range(len(self.names))]
+        shadow = self.shadows()
         current = [params[n].detach().to(s.dtype) for n, s in zip(self.names, shadow, strict=True)]
         torch._foreach_lerp_(shadow, current, 1.0 - self.current_decay())
         self.updates += 1
@@ -37,5 +48,5 @@ class EMA(nn.Module):
     def copy_to(self, model: nn.Module) -> None:
         """Write the shadow weights into `model` (e.g. a copy used for sampling)."""
         params = dict(model.named_parameters())
-        for i, name in enumerate(self.names):
-            params[name].copy_(getattr(self, f"shadow_{i}"))
+        for name, shadow in zip(self.names, self.shadows(), strict=True):
+            params[name].copy_(shadow)

@@ -9,10 +9,11 @@ from ldmkit.checkpoint import save_evaluator
 from ldmkit.data.collate import collate
 from ldmkit.data.config import DataConfig
 from ldmkit.data.factory import build_dataset
+from ldmkit.hardware import select_device
 from ldmkit.metrics.class_evaluator import ClassEvaluator, EvaluatorConfig
 from ldmkit.training.data_stream import batch_loader
 from ldmkit.training.progress_bar import TrainingProgress
-from ldmkit.training.runtime import seed_everything, select_device, tune_allocator
+from ldmkit.training.runtime import seed_everything, tune_allocator
 
 # The label spaces the built-in datasets carry: shapes (5 kinds x 6 colours), Fashion-MNIST (10).
 LABEL_SPACES: dict[str, tuple[int, int]] = {"shapes": (5, 6), "fashion-mnist": (10, 1)}

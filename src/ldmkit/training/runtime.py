@@ -1,27 +1,10 @@
-"""Device, threads, seeding and RNG state: the run's physical setting (precision is
-`ldmkit.precision`)."""
+"""Threads, seeding and RNG state: the run's physical setting (the device is
+`ldmkit.hardware.select_device`, precision `ldmkit.precision`)."""
 
-import os
 import random
 
 import numpy as np
 import torch
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """`auto` picks CUDA, then MPS, then CPU; anything else is passed to torch.device."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {name!r} asked for, but CUDA is not available; use run.device=cpu"
-        )
-    return device
 
 
 def seed_everything(seed: int) -> None:

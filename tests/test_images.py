@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from ldmkit.training.visuals import image_grid, labelled_grid
+from ldmkit.images import image_grid, labelled_grid
 
 
 def test_image_grid_places_images_in_rows() -> None:
