@@ -19,7 +19,12 @@ from ldmkit.hardware import select_device
 from ldmkit.images import image_grid
 from ldmkit.metrics.image_quality import psnr
 from ldmkit.precision import autocast, resolve_precision
-from ldmkit.training.checkpoints import checkpoint_root, latest_checkpoint, write_checkpoint
+from ldmkit.training.checkpoints import (
+    check_resumable,
+    checkpoint_root,
+    latest_checkpoint,
+    write_checkpoint,
+)
 from ldmkit.training.config import AutoencoderTrainConfig
 from ldmkit.training.data_stream import batch_loader
 from ldmkit.training.lr_schedule import lr_multiplier
@@ -64,18 +69,6 @@ def build_perceptual(config: AutoencoderTrainConfig) -> torch.nn.Module | None:
     return LPIPS.from_files(Path(config.loss.lpips_vgg_path), Path(config.loss.lpips_lin_path))
 
 
-def check_same_experiment(checkpoint: Path, config: AutoencoderTrainConfig) -> None:
-    """Refuse to resume a run whose model, loss or data config differs from `config`."""
-    saved = json.loads((checkpoint / "config.json").read_text())
-    current = to_dict(config)
-    changed = [k for k in ("model", "loss", "data", "optim") if saved.get(k) != current[k]]
-    if changed:
-        raise ValueError(
-            f"{checkpoint} belongs to a run with a different {', '.join(changed)} config; "
-            "pass --no-resume to start over, or another --out folder"
-        )
-
-
 def train_autoencoder(
     config: AutoencoderTrainConfig, run_dir: Path, resume: bool = True, show_progress: bool = True
 ) -> TrainResult:
@@ -111,7 +104,7 @@ def train_autoencoder(
     if not resume and checkpoint_root(run_dir).exists():
         shutil.rmtree(checkpoint_root(run_dir))  # --no-resume: this run starts over
     if found is not None:
-        check_same_experiment(found, config)
+        check_resumable(found, config, ("model", "loss", "data", "optim"))
         rng, info = load_train_state(found, modules, optimizers)
         restore_rng_state(rng, device)
         step, elapsed, history = info["step"], info["elapsed_s"], info["history"]

@@ -1,10 +1,13 @@
 """Rotating training checkpoints under RUN/checkpoints with an atomic `latest` pointer."""
 
+import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ldmkit.checkpoint import write_directory_atomically, write_json
+from ldmkit.config import from_dict
 
 POINTER = "latest.json"
 
@@ -35,3 +38,24 @@ def write_checkpoint(run_dir: Path, step: int, write: Callable[[Path], None], ke
         if old != target:
             shutil.rmtree(old)
     return target
+
+
+def check_resumable(checkpoint: Path, config: Any, sections: Sequence[str]) -> None:
+    """Refuse to resume from `checkpoint` a run whose `sections` of its saved config (e.g.
+    model, data) differ from `config`'s. Each saved section is read back through its dataclass,
+    so fields added since the run began take their defaults instead of counting as changes;
+    an unreadable section counts as changed. The error names the sections and the fix."""
+    saved = json.loads((checkpoint / "config.json").read_text())
+    changed = [name for name in sections if not _same(saved.get(name), getattr(config, name))]
+    if changed:
+        raise ValueError(
+            f"{checkpoint} belongs to a run with a different {', '.join(changed)} config; "
+            "pass --no-resume to start over, or another --out folder"
+        )
+
+
+def _same(saved: Any, current: Any) -> bool:
+    try:
+        return bool(from_dict(type(current), saved) == current)
+    except (TypeError, ValueError):  # ConfigError is a ValueError
+        return False

@@ -20,17 +20,21 @@ from torch.utils.data import Dataset
 from ldmkit.checkpoint import load_first_stage, save_latent_diffusion, write_json
 from ldmkit.conditioning import TextTokenizer
 from ldmkit.conditioning.text import TOKENIZER_FILE
-from ldmkit.config import from_dict, save_yaml, to_dict
+from ldmkit.config import save_yaml, to_dict
 from ldmkit.data.collate import collate
-from ldmkit.data.config import DataConfig
 from ldmkit.data.factory import build_dataset
 from ldmkit.hardware import select_device
 from ldmkit.images import draw_layouts, image_grid
-from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+from ldmkit.pipeline import LatentDiffusion
 from ldmkit.precision import autocast, resolve_precision
 from ldmkit.samplers import SamplingOptions
 from ldmkit.training.autoencoder_trainer import TrainingDiverged, TrainResult
-from ldmkit.training.checkpoints import checkpoint_root, latest_checkpoint, write_checkpoint
+from ldmkit.training.checkpoints import (
+    check_resumable,
+    checkpoint_root,
+    latest_checkpoint,
+    write_checkpoint,
+)
 from ldmkit.training.config import DiffusionTrainConfig
 from ldmkit.training.data_stream import batch_loader
 from ldmkit.training.distributed import (
@@ -67,14 +71,6 @@ def sample_generators(seed: int, step: int, positions: range) -> list[torch.Gene
     return [
         torch.Generator().manual_seed((seed * 1_000_003 + step) * 1_000_003 + j) for j in positions
     ]
-
-
-def _config_equal(cls: type, saved: Any, current: Any) -> bool:
-    """Whether a saved config dict describes `current` (unreadable counts as different)."""
-    try:
-        return bool(from_dict(cls, saved) == current)
-    except (TypeError, ValueError):  # ConfigError is a ValueError
-        return False
 
 
 def captions(config: DiffusionTrainConfig, images: Dataset[dict[str, Any]]) -> list[str]:
@@ -173,14 +169,7 @@ def train_diffusion(
 
     step, elapsed, bad_steps, skipped, history = 0, 0.0, 0, 0, []
     if found is not None:
-        saved = json.loads((found / "config.json").read_text())
-        # Read back through the dataclasses, so fields added since the run began take defaults.
-        same_model = _config_equal(DiffusionConfig, saved.get("model"), config.model)
-        if not same_model or not _config_equal(DataConfig, saved.get("data"), config.data):
-            raise ValueError(
-                f"{found} belongs to a run with a different model or data config; pass "
-                "--no-resume to start over, or another --out folder"
-            )
+        check_resumable(found, config, ("model", "data"))
         rng, info = load_train_state(found, modules, optimizers)
         restore_rng_state(rng, device)
         step, elapsed, history = info["step"], info["elapsed_s"], info["history"]
