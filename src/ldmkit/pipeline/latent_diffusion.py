@@ -332,7 +332,8 @@ class LatentDiffusion(nn.Module):
         `options.tile` denoises and decodes in blended overlapping latent tiles of that side.
         """
         options = self.resolve(options or SamplingOptions())
-        device, precision, guidance = self.device, options.precision, float(options.guidance or 0)
+        device, precision, guidance = self.device, options.precision, options.guidance
+        assert guidance is not None  # resolve() gives the model's default for None
         cond, uncond = self.conditions(n, labels, prompts, condition, guidance, layouts, inputs)
         sampler_options = options.sampler_options()
         z_init = None
