@@ -11,8 +11,9 @@ from safetensors.torch import load_file
 from ldmkit.autoencoder import AutoencoderLoss
 from ldmkit.checkpoint import load_autoencoder
 from ldmkit.precision import resolve_precision
-from ldmkit.training.autoencoder_trainer import TrainingDiverged, train_autoencoder
+from ldmkit.training.autoencoder_trainer import train_autoencoder
 from ldmkit.training.checkpoints import latest_checkpoint
+from ldmkit.training.loop import TrainingDiverged
 from ldmkit.training.presets import PRESETS
 
 

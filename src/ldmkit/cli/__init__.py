@@ -44,7 +44,8 @@ def train_autoencoder_command(
     resume: Annotated[bool, typer.Option(help="Continue from the run's latest checkpoint")] = True,
 ) -> None:
     """Train a KL- or VQ-regularised autoencoder (the first stage)."""
-    from ldmkit.training.autoencoder_trainer import TrainingDiverged, train_autoencoder
+    from ldmkit.training.autoencoder_trainer import train_autoencoder
+    from ldmkit.training.loop import TrainingDiverged
 
     try:
         cfg = autoencoder_config(preset, config, overrides or [])
@@ -90,8 +91,8 @@ def train_command(
 ) -> None:
     """Train a latent diffusion model on a trained autoencoder's latents (torchrun for DDP)."""
     from ldmkit.checkpoint import CheckpointError
-    from ldmkit.training.autoencoder_trainer import TrainingDiverged
     from ldmkit.training.diffusion_trainer import train_diffusion
+    from ldmkit.training.loop import TrainingDiverged
 
     try:
         cfg = diffusion_config(preset, config, autoencoder, overrides or [])

@@ -3,8 +3,6 @@
 import json
 import math
 import shutil
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ from ldmkit.training.checkpoints import (
 )
 from ldmkit.training.config import AutoencoderTrainConfig
 from ldmkit.training.data_stream import batch_loader
+from ldmkit.training.loop import Cadence, LoopState, TrainResult, run_steps
 from ldmkit.training.lr_schedule import lr_multiplier
 from ldmkit.training.progress_bar import TrainingProgress
 from ldmkit.training.run_log import RunLog
@@ -39,20 +38,6 @@ from ldmkit.training.runtime import (
 )
 from ldmkit.training.train_state import load_train_state, save_train_state
 from ldmkit.training.visuals import save_loss_curve
-
-
-class TrainingDiverged(RuntimeError):
-    """Too many consecutive non-finite losses; the last good checkpoint is left intact."""
-
-
-@dataclass
-class TrainResult:
-    """Where the trained model went and how the run went."""
-
-    model_dir: Path
-    step: int
-    elapsed_s: float
-    history: list[dict[str, Any]]
 
 
 def build_perceptual(config: AutoencoderTrainConfig) -> torch.nn.Module | None:
@@ -99,7 +84,7 @@ def train_autoencoder(
     modules = {"autoencoder": model, "loss": loss_fn}
     optimizers = {"autoencoder": opt_ae, "discriminator": opt_d}
 
-    step, elapsed, bad_steps, skipped, history = 0, 0.0, 0, 0, []
+    state = LoopState()
     found = latest_checkpoint(run_dir) if resume else None
     if not resume and checkpoint_root(run_dir).exists():
         shutil.rmtree(checkpoint_root(run_dir))  # --no-resume: this run starts over
@@ -107,34 +92,24 @@ def train_autoencoder(
         check_resumable(found, config, ("model", "loss", "data", "optim"))
         rng, info = load_train_state(found, modules, optimizers)
         restore_rng_state(rng, device)
-        step, elapsed, history = info["step"], info["elapsed_s"], info["history"]
-        skipped = info["skipped_steps"]
+        state = LoopState.from_info(info)
     save_yaml(config, run_dir / "config.yaml")
 
     train_data = build_dataset(config.data, "train")
     heldout_data = build_dataset(config.data, "heldout", run.heldout_images)
     heldout = collate([heldout_data[i] for i in range(run.heldout_images)])["image"].to(device)
-    loader = batch_loader(train_data, run.batch_size, run.seed, step, run.steps, run.num_workers)
+    loader = batch_loader(
+        train_data, run.batch_size, run.seed, state.step, run.steps, run.num_workers
+    )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     def save(at_step: int) -> None:
         def write(tmp: Path) -> None:
-            save_train_state(
-                tmp,
-                modules,
-                optimizers,
-                rng_state(device),
-                {
-                    "step": at_step,
-                    "elapsed_s": elapsed,
-                    "skipped_steps": skipped,
-                    "history": history,
-                },
-            )
+            save_train_state(tmp, modules, optimizers, rng_state(device), state.as_info(at_step))
             (tmp / "config.json").write_text(json.dumps(to_dict(config), indent=2))
 
         write_checkpoint(run_dir, at_step, write, run.keep_checkpoints)
-        write_json(run_dir / "history.json", history)
+        write_json(run_dir / "history.json", state.history)
 
     def snapshot(at_step: int) -> float:
         model.eval()
@@ -147,75 +122,72 @@ def train_autoencoder(
         grid.save(run_dir / "samples" / f"recon-{at_step:08d}.png")
         return float(psnr(rec, heldout).mean())
 
+    def train_step(batch: dict[str, Any], step: int) -> dict[str, Any] | None:
+        x = batch["image"].to(device, non_blocking=True)
+        o = config.optim
+        lr_scale = lr_multiplier(step, run.steps, o.warmup_steps, o.schedule, o.min_lr_ratio)
+        for group in opt_ae.param_groups:
+            group["lr"] = config.optim.lr * lr_scale
+        with autocast(device, precision):
+            out = model(x, sample_posterior=run.sample_posterior)
+            g_loss, logs = loss_fn.generator_loss(x, out, step, model.decoder.last_layer)
+        if not math.isfinite(logs["loss"]):
+            return None
+        opt_ae.zero_grad(set_to_none=True)
+        scaler.scale(g_loss).backward()
+        if config.optim.grad_clip > 0:
+            scaler.unscale_(opt_ae)
+            torch.nn.utils.clip_grad_norm_(ae_params, config.optim.grad_clip)
+        scaler.step(opt_ae)
+        if loss_fn.disc_active(step):
+            with autocast(device, precision):
+                d_loss, d_logs = loss_fn.discriminator_loss(x, out.reconstruction, step)
+            opt_d.zero_grad(set_to_none=True)
+            scaler.scale(d_loss).backward()
+            scaler.step(opt_d)
+            logs.update(d_logs)
+        scaler.update()
+        restart = run.dead_code_restart_every
+        if model.quantize is not None and restart and (step + 1) % restart == 0:
+            logs["restarted_codes"] = model.quantize.restart_dead_codes(
+                out.posterior.mean, config.model.dead_code_threshold
+            )
+            logs["dead_codes"] = int(
+                model.quantize.dead_codes(config.model.dead_code_threshold).sum()
+            )
+        return logs
+
     model.train()
     loss_fn.train()
-    started = time.perf_counter() - elapsed
-    log = RunLog(history, run_dir / "tensorboard", run.tensorboard)
-    bar = TrainingProgress(run.steps, step, enabled=show_progress, title="autoencoder")
+    log = RunLog(state.history, run_dir / "tensorboard", run.tensorboard)
+    bar = TrainingProgress(run.steps, state.step, enabled=show_progress, title="autoencoder")
+    cadence = Cadence(
+        run.steps,
+        run.log_every,
+        run.image_every,
+        run.checkpoint_every,
+        run.max_bad_steps,
+        run.max_minutes,
+    )
     with bar:
-        for batch in loader:
-            x = batch["image"].to(device, non_blocking=True)
-            o = config.optim
-            lr_scale = lr_multiplier(step, run.steps, o.warmup_steps, o.schedule, o.min_lr_ratio)
-            for group in opt_ae.param_groups:
-                group["lr"] = config.optim.lr * lr_scale
-            with autocast(device, precision):
-                out = model(x, sample_posterior=run.sample_posterior)
-                g_loss, logs = loss_fn.generator_loss(x, out, step, model.decoder.last_layer)
-            if not math.isfinite(logs["loss"]):
-                bad_steps += 1
-                skipped += 1
-                if bad_steps >= run.max_bad_steps:
-                    raise TrainingDiverged(
-                        f"{bad_steps} consecutive non-finite losses at step {step}; the last "
-                        "good checkpoint is intact. Lower optim.lr or use run.precision=fp32."
-                    )
-                step += 1
-                continue
-            bad_steps = 0
-            opt_ae.zero_grad(set_to_none=True)
-            scaler.scale(g_loss).backward()
-            if config.optim.grad_clip > 0:
-                scaler.unscale_(opt_ae)
-                torch.nn.utils.clip_grad_norm_(ae_params, config.optim.grad_clip)
-            scaler.step(opt_ae)
-            if loss_fn.disc_active(step):
-                with autocast(device, precision):
-                    d_loss, d_logs = loss_fn.discriminator_loss(x, out.reconstruction, step)
-                opt_d.zero_grad(set_to_none=True)
-                scaler.scale(d_loss).backward()
-                scaler.step(opt_d)
-                logs.update(d_logs)
-            scaler.update()
-            restart = run.dead_code_restart_every
-            if model.quantize is not None and restart and (step + 1) % restart == 0:
-                logs["restarted_codes"] = model.quantize.restart_dead_codes(
-                    out.posterior.mean, config.model.dead_code_threshold
-                )
-                logs["dead_codes"] = int(
-                    model.quantize.dead_codes(config.model.dead_code_threshold).sum()
-                )
-            step += 1
-            elapsed = time.perf_counter() - started
-            if step % run.log_every == 0 or step == run.steps:
-                row = {"step": step, "time_s": round(elapsed, 2), **logs, "skipped_steps": skipped}
-                log.append(row)
-                bar.update(step, logs)
-            else:
-                bar.update(step)
-            if run.image_every and step % run.image_every == 0:
-                log.append({"step": step, "time_s": round(elapsed, 2), "val_psnr": snapshot(step)})
-            if run.checkpoint_every and step % run.checkpoint_every == 0:
-                save(step)
-            if run.max_minutes and elapsed >= 60 * run.max_minutes:
-                break
+        run_steps(
+            loader,
+            state,
+            cadence,
+            train_step,
+            lambda at_step: {"val_psnr": snapshot(at_step)},
+            save,
+            log,
+            bar,
+        )
 
+    step, elapsed = state.step, state.elapsed
     save(step)
     log.append({"step": step, "time_s": round(elapsed, 2), "val_psnr": snapshot(step)})
     log.close()
-    write_json(run_dir / "history.json", history)
+    write_json(run_dir / "history.json", state.history)
     save_loss_curve(
-        history,
+        state.history,
         run_dir / "loss.png",
         ("rec", "kl", "codebook", "perplexity", "g_loss", "d_loss", "val_psnr"),
         log_keys=("rec", "kl", "codebook"),
@@ -232,4 +204,4 @@ def train_autoencoder(
         }
     }
     model_dir = save_autoencoder(model, run_dir / "model", extra)
-    return TrainResult(model_dir, step, elapsed, history)
+    return TrainResult(model_dir, step, elapsed, state.history)

@@ -9,7 +9,6 @@ on CPU), and the result does not depend on the number of processes or accumulati
 import contextlib
 import json
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,6 @@ from ldmkit.images import draw_layouts, image_grid
 from ldmkit.pipeline import LatentDiffusion
 from ldmkit.precision import autocast, resolve_precision
 from ldmkit.samplers import SamplingOptions
-from ldmkit.training.autoencoder_trainer import TrainingDiverged, TrainResult
 from ldmkit.training.checkpoints import (
     check_resumable,
     checkpoint_root,
@@ -48,6 +46,7 @@ from ldmkit.training.distributed import (
 )
 from ldmkit.training.ema import EMA
 from ldmkit.training.latent_cache import encode_dataset
+from ldmkit.training.loop import Cadence, LoopState, TrainResult, run_steps
 from ldmkit.training.lr_schedule import lr_multiplier
 from ldmkit.training.progress_bar import TrainingProgress
 from ldmkit.training.run_log import RunLog
@@ -167,13 +166,12 @@ def train_diffusion(
         modules.update(context_encoder=model.context_encoder, context_ema=context_ema)
     optimizers = {"unet": optimizer}
 
-    step, elapsed, bad_steps, skipped, history = 0, 0.0, 0, 0, []
+    state = LoopState()
     if found is not None:
         check_resumable(found, config, ("model", "data"))
         rng, info = load_train_state(found, modules, optimizers)
         restore_rng_state(rng, device)
-        step, elapsed, history = info["step"], info["elapsed_s"], info["history"]
-        skipped = info["skipped_steps"]
+        state = LoopState.from_info(info)
 
     spatial = config.model.spatial is not None
     dataset = (
@@ -186,7 +184,7 @@ def train_diffusion(
         dataset,
         run.batch_size,
         run.seed,
-        step,
+        state.step,
         run.steps,
         run.num_workers,
         context.rank,
@@ -218,17 +216,12 @@ def train_diffusion(
             return
 
         def write(tmp: Path) -> None:
-            info = {
-                "step": at_step,
-                "elapsed_s": elapsed,
-                "skipped_steps": skipped,
-                "history": history,
-            }
+            info = state.as_info(at_step)
             save_train_state(tmp, modules, optimizers, rng_state(device), info)
             (tmp / "config.json").write_text(json.dumps(to_dict(config), indent=2))
 
         write_checkpoint(run_dir, at_step, write, run.keep_checkpoints)
-        write_json(run_dir / "history.json", history)
+        write_json(run_dir / "history.json", state.history)
 
     def snapshot(at_step: int) -> None:
         if not context.is_main:
@@ -257,84 +250,72 @@ def train_diffusion(
         grid.save(run_dir / "samples" / f"samples-{at_step:08d}.png")
         grid.save(run_dir / "samples.png")
 
-    model.train()
-    started = time.perf_counter() - elapsed
     micro = local_batch // run.grad_accumulation
-    log = RunLog(history, run_dir / "tensorboard", run.tensorboard and context.is_main)
-    bar = TrainingProgress(run.steps, step, enabled=show_progress and context.is_main, title="ldm")
-    with bar:
-        for batch in loader:
-            lr = config.optim.lr * lr_multiplier(
-                step,
-                run.steps,
-                config.optim.warmup_steps,
-                config.optim.schedule,
-                config.optim.min_lr_ratio,
-            )
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
-            total = 0.0
-            for k in range(run.grad_accumulation):
-                part = {key: value[k * micro : (k + 1) * micro] for key, value in batch.items()}
-                sync = k == run.grad_accumulation - 1 or context.world == 1
-                ctx = contextlib.nullcontext() if sync else denoiser.no_sync()  # type: ignore[operator]
-                with ctx, autocast(device, precision):
-                    latents = part["latent"].to(device) if "latent" in part else None
-                    for key in ("image", "semantic"):
-                        if key in part:
-                            part[key] = part[key].to(device)
-                    first = context.rank * local_batch + k * micro
-                    generators = sample_generators(run.seed, step, range(first, first + micro))
-                    loss, _ = model.loss(part, generators, latents=latents, denoiser=denoiser)
-                    scaler.scale(loss / run.grad_accumulation).backward()
-                total += loss.item() / run.grad_accumulation
-            if model.context_encoder is not None:
-                average_gradients(model.context_encoder, context)
-            if not all_ranks_finite(total, device, context):
-                bad_steps += 1
-                skipped += 1
-                if bad_steps >= run.max_bad_steps:
-                    raise TrainingDiverged(
-                        f"{bad_steps} consecutive non-finite losses at step {step}; the last "
-                        "good checkpoint is intact. Lower optim.lr or use run.precision=fp32."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                step += 1
-                continue
-            bad_steps = 0
-            if config.optim.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), config.optim.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            ema.update(model.unet)
-            if context_ema is not None and model.context_encoder is not None:
-                context_ema.update(model.context_encoder)
-            step += 1
-            elapsed = time.perf_counter() - started
-            logs = {"loss": total, "lr": lr}
-            if step % run.log_every == 0 or step == run.steps:
-                log.append(
-                    {"step": step, "time_s": round(elapsed, 2), **logs, "skipped_steps": skipped}
-                )
-                bar.update(step, logs)
-            else:
-                bar.update(step)
-            if run.sample_every and step % run.sample_every == 0:
-                snapshot(step)
-            if run.checkpoint_every and step % run.checkpoint_every == 0:
-                save(step)
-            if run.max_minutes and elapsed >= 60 * run.max_minutes:
-                break
 
+    def train_step(batch: dict[str, Any], step: int) -> dict[str, Any] | None:
+        lr = config.optim.lr * lr_multiplier(
+            step,
+            run.steps,
+            config.optim.warmup_steps,
+            config.optim.schedule,
+            config.optim.min_lr_ratio,
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        total = 0.0
+        for k in range(run.grad_accumulation):
+            part = {key: value[k * micro : (k + 1) * micro] for key, value in batch.items()}
+            sync = k == run.grad_accumulation - 1 or context.world == 1
+            ctx = contextlib.nullcontext() if sync else denoiser.no_sync()  # type: ignore[operator]
+            with ctx, autocast(device, precision):
+                latents = part["latent"].to(device) if "latent" in part else None
+                for key in ("image", "semantic"):
+                    if key in part:
+                        part[key] = part[key].to(device)
+                first = context.rank * local_batch + k * micro
+                generators = sample_generators(run.seed, step, range(first, first + micro))
+                loss, _ = model.loss(part, generators, latents=latents, denoiser=denoiser)
+                scaler.scale(loss / run.grad_accumulation).backward()
+            total += loss.item() / run.grad_accumulation
+        if model.context_encoder is not None:
+            average_gradients(model.context_encoder, context)
+        if not all_ranks_finite(total, device, context):
+            optimizer.zero_grad(set_to_none=True)
+            return None
+        if config.optim.grad_clip > 0:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), config.optim.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        ema.update(model.unet)
+        if context_ema is not None and model.context_encoder is not None:
+            context_ema.update(model.context_encoder)
+        return {"loss": total, "lr": lr}
+
+    model.train()
+    log = RunLog(state.history, run_dir / "tensorboard", run.tensorboard and context.is_main)
+    enabled = show_progress and context.is_main
+    bar = TrainingProgress(run.steps, state.step, enabled=enabled, title="ldm")
+    cadence = Cadence(
+        run.steps,
+        run.log_every,
+        run.sample_every,
+        run.checkpoint_every,
+        run.max_bad_steps,
+        run.max_minutes,
+    )
+    with bar:
+        run_steps(loader, state, cadence, train_step, snapshot, save, log, bar)
+
+    step, elapsed = state.step, state.elapsed
     save(step)
     log.close()
     model_dir = run_dir / "model"
     checksums = rank_checksums(model.unet, context)
     if context.is_main:
         snapshot(step)
-        save_loss_curve(history, run_dir / "loss.png", ("loss", "lr"), log_keys=("loss",))
+        save_loss_curve(state.history, run_dir / "loss.png", ("loss", "lr"), log_keys=("loss",))
         extra: dict[str, Any] = {
             "training": {
                 "steps": step,
@@ -353,4 +334,4 @@ def train_diffusion(
         save_latent_diffusion(model, model_dir, unet_state, extra, context_state)
     barrier(context)
     shutdown(context)
-    return TrainResult(model_dir, step, elapsed, history)
+    return TrainResult(model_dir, step, elapsed, state.history)
