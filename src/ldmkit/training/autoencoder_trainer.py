@@ -25,7 +25,7 @@ from ldmkit.training.checkpoints import (
 )
 from ldmkit.training.config import AutoencoderTrainConfig
 from ldmkit.training.data_stream import batch_loader
-from ldmkit.training.loop import Cadence, LoopState, TrainResult, run_steps
+from ldmkit.training.loop import LoopState, TrainResult, run_steps
 from ldmkit.training.lr_schedule import lr_multiplier
 from ldmkit.training.progress_bar import TrainingProgress
 from ldmkit.training.run_log import RunLog
@@ -161,14 +161,7 @@ def train_autoencoder(
     loss_fn.train()
     log = RunLog(state.history, run_dir / "tensorboard", run.tensorboard)
     bar = TrainingProgress(run.steps, state.step, enabled=show_progress, title="autoencoder")
-    cadence = Cadence(
-        run.steps,
-        run.log_every,
-        run.image_every,
-        run.checkpoint_every,
-        run.max_bad_steps,
-        run.max_minutes,
-    )
+    cadence = run.cadence(run.image_every)
     with bar:
         run_steps(
             loader,

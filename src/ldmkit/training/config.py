@@ -7,6 +7,7 @@ from ldmkit.autoencoder import AutoencoderConfig, AutoencoderLossConfig
 from ldmkit.data.config import DataConfig
 from ldmkit.pipeline import DiffusionConfig
 from ldmkit.precision import Precision
+from ldmkit.training.loop import Cadence
 
 
 @dataclass(frozen=True)
@@ -24,11 +25,11 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Loop settings: length, batch, precision, logging and checkpoint cadence."""
+class LoopConfig:
+    """What every training loop shares: length, batch, precision, logging, checkpoints."""
 
     steps: int = 2000
-    batch_size: int = 64
+    batch_size: int = 64  # diffusion: global batch, split across ranks, then accumulation steps
     seed: int = 0
     max_minutes: float = 0.0  # stop (and save) after this wall-clock budget; 0 = no limit
     precision: Precision = "fp32"
@@ -37,10 +38,27 @@ class RunConfig:
     num_workers: int = 0
     log_every: int = 25
     tensorboard: bool = False  # also write the logged scalars to RUN/tensorboard
-    image_every: int = 500
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
+
+    def cadence(self, snapshot_every: int) -> Cadence:
+        """When the loop logs, snapshots (every `snapshot_every` steps) and saves."""
+        return Cadence(
+            self.steps,
+            self.log_every,
+            snapshot_every,
+            self.checkpoint_every,
+            self.max_bad_steps,
+            self.max_minutes,
+        )
+
+
+@dataclass(frozen=True)
+class RunConfig(LoopConfig):
+    """Loop settings of an autoencoder run."""
+
+    image_every: int = 500  # reconstruction grid and held-out PSNR
     sample_posterior: bool = True
     dead_code_restart_every: int = 200  # VQ only; 0 disables restarts
     heldout_images: int = 16  # images in the reconstruction grid
@@ -59,24 +77,12 @@ class AutoencoderTrainConfig:
 
 
 @dataclass(frozen=True)
-class DiffusionRunConfig:
+class DiffusionRunConfig(LoopConfig):
     """Loop settings of a latent-diffusion run."""
 
     steps: int = 5000
-    batch_size: int = 64  # global batch: split across ranks, then across accumulation steps
     grad_accumulation: int = 1
-    seed: int = 0
-    max_minutes: float = 0.0
-    precision: Precision = "fp32"
-    device: str = "auto"
-    threads: int = 0
-    num_workers: int = 0
-    log_every: int = 25
-    tensorboard: bool = False  # also write the logged scalars to RUN/tensorboard
     sample_every: int = 500
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 2
-    max_bad_steps: int = 10
     ema_decay: float = 0.999
     cache_latents: bool = True  # encode the data once with the frozen first stage
     sample_count: int = 16

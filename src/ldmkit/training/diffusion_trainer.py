@@ -46,7 +46,7 @@ from ldmkit.training.distributed import (
 )
 from ldmkit.training.ema import EMA
 from ldmkit.training.latent_cache import encode_dataset
-from ldmkit.training.loop import Cadence, LoopState, TrainResult, run_steps
+from ldmkit.training.loop import LoopState, TrainResult, run_steps
 from ldmkit.training.lr_schedule import lr_multiplier
 from ldmkit.training.progress_bar import TrainingProgress
 from ldmkit.training.run_log import RunLog
@@ -297,14 +297,7 @@ def train_diffusion(
     log = RunLog(state.history, run_dir / "tensorboard", run.tensorboard and context.is_main)
     enabled = show_progress and context.is_main
     bar = TrainingProgress(run.steps, state.step, enabled=enabled, title="ldm")
-    cadence = Cadence(
-        run.steps,
-        run.log_every,
-        run.sample_every,
-        run.checkpoint_every,
-        run.max_bad_steps,
-        run.max_minutes,
-    )
+    cadence = run.cadence(run.sample_every)
     with bar:
         run_steps(loader, state, cadence, train_step, snapshot, save, log, bar)
 
