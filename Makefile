@@ -6,12 +6,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test test-fast lint data clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The local CPU wheel first, so nothing pulls a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# The references the tests compare FID's InceptionV3 and LPIPS against. Both declare
+	# torchvision (a CUDA torch), so no dependencies: the tests import their modules from the files.
+	$(BIN)/python -m pip install --quiet --no-deps torch-fidelity==0.4.0 lpips==0.1.4
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -28,7 +28,7 @@ def one(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     model = load_latent_diffusion(args.checkpoint)
     side = model.config.latent_size * args.scale
-    labels = torch.tensor([args.label]) if model.config.num_classes else None
+    labels = torch.tensor([args.label]) if model.num_classes else None
     prompts = [args.prompt] if model.takes_prompts else None
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()

@@ -61,8 +61,8 @@ def main() -> None:
     condition: dict = {}
     if model.takes_prompts:
         condition["prompts"] = [args.prompt] * args.n
-    if model.config.num_classes:
-        condition["labels"] = torch.arange(args.n, device=device) % model.config.num_classes
+    if model.num_classes:
+        condition["labels"] = torch.arange(args.n, device=device) % model.num_classes
 
     def run(mode: str) -> torch.Tensor:
         options = SamplingOptions(steps=args.steps, guidance=args.guidance, **MODES[mode])

@@ -32,7 +32,8 @@ def main() -> None:
     side, channels = config.latent_size, config.unet.in_channels
     x = torch.randn(args.batch, channels, side, side)
     t = torch.randint(0, 1000, (args.batch,))
-    y = torch.randint(0, config.num_classes, (args.batch,)) if config.num_classes else None
+    classes = config.unet.num_classes  # the UNet's class table (null class included)
+    y = torch.randint(0, classes - 1, (args.batch,)) if classes else None
     context = None
     if config.unet.context_dim:
         context = torch.randn(args.batch, 16, config.unet.context_dim)

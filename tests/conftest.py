@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
+from ldmkit.conditioning import ClassCondition
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.unet import unet_preset
 
@@ -69,9 +70,10 @@ def tiny_ldm(num_classes: int = 5, label_dropout: float = 0.1) -> LatentDiffusio
         context_dim=None,
         num_classes=num_classes + 1 if num_classes else None,
     )
-    config = DiffusionConfig(
-        unet=unet, num_classes=num_classes, label_dropout=label_dropout, latent_size=8
+    classes = (
+        (ClassCondition(num_classes=num_classes, dropout=label_dropout),) if num_classes else ()
     )
+    config = DiffusionConfig(unet=unet, conditioners=classes, latent_size=8)
     model = LatentDiffusion(config, ae)
     with torch.no_grad():  # fill the zero-initialised layers, so outputs depend on every input
         for p in model.unet.parameters():

@@ -66,3 +66,35 @@ def test_missing_yaml_is_clear(tmp_path: Path) -> None:
 def test_diffusion_presets_round_trip(name: str) -> None:
     preset = DIFFUSION_PRESETS[name]
     assert from_dict(DiffusionTrainConfig, to_dict(preset)) == preset
+
+
+def test_a_tagged_union_reads_each_entry_by_its_kind() -> None:
+    data = to_dict(DIFFUSION_PRESETS["tiny-sr"])
+    data["model"]["conditioners"] = [
+        {"kind": "class", "num_classes": 30, "dropout": 0.2},
+        {"kind": "spatial", "map": {"kind": "super_resolution"}},
+    ]
+    data["model"]["unet"]["num_classes"] = 31
+    config = from_dict(DiffusionTrainConfig, data)
+    assert [type(c).__name__ for c in config.model.conditioners] == [
+        "ClassCondition",
+        "SpatialCondition",
+    ]
+    assert config.model.conditioners[0].dropout == 0.2
+    data["model"]["conditioners"] = [{"kind": "bert"}]
+    with pytest.raises(ConfigError, match=r"model\.conditioners\[0\]: kind 'bert' is not one of"):
+        from_dict(DiffusionTrainConfig, data)
+    data["model"]["conditioners"] = [{"kind": "class", "num_classes": 30, "size": 1}]
+    with pytest.raises(ConfigError, match=r"unknown config key 'model\.conditioners\[0\]\.size'"):
+        from_dict(DiffusionTrainConfig, data)
+
+
+def test_overrides_index_into_lists() -> None:
+    data = to_dict(DIFFUSION_PRESETS["shapes-text"])
+    out = apply_overrides(data, ["model.conditioners.0.dropout=0.25"])
+    assert from_dict(DiffusionTrainConfig, out).model.conditioners[0].dropout == 0.25
+    assert data["model"]["conditioners"][0]["dropout"] == 0.1  # the input is not modified
+    with pytest.raises(ConfigError, match=r"'1' is not an index of this list of 1 \(0\.\.0\)"):
+        apply_overrides(data, ["model.conditioners.1.dropout=0.2"])
+    with pytest.raises(ConfigError, match=r"unknown key 'dropuot'"):
+        apply_overrides(data, ["model.conditioners.0.dropuot=0.2"])

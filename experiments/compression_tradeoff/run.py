@@ -27,6 +27,7 @@ import torch
 
 from ldmkit.assets import SHAPES_EVALUATOR
 from ldmkit.checkpoint import PIXELS, load_autoencoder, load_evaluator, load_latent_diffusion
+from ldmkit.conditioning import ClassCondition
 from ldmkit.data.config import DataConfig
 from ldmkit.data.factory import build_dataset
 from ldmkit.diffusion import DiffusionLossConfig
@@ -99,7 +100,7 @@ def diffusion_config(factor: int, autoencoder: str, args: argparse.Namespace, st
     model = DiffusionConfig(
         unet=unet_config(factor, args.width),
         loss=DiffusionLossConfig(min_snr_gamma=5.0),
-        num_classes=SHAPES_CLASSES,
+        conditioners=(ClassCondition(num_classes=SHAPES_CLASSES),),
         latent_size=RESOLUTION // factor,
     )
     # A constant learning rate after warm-up, so that the run can stop at each evaluation point

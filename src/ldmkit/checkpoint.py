@@ -22,8 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig, pixel_space
-from ldmkit.conditioning import TextTokenizer
-from ldmkit.conditioning.text import TOKENIZER_FILE
+from ldmkit.conditioning import ClipCondition
 from ldmkit.config import ConfigError, from_dict, to_dict
 from ldmkit.data.config import DataConfig
 from ldmkit.metrics.class_evaluator import ClassEvaluator, EvaluatorConfig
@@ -236,26 +235,26 @@ def load_latent_diffusion(
     directory = Path(directory)
     config = read_typed_config(directory, "latent-diffusion", DiffusionConfig)
     if clip_path is not None:
-        if config.clip is None:
-            raise CheckpointError(f"{directory}: clip_path given, but the model uses no CLIP")
-        config = dataclasses.replace(
-            config, clip=dataclasses.replace(config.clip, path=str(clip_path))
-        )
-    tokenizer = None
-    if config.text is not None:
+        config = _moved_clip(config, clip_path, directory)
+    loaded: dict[str, Any] = {}
+    for entry in config.conditioners:
         try:
-            tokenizer = TextTokenizer.from_file(directory / TOKENIZER_FILE, config.text.max_length)
+            files = entry.load_files(directory)
         except (FileNotFoundError, ValueError) as error:
-            raise CheckpointError(f"{directory}: the text model's tokenizer: {error}") from error
+            raise CheckpointError(
+                f"{directory}: the {entry.kind} conditioner's files: {error}"
+            ) from error
+        if files is not None:
+            loaded[entry.kind] = files
     autoencoder = load_autoencoder(directory / AUTOENCODER_DIR)
     try:
-        model = LatentDiffusion(config, autoencoder, tokenizer)
+        model = LatentDiffusion(config, autoencoder, loaded)
     except (FileNotFoundError, ImportError, ValueError) as error:
-        if config.clip is None:
+        if config.conditioner("clip") is None:
             raise
         raise CheckpointError(
             f"{directory}: its CLIP text encoder: {error}; point to it with "
-            "load_latent_diffusion(clip_path=DIR) or config.json's clip.path"
+            "load_latent_diffusion(clip_path=DIR) or the clip entry's encoder.path in config.json"
         ) from error
     load_state(model.unet, load_tensors(directory / WEIGHTS_FILE), directory)
     for conditioner in model.conditioners:
@@ -263,6 +262,18 @@ def load_latent_diffusion(
         if module is not None and conditioner.weights_file is not None:
             load_state(module, load_tensors(directory / conditioner.weights_file), directory)
     return model.to(device).eval()
+
+
+def _moved_clip(config: DiffusionConfig, clip_path: Path, directory: Path) -> DiffusionConfig:
+    """`config` with its CLIP conditioner reading the encoder from `clip_path`."""
+    clip = config.conditioner("clip")
+    if not isinstance(clip, ClipCondition):
+        raise CheckpointError(f"{directory}: clip_path given, but the model uses no CLIP")
+    moved = dataclasses.replace(
+        clip, encoder=dataclasses.replace(clip.encoder, path=str(clip_path))
+    )
+    entries = tuple(moved if entry is clip else entry for entry in config.conditioners)
+    return dataclasses.replace(config, conditioners=entries)
 
 
 def save_evaluator(

@@ -2,6 +2,9 @@
 
 Every component owns a frozen dataclass; this module turns plain data into them and back. An
 unknown key or a value of the wrong type is an error that names the key and lists the valid ones.
+A union of dataclasses with a `kind: Literal[...]` field is a tagged union: each entry's `kind`
+picks its class. A dataclass whose keys changed reads older data through its classmethod
+`upgrade_config(data) -> data`.
 """
 
 import dataclasses
@@ -24,7 +27,13 @@ def from_dict(cls: type[T], data: Mapping[str, Any], where: str = "") -> T:
     """Build dataclass `cls` from `data`, strictly: unknown keys and wrong types are errors."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    upgrade = getattr(cls, "upgrade_config", None)
+    if upgrade is not None:
+        try:
+            data = upgrade(dict(data))
+        except ValueError as error:
+            raise ConfigError(f"{where or cls.__name__}: {error}") from error
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -49,30 +58,54 @@ def to_dict(obj: Any) -> Any:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b=value` strings (values parsed as YAML) to a nested dict, returning a copy."""
+    """Apply `a.b=value` strings (values parsed as YAML) to a nested dict, returning a copy; a
+    number indexes a list (`model.conditioners.0.dropout=0.2`)."""
     result = _deep_copy(data)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"override {item!r} is not of the form key.path=value")
         parts = key.strip().split(".")
-        node = result
+        node: Any = result
         for i, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if not isinstance(child, dict):
-                valid = ", ".join(k for k, v in node.items() if isinstance(v, dict))
+            child = _child(node, part, key)
+            if not isinstance(child, dict | list):
+                valid = ", ".join(k for k, v in _items(node) if isinstance(v, dict | list))
                 raise ConfigError(
                     f"override {key!r}: {'.'.join(parts[: i + 1])!r} is not a config section; "
                     f"sections here: {valid}"
                 )
             node = child
-        if parts[-1] not in node:
+        last = parts[-1]
+        if isinstance(node, list):
+            _child(node, last, key)  # checks the index
+            node[int(last)] = _parse_value(raw)
+            continue
+        if last not in node:
             raise ConfigError(
-                f"override {key!r}: unknown key {parts[-1]!r}; valid keys here: "
+                f"override {key!r}: unknown key {last!r}; valid keys here: "
                 f"{', '.join(sorted(node))}"
             )
-        node[parts[-1]] = _parse_value(raw)
+        node[last] = _parse_value(raw)
     return result
+
+
+def _items(node: dict[str, Any] | list[Any]) -> list[tuple[str, Any]]:
+    return (
+        [(str(i), v) for i, v in enumerate(node)] if isinstance(node, list) else list(node.items())
+    )
+
+
+def _child(node: dict[str, Any] | list[Any], part: str, key: str) -> Any:
+    """`node[part]`: a key of a mapping, or an index into a list (an error names the range)."""
+    if isinstance(node, dict):
+        return node.get(part)
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(
+            f"override {key!r}: {part!r} is not an index of this list of {len(node)} "
+            f"(0..{len(node) - 1})"
+        )
+    return node[int(part)]
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -106,8 +139,28 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deep_copy(v) if isinstance(v, dict) else v for k, v in data.items()}
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data
+
+
+def _tagged(args: tuple[Any, ...]) -> dict[str, type] | None:
+    """{kind: class} when every member of a union is a dataclass with a `kind: Literal[...]`
+    field (a tagged union), else None."""
+    found: dict[str, type] = {}
+    for arg in args:
+        if arg is type(None):
+            continue
+        if not dataclasses.is_dataclass(arg):
+            return None
+        hint = typing.get_type_hints(arg).get("kind")
+        if get_origin(hint) is not Literal:
+            return None
+        found.update({str(kind): arg for kind in get_args(hint)})  # type: ignore[misc]
+    return found or None
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
@@ -121,6 +174,15 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        kinds = _tagged(args)
+        if kinds is not None:
+            if not isinstance(value, Mapping) or value.get("kind") not in kinds:
+                got = value.get("kind") if isinstance(value, Mapping) else value
+                raise ConfigError(
+                    f"{where}: kind {got!r} is not one of {', '.join(kinds)} (each entry is a "
+                    "mapping with a kind)"
+                )
+            return from_dict(kinds[value["kind"]], value, where)
         errors = []
         for arg in args:
             if arg is type(None):

@@ -29,7 +29,7 @@ def test_shipped_model_is_small_and_records_its_recipe() -> None:
 def test_shipped_model_reaches_its_recorded_adherence() -> None:
     check = read_config(SHAPES_TEXT_TO_IMAGE, "latent-diffusion")["check"]
     model = load_latent_diffusion(SHAPES_TEXT_TO_IMAGE)
-    assert model.takes_prompts and model.config.text is not None
+    assert model.takes_prompts and model.config.conditioner("text") is not None
     scores = evaluate_adherence(
         model,
         load_evaluator(SHAPES_EVALUATOR),

@@ -1,7 +1,13 @@
-"""Tests for the LPIPS perceptual distance on random weights saved in both file formats."""
+"""Tests for the LPIPS perceptual distance on random weights saved in both file formats, and
+against the `lpips` package's own code with the trained heads it ships (`make setup` installs
+the package without its dependencies; the test imports its modules from the installed files)."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -179,3 +185,114 @@ def test_rejects_mismatched_images(lpips: LPIPS) -> None:
         lpips(_images(0, size=32), _images(1, size=16))
     with pytest.raises(ValueError, match="3 channels"):
         lpips(torch.zeros(1, 1, 32, 32), torch.zeros(1, 1, 32, 32))
+
+
+def _lpips_package() -> Path | None:
+    """The `lpips` package folder: the installed package (found, not imported), else
+    LDMKIT_LPIPS_SRC/lpips (an unpacked wheel), else None."""
+    spec = importlib.util.find_spec("lpips")  # locates the files, runs none of them
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    source = os.environ.get("LDMKIT_LPIPS_SRC")
+    return Path(source) / "lpips" if source else None
+
+
+LPIPS_PACKAGE = _lpips_package()
+
+# torchvision's VGG16 `features` (configuration "D"), written out here rather than taken from
+# ldmkit: a conv 3x3 (padding 1) + in-place ReLU per width, "M" a 2x2 max pool.
+_TORCHVISION_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M")
+_TORCHVISION_VGG16 += (512, 512, 512, "M", 512, 512, 512, "M")
+
+
+def _torchvision_stand_in(vgg16_path: Path) -> types.ModuleType:
+    """A `torchvision` module whose `models.vgg16(pretrained=True)` has torchvision's `features`
+    layout with the weights of `vgg16_path` (a torchvision state dict, read weights-only)."""
+
+    def vgg16(pretrained: bool = False, **kwargs: object) -> types.SimpleNamespace:
+        assert pretrained and not kwargs  # what lpips asks for: the ImageNet trunk
+        layers: list[torch.nn.Module] = []
+        channels = 3
+        for item in _TORCHVISION_VGG16:
+            if item == "M":
+                layers.append(torch.nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                assert isinstance(item, int)
+                layers += [torch.nn.Conv2d(channels, item, 3, padding=1), torch.nn.ReLU(True)]
+                channels = item
+        features = torch.nn.Sequential(*layers)
+        state = torch.load(vgg16_path, map_location="cpu", weights_only=True)
+        prefix = "features."
+        features.load_state_dict(
+            {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+        )
+        return types.SimpleNamespace(features=features)
+
+    torchvision = types.ModuleType("torchvision")
+    torchvision.models = types.ModuleType("torchvision.models")  # type: ignore[attr-defined]
+    torchvision.models.vgg16 = vgg16  # type: ignore[attr-defined]
+    return torchvision
+
+
+def _lpips_module(package: Path, vgg16_path: Path) -> types.ModuleType:
+    """The package's `lpips/lpips.py`, imported from its files: its __init__ (which defines
+    normalize_tensor) and pretrained_networks.py run as shipped; `lpips.trainer` (scipy, for
+    training the heads) is an empty stand-in and torchvision is `_torchvision_stand_in`.
+    sys.modules is left as it was found."""
+
+    def ours(name: str) -> bool:
+        return name.split(".")[0] in {"lpips", "torchvision"}
+
+    saved = {name: module for name, module in sys.modules.items() if ours(name)}
+    torchvision = _torchvision_stand_in(vgg16_path)
+    sys.modules["torchvision"] = torchvision
+    sys.modules["torchvision.models"] = torchvision.models  # type: ignore[attr-defined]
+    sys.modules["lpips.trainer"] = types.ModuleType("lpips.trainer")
+    spec = importlib.util.spec_from_file_location(
+        "lpips", package / "__init__.py", submodule_search_locations=[str(package)]
+    )
+    assert spec is not None and spec.loader is not None
+    init = importlib.util.module_from_spec(spec)
+    sys.modules["lpips"] = init
+    try:
+        spec.loader.exec_module(init)
+        return sys.modules["lpips.lpips"]
+    finally:
+        for name in [name for name in sys.modules if ours(name)]:
+            del sys.modules[name]
+        sys.modules.update(saved)
+
+
+@pytest.mark.skipif(
+    LPIPS_PACKAGE is None,
+    reason="the lpips package is absent: `make setup` installs it (pip install --no-deps "
+    "lpips==0.1.4), or set LDMKIT_LPIPS_SRC to an unpacked lpips wheel",
+)
+def test_matches_lpips_package_with_its_shipped_heads(files: WeightFiles) -> None:
+    assert LPIPS_PACKAGE is not None
+    heads_path = LPIPS_PACKAGE / "weights" / "v0.1" / "vgg.pth"
+    shipped = torch.load(heads_path, map_location="cpu", weights_only=True)
+    ours = LPIPS.from_files(files.vgg_pth, heads_path)
+    # The package's own model on the same VGG weights; heads loaded as its constructor does
+    # (load_state_dict(..., strict=False)), but from the weights-only read above.
+    reference = _lpips_module(LPIPS_PACKAGE, files.vgg_pth)
+    theirs = reference.LPIPS(pretrained=False, net="vgg", version="0.1", verbose=False)
+    assert not theirs.load_state_dict(shipped, strict=False).unexpected_keys
+    ours_state, theirs_state = ours.state_dict(), theirs.state_dict()
+    assert sorted(shipped) == [f"lin{i}.model.1.weight" for i in range(5)]
+    for key, value in shipped.items():
+        assert torch.equal(ours_state[key], value) and torch.equal(theirs_state[key], value)
+    # The same trunk in both: their net.sliceK.N.* is our features.N.*.
+    trunk = {key.split(".", 1)[1]: value for key, value in theirs.net.state_dict().items()}
+    ours_trunk = ours.features.state_dict()
+    assert trunk.keys() == ours_trunk.keys()
+    assert all(torch.equal(value, ours_trunk[key]) for key, value in trunk.items())
+
+    generator = torch.Generator().manual_seed(9)
+    x = torch.rand(4, 3, 64, 48, generator=generator) * 2 - 1
+    near = (x + 0.05 * torch.randn(x.shape, generator=generator)).clamp(-1, 1)
+    far = torch.rand(x.shape, generator=generator) * 2 - 1
+    for y in (near, far):
+        expected = theirs(x, y).flatten()  # (B, 1, 1, 1) -> (B,)
+        assert (expected > 0).all()
+        torch.testing.assert_close(ours(x, y), expected, rtol=1e-5, atol=1e-6)

@@ -8,6 +8,7 @@ import torch
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig, pixel_space
 from ldmkit.checkpoint import PIXELS, load_first_stage, load_latent_diffusion
+from ldmkit.conditioning import ClassCondition
 from ldmkit.data.config import DataConfig
 from ldmkit.pipeline import DiffusionConfig
 from ldmkit.samplers import SamplingOptions
@@ -53,7 +54,9 @@ def test_pixel_space_diffusion_trains_saves_and_samples(tmp_path: Path) -> None:
     unet = unet_preset("tiny", context_dim=None, num_classes=31)
     config = DiffusionTrainConfig(
         autoencoder=PIXELS,
-        model=DiffusionConfig(unet=unet, num_classes=30, latent_size=32),
+        model=DiffusionConfig(
+            unet=unet, conditioners=(ClassCondition(num_classes=30),), latent_size=32
+        ),
         data=DataConfig(resolution=32, size=16, single_object=True),
         optim=OptimConfig(lr=1e-3, betas=(0.9, 0.999)),
         run=DiffusionRunConfig(

@@ -1,7 +1,7 @@
 """The conditioner protocol: every mode encodes, nulls and drops out the same way, and a mode of
 one's own plugs into the pipeline without touching it."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +10,7 @@ import torch
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.conditioning import (
+    ClassCondition,
     ClassConditioner,
     ClipConditioner,
     ClipTextConfig,
@@ -17,6 +18,8 @@ from ldmkit.conditioning import (
     Conditioning,
     LayoutConditioner,
     LayoutConfig,
+    Preview,
+    SpatialCondition,
     SpatialConditioner,
     SpatialConfig,
     TextConditioner,
@@ -133,6 +136,14 @@ class BrightnessConditioner(Conditioner):
         present = 1.0 - torch.tensor(self.dropped(generators, len(values)), dtype=torch.float)
         return {"context": self._tokens(values, present)}
 
+    def preview(
+        self,
+        items: Sequence[Mapping[str, Any]],
+        generators: Sequence[torch.Generator],
+        device: torch.device,
+    ) -> Preview:
+        return Preview(torch.stack([torch.as_tensor(item["image"]).mean() for item in items]))
+
     def trained_module(self) -> torch.nn.Module:
         return self.embed
 
@@ -170,25 +181,25 @@ def test_hybrid_keeps_the_map_in_both_branches_and_spatial_only_needs_dropout() 
     spatial = SpatialConfig(kind="super_resolution", factor=2)
     hybrid = DiffusionConfig(
         unet=unet_preset("tiny", in_channels=6, out_channels=3, context_dim=None, num_classes=4),
-        num_classes=3,
-        spatial=spatial,
+        conditioners=(ClassCondition(num_classes=3), SpatialCondition(map=spatial)),
         latent_size=8,
     )
     model = LatentDiffusion(hybrid, ae)
     assert [c.kind for c in model.conditioners] == ["class", "spatial"]
     condition = model.spatial_condition(low_res=torch.rand(2, 3, 8, 8))
-    cond, uncond = model.conditions(2, torch.tensor([0, 2]), None, condition, 3.0)
+    inputs = {"labels": torch.tensor([0, 2]), "condition": condition}
+    cond, uncond = model.conditions(2, inputs, 3.0)
     assert torch.equal(cond["concat"], uncond["concat"])  # the map is kept
     assert uncond["y"].tolist() == [3, 3]  # the class is nulled
     assert model.default_guidance == 3.0
     only = DiffusionConfig(
         unet=unet_preset("tiny", in_channels=6, out_channels=3, context_dim=None),
-        spatial=spatial,
+        conditioners=(SpatialCondition(map=spatial),),
         latent_size=8,
     )
     spatial_only = LatentDiffusion(only, ae)
     assert spatial_only.default_guidance == 1.0  # no trained null map
-    with pytest.raises(ValueError, match="spatial_dropout > 0"):
-        spatial_only.conditions(2, None, None, condition, 3.0)
-    cond, uncond = spatial_only.conditions(2, None, None, condition, 1.0)
+    with pytest.raises(ValueError, match="spatial dropout > 0"):
+        spatial_only.conditions(2, {"condition": condition}, 3.0)
+    cond, uncond = spatial_only.conditions(2, {"condition": condition}, 1.0)
     assert torch.equal(uncond["concat"], torch.zeros_like(condition))

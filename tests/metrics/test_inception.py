@@ -1,8 +1,10 @@
 """The FID InceptionV3: loads the pytorch-fid / torch-fidelity weight format from a local file,
-refuses anything else with a clear error, and (where torch-fidelity's source is at hand) gives
-its features exactly."""
+refuses anything else with a clear error, and gives torch-fidelity's features (`make setup`
+installs torch-fidelity without its dependencies; the test imports its one module from the
+installed files)."""
 
 import importlib
+import importlib.util
 import os
 import sys
 import types
@@ -63,26 +65,51 @@ def test_tensorflow1_resize() -> None:
     assert resize_like_tensorflow1(x, 4)[0, 0, 0].tolist() == [0.0, 5.0, 10.0, 10.0]
 
 
-def _torch_fidelity(source: Path) -> types.ModuleType:
-    """torch-fidelity's InceptionV3 module, imported without its package __init__ (which
-    needs torchvision)."""
-    package = types.ModuleType("torch_fidelity")
-    package.__path__ = [str(source / "torch_fidelity")]
-    sys.modules["torch_fidelity"] = package
-    return importlib.import_module("torch_fidelity.feature_extractor_inceptionv3")
+def _torch_fidelity_package() -> Path | None:
+    """torch-fidelity's package folder: the installed package (found, not imported), else
+    LDMKIT_TORCH_FIDELITY_SRC/torch_fidelity (an unpacked wheel), else None."""
+    spec = importlib.util.find_spec("torch_fidelity")  # locates the files, runs none of them
+    if spec is not None and spec.submodule_search_locations:
+        return Path(next(iter(spec.submodule_search_locations)))
+    source = os.environ.get("LDMKIT_TORCH_FIDELITY_SRC")
+    return Path(source) / "torch_fidelity" if source else None
+
+
+TORCH_FIDELITY = _torch_fidelity_package()
+
+
+def _torch_fidelity(package: Path) -> types.ModuleType:
+    """torch-fidelity's InceptionV3 module, imported from its file without the package __init__
+    (which imports torchvision); sys.modules is left as it was found."""
+
+    def ours(name: str) -> bool:
+        return name == "torch_fidelity" or name.startswith("torch_fidelity.")
+
+    saved = {name: module for name, module in sys.modules.items() if ours(name)}
+    stand_in = types.ModuleType("torch_fidelity")
+    stand_in.__path__ = [str(package)]
+    sys.modules["torch_fidelity"] = stand_in
+    try:
+        return importlib.import_module("torch_fidelity.feature_extractor_inceptionv3")
+    finally:
+        for name in [name for name in sys.modules if ours(name)]:
+            del sys.modules[name]
+        sys.modules.update(saved)
 
 
 @pytest.mark.skipif(
-    not os.environ.get("LDMKIT_TORCH_FIDELITY_SRC"),
-    reason="set LDMKIT_TORCH_FIDELITY_SRC to an unpacked torch-fidelity wheel to compare",
+    TORCH_FIDELITY is None,
+    reason="torch-fidelity is absent: `make setup` installs it (pip install --no-deps "
+    "torch-fidelity==0.4.0), or set LDMKIT_TORCH_FIDELITY_SRC to an unpacked torch-fidelity wheel",
 )
 def test_features_match_torch_fidelity(weights: Path) -> None:
-    reference = _torch_fidelity(Path(os.environ["LDMKIT_TORCH_FIDELITY_SRC"]))
+    assert TORCH_FIDELITY is not None
+    reference = _torch_fidelity(TORCH_FIDELITY)
     theirs = reference.FeatureExtractorInceptionV3(
         "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights)
     )
     ours = load_inception(weights, resize="torch-fidelity")
-    images = torch.rand(2, 3, 64, 64) * 2 - 1
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 2 - 1
     uint8 = ((images + 1) * 127.5).round().to(torch.uint8)
     expected = theirs(uint8)[0]
     torch.testing.assert_close(ours.embed(images), expected, rtol=1e-4, atol=1e-4)

@@ -17,6 +17,7 @@ import torch
 from torch import fx
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
+from ldmkit.conditioning import ClassCondition
 from ldmkit.nn import WinogradConv2d, native_winograd_available
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.pipeline import latent_diffusion as latent_diffusion_module
@@ -50,7 +51,10 @@ def _class_model() -> LatentDiffusion:
     torch.manual_seed(0)
     ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
     unet = unet_preset("tiny", in_channels=3, out_channels=3, context_dim=None, num_classes=4)
-    return LatentDiffusion(DiffusionConfig(unet=unet, num_classes=3, latent_size=16), ae)
+    return LatentDiffusion(
+        DiffusionConfig(unet=unet, conditioners=(ClassCondition(num_classes=3),), latent_size=16),
+        ae,
+    )
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
+from ldmkit.conditioning import ClassCondition, TextCondition
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
 from ldmkit.samplers import SamplingOptions
@@ -100,8 +101,13 @@ def test_compiled_denoiser_refuses_gradients(make_ldm: MakeLDM) -> None:
 
 
 def test_config_mismatches_are_clear_errors(make_ldm: MakeLDM) -> None:
+    unet = unet_preset("tiny", num_classes=None, context_dim=None)
     with pytest.raises(ValueError, match=r"unet\.num_classes must be 6"):
-        DiffusionConfig(unet=unet_preset("tiny", num_classes=None, context_dim=None), num_classes=5)
+        DiffusionConfig(unet=unet, conditioners=(ClassCondition(num_classes=5),))
+    with pytest.raises(ValueError, match=r"unet\.num_classes=4, but no class conditioner"):
+        DiffusionConfig(unet=unet_preset("tiny", num_classes=4, context_dim=None))
+    with pytest.raises(ValueError, match="text encoder's width 128; it is None"):
+        DiffusionConfig(unet=unet, conditioners=(TextCondition(),))
     ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
     config = DiffusionConfig(
         unet=unet_preset("tiny", in_channels=4, out_channels=4, context_dim=None)

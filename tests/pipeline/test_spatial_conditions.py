@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig, pixel_space
-from ldmkit.conditioning import SpatialConfig
+from ldmkit.conditioning import ClassCondition, SpatialCondition, SpatialConfig
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.samplers import SamplingOptions
 from ldmkit.unet import unet_preset
@@ -22,9 +22,9 @@ def _model(kind: str = "super_resolution", dropout: float = 0.0, classes: int = 
         context_dim=None,
         num_classes=classes + 1 if classes else None,
     )
-    config = DiffusionConfig(
-        unet=unet, spatial=spatial, spatial_dropout=dropout, num_classes=classes, latent_size=8
-    )
+    entries = (ClassCondition(num_classes=classes),) if classes else ()
+    entries += (SpatialCondition(map=spatial, dropout=dropout),)
+    config = DiffusionConfig(unet=unet, conditioners=entries, latent_size=8)
     model = LatentDiffusion(config, ae)
     with torch.no_grad():  # fill the zero-initialised layers, so outputs depend on every input
         for p in model.unet.parameters():
@@ -74,7 +74,7 @@ def test_sampling_needs_the_condition_and_follows_its_size() -> None:
     assert not torch.equal(out[0], model.sample(2, condition=-condition, options=options)[0])
     with pytest.raises(ValueError, match="condition="):
         model.sample(2, options=options)
-    with pytest.raises(ValueError, match="spatial_dropout"):
+    with pytest.raises(ValueError, match="spatial dropout"):
         model.sample(2, condition=condition, options=options.replace(guidance=3.0))
     guided = _model("super_resolution", dropout=0.1)
     assert guided.sample(2, condition=condition, options=options.replace(guidance=3.0)).shape == (
@@ -88,8 +88,9 @@ def test_sampling_needs_the_condition_and_follows_its_size() -> None:
 def test_hybrid_model_guides_with_the_class_and_keeps_the_image() -> None:
     model = _model("inpaint", classes=4)
     image, mask = torch.zeros(2, 3, 16, 16), torch.zeros(2, 1, 16, 16)
+    condition = model.spatial_condition(image=image, mask=mask)
     cond, uncond = model.conditions(
-        2, torch.tensor([0, 3]), None, model.spatial_condition(image=image, mask=mask), 3.0
+        2, {"labels": torch.tensor([0, 3]), "condition": condition}, 3.0
     )
     assert torch.equal(cond["concat"], uncond["concat"])
     assert uncond["y"].tolist() == [4, 4]
@@ -100,7 +101,8 @@ def test_hybrid_model_guides_with_the_class_and_keeps_the_image() -> None:
 def test_wrong_unet_channels_name_the_fix() -> None:
     ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
     config = DiffusionConfig(
-        unet=unet_preset("tiny", context_dim=None), spatial=SpatialConfig(kind="inpaint")
+        unet=unet_preset("tiny", context_dim=None),
+        conditioners=(SpatialCondition(map=SpatialConfig(kind="inpaint")),),
     )
     with pytest.raises(ValueError, match=r"unet.in_channels=7 \(3 \+ 4 of the inpaint"):
         LatentDiffusion(config, ae)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ldmkit.checkpoint import CheckpointError, load_autoencoder, load_latent_diffusion
-from ldmkit.conditioning import ClipTextConfig, TextEncoderConfig
+from ldmkit.conditioning import ClipCondition, ClipTextConfig, TextCondition, TextEncoderConfig
 from ldmkit.data.config import DataConfig
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.samplers import SamplingOptions
@@ -23,7 +23,7 @@ from ldmkit.unet import unet_preset
 def _model_config(clip: Path, context_dim: int = 32) -> DiffusionConfig:
     return DiffusionConfig(
         unet=unet_preset("tiny", context_dim=context_dim),
-        clip=ClipTextConfig(str(clip), max_length=16),
+        conditioners=(ClipCondition(encoder=ClipTextConfig(str(clip), max_length=16)),),
         latent_size=16,
     )
 
@@ -41,7 +41,7 @@ def test_only_the_unet_learns_from_the_clip_context(autoencoder: Path, tiny_clip
     after = model.clip.model.state_dict()
     assert all(torch.equal(clip_before[k], after[k]) for k in clip_before)
     # Guidance contrasts a prompt's context with the empty prompt's.
-    cond, uncond = model.conditions(1, None, ["a cat"], None, 3.0)
+    cond, uncond = model.conditions(1, {"prompts": ["a cat"]}, 3.0)
     assert cond["context"].shape == (1, 16, 32) and not torch.equal(
         cond["context"], uncond["context"]
     )
@@ -50,11 +50,13 @@ def test_only_the_unet_learns_from_the_clip_context(autoencoder: Path, tiny_clip
 def test_context_dim_must_match_the_clip_width(autoencoder: Path, tiny_clip: Path) -> None:
     with pytest.raises(ValueError, match=r"set unet\.context_dim=32"):
         LatentDiffusion(_model_config(tiny_clip, context_dim=64), load_autoencoder(autoencoder))
-    with pytest.raises(ValueError, match="not text and clip"):
+    with pytest.raises(ValueError, match="text and clip both fill the UNet's 'context'"):
         DiffusionConfig(
             unet=unet_preset("tiny"),
-            text=TextEncoderConfig(width=32, heads=2),
-            clip=ClipTextConfig(str(tiny_clip)),
+            conditioners=(
+                TextCondition(encoder=TextEncoderConfig(width=32, heads=2)),
+                ClipCondition(encoder=ClipTextConfig(str(tiny_clip))),
+            ),
         )
 
 
@@ -74,8 +76,9 @@ def test_clip_model_trains_saves_and_loads_from_a_moved_clip(
     result = train_diffusion(config, tmp_path / "run", show_progress=False)
     files = sorted(p.name for p in result.model_dir.iterdir())
     assert files == ["autoencoder", "config.json", "model.safetensors"]  # no CLIP weights
-    saved = json.loads((result.model_dir / "config.json").read_text())["config"]["clip"]
-    assert saved == {"path": str(tiny_clip), "max_length": 16, "layer": "last"}
+    saved = json.loads((result.model_dir / "config.json").read_text())["config"]["conditioners"]
+    clip = {"path": str(tiny_clip), "max_length": 16, "layer": "last"}
+    assert saved == [{"kind": "clip", "dropout": 0.1, "encoder": clip}]
     model = load_latent_diffusion(result.model_dir)
     images = model.sample(2, prompts=["a cat", ""], options=SamplingOptions(steps=1, guidance=2.0))
     assert images.shape == (2, 3, 32, 32) and torch.isfinite(images).all()

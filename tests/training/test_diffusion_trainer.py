@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from ldmkit.checkpoint import load_latent_diffusion
+from ldmkit.conditioning import ClassCondition
 from ldmkit.data.config import DataConfig
 from ldmkit.pipeline import DiffusionConfig
 from ldmkit.samplers import SamplingOptions
@@ -24,7 +25,9 @@ def _config(autoencoder: Path, steps: int = 6, **run) -> DiffusionTrainConfig:
     unet = unet_preset("tiny", context_dim=None, num_classes=31)
     return DiffusionTrainConfig(
         autoencoder=str(autoencoder),
-        model=DiffusionConfig(unet=unet, num_classes=30, latent_size=16),
+        model=DiffusionConfig(
+            unet=unet, conditioners=(ClassCondition(num_classes=30),), latent_size=16
+        ),
         data=DataConfig(resolution=32, size=32, single_object=True),
         optim=OptimConfig(lr=1e-3, betas=(0.9, 0.999)),
         run=DiffusionRunConfig(

@@ -1,6 +1,7 @@
 """One resume-compatibility check for every trainer: sections read back through their dataclasses,
 so an old run resumes after a field was added, and a changed section is named."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -39,3 +40,24 @@ def test_changed_or_unreadable_sections_are_named(tmp_path: Path) -> None:
     (checkpoint / "config.json").write_text(json.dumps(saved))
     with pytest.raises(ValueError, match=r"different model, optim config"):
         check_resumable(checkpoint, changed, ("model", "loss", "data", "optim"))
+
+
+def test_a_run_saved_with_the_flat_conditioning_keys_resumes(tmp_path: Path) -> None:
+    from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
+
+    config = DIFFUSION_PRESETS["tiny-text"]
+    text = config.model.conditioners[0]
+    pinned = dataclasses.replace(
+        config,
+        model=dataclasses.replace(
+            config.model, conditioners=(dataclasses.replace(text, tokenizer="/tok.json"),)
+        ),
+    )
+    saved = to_dict(config)
+    entry = saved["model"].pop("conditioners")[0]
+    saved["model"].update(text=entry["encoder"], caption_dropout=0.1, num_classes=0)
+    saved["text_tokenizer"] = "/tok.json"  # as an older run recorded a pinned tokenizer
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    check_resumable(tmp_path, pinned, ("model", "data"))  # no error
+    with pytest.raises(ValueError, match="different model config"):
+        check_resumable(tmp_path, config, ("model", "data"))

@@ -12,7 +12,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
-from ldmkit.conditioning import TextEncoderConfig
+from ldmkit.conditioning import TextCondition, TextEncoderConfig
 from ldmkit.data.config import DataConfig
 from ldmkit.evaluation.adherence import evaluate_adherence
 from ldmkit.evaluation.generate import shapes_prompts
@@ -25,11 +25,17 @@ from ldmkit.training.diffusion_trainer import train_diffusion
 from ldmkit.unet import unet_preset
 
 
-def _config(autoencoder: Path, steps: int, kind: str = "shapes") -> DiffusionTrainConfig:
+def _config(
+    autoencoder: Path, steps: int, kind: str = "shapes", tokenizer: str = ""
+) -> DiffusionTrainConfig:
     text = TextEncoderConfig(vocab_size=120, width=32, layers=1, heads=2, max_length=24)
     return DiffusionTrainConfig(
         autoencoder=str(autoencoder),
-        model=DiffusionConfig(unet=unet_preset("tiny"), text=text, latent_size=16),
+        model=DiffusionConfig(
+            unet=unet_preset("tiny"),
+            conditioners=(TextCondition(encoder=text, tokenizer=tokenizer),),
+            latent_size=16,
+        ),
         data=DataConfig(kind=kind, resolution=32, size=24),  # type: ignore[arg-type]
         optim=OptimConfig(lr=1e-3, betas=(0.9, 0.999)),
         run=DiffusionRunConfig(
@@ -71,10 +77,9 @@ def test_text_model_trains_saves_and_samples_from_prompts(
 
 def test_text_encoder_learns_and_resume_is_exact(autoencoder: Path, tmp_path: Path) -> None:
     first = train_diffusion(_config(autoencoder, 4), tmp_path / "a", show_progress=False)
-    # The second run reuses the first one's tokenizer (text_tokenizer=PATH), so it can match.
-    pinned = dataclasses.replace(
-        _config(autoencoder, 2), text_tokenizer=str(first.model_dir / "tokenizer.json")
-    )
+    # The second run reuses the first one's tokenizer (the text conditioner's tokenizer=PATH),
+    # so it can match.
+    pinned = _config(autoencoder, 2, tokenizer=str(first.model_dir / "tokenizer.json"))
     train_diffusion(pinned, tmp_path / "b", show_progress=False)
     resumed = dataclasses.replace(pinned, run=_config(autoencoder, 4).run)
     train_diffusion(resumed, tmp_path / "b", show_progress=False)
@@ -113,7 +118,7 @@ def test_shapes_prompts_name_each_class_then_the_next_size() -> None:
 def _ddp_worker(rank: int, autoencoder: str, tokenizer: str, out: str) -> None:
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    config = dataclasses.replace(_config(Path(autoencoder), 3), text_tokenizer=tokenizer)
+    config = _config(Path(autoencoder), 3, tokenizer=tokenizer)
     train_diffusion(config, Path(out), show_progress=False)
 
 

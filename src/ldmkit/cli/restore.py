@@ -125,7 +125,7 @@ def eval_spatial_command(
     from ldmkit.evaluation.semantic import evaluate_semantic_synthesis
 
     model, options = _load(checkpoint, device, options)
-    spatial = model.config.spatial
+    spatial = model.spatial
     if spatial is None:
         raise fail(f"{checkpoint} has no spatial condition; use `ldmkit eval checkpoint`")
     evaluate = {

@@ -77,7 +77,7 @@ def sample_command(
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
     labels = None
-    classes = model.config.num_classes
+    classes = model.num_classes
     if per_class is not None:
         if not classes or class_ is not None or per_class < 1:
             raise fail("--per-class K (K >= 1) needs a class-conditional model and no --class")
@@ -187,7 +187,7 @@ def _semantic_condition(model: Any, path: Path, n: int) -> Any:
     import torch
     from PIL import Image, UnidentifiedImageError
 
-    spatial = model.config.spatial
+    spatial = model.spatial
     if spatial is None or spatial.kind != "semantic":
         raise fail("--semantic needs a semantic synthesis model")
     try:
@@ -222,7 +222,7 @@ def _layouts(model: Any, paths: list[Path], n: int) -> Any:
         return class_id_of(words[1], words[0])
 
     try:
-        found = [check_layout(read_layout(path, class_id), model.config.layout) for path in paths]
+        found = [check_layout(read_layout(path, class_id), model.layout) for path in paths]
     except ValueError as error:
         raise fail(str(error)) from error
     return [found[i % len(found)] for i in range(n)]

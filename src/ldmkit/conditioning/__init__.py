@@ -2,10 +2,16 @@
 tau_theta(y) whose output tokens are the UNet's cross-attention context, and the spatially aligned
 conditions concatenated with z_t."""
 
-from ldmkit.conditioning.class_label import ClassConditioner
-from ldmkit.conditioning.clip import ClipConditioner
+from ldmkit.conditioning.class_label import ClassCondition, ClassConditioner
+from ldmkit.conditioning.clip import ClipCondition, ClipConditioner
 from ldmkit.conditioning.clip_text import ClipTextConfig, ClipTextEncoder
-from ldmkit.conditioning.conditioner import Conditioner, Conditioning
+from ldmkit.conditioning.conditioner import (
+    BuildContext,
+    Conditioner,
+    ConditionerConfig,
+    Conditioning,
+    Preview,
+)
 from ldmkit.conditioning.layout import (
     Layout,
     LayoutConfig,
@@ -15,7 +21,8 @@ from ldmkit.conditioning.layout import (
     read_layout,
     tokens_to_layouts,
 )
-from ldmkit.conditioning.layout_conditioner import LayoutConditioner
+from ldmkit.conditioning.layout_conditioner import LayoutCondition, LayoutConditioner
+from ldmkit.conditioning.registry import AnyConditionerConfig
 from ldmkit.conditioning.spatial import (
     SpatialConfig,
     bicubic_degrade,
@@ -27,24 +34,33 @@ from ldmkit.conditioning.spatial import (
     random_masks,
     resize_condition,
 )
-from ldmkit.conditioning.spatial_conditioner import SpatialConditioner
-from ldmkit.conditioning.text import TextConditioner
+from ldmkit.conditioning.spatial_conditioner import SpatialCondition, SpatialConditioner
+from ldmkit.conditioning.text import TextCondition, TextConditioner
 from ldmkit.conditioning.text_encoder import TextEncoder, TextEncoderConfig
 from ldmkit.conditioning.tokenizer import TextTokenizer
 
 __all__ = [
+    "AnyConditionerConfig",
+    "BuildContext",
+    "ClassCondition",
     "ClassConditioner",
+    "ClipCondition",
     "ClipConditioner",
     "ClipTextConfig",
     "ClipTextEncoder",
     "Conditioner",
+    "ConditionerConfig",
     "Conditioning",
     "Layout",
+    "LayoutCondition",
     "LayoutConditioner",
     "LayoutConfig",
     "LayoutEncoder",
+    "Preview",
+    "SpatialCondition",
     "SpatialConditioner",
     "SpatialConfig",
+    "TextCondition",
     "TextConditioner",
     "TextEncoder",
     "TextEncoderConfig",

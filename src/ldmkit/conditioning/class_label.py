@@ -1,11 +1,45 @@
 """Class labels: the UNet's learned class embedding, with one extra entry for the null class."""
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import torch
 
-from ldmkit.conditioning.conditioner import Conditioner, Conditioning
+from ldmkit.conditioning.conditioner import (
+    BuildContext,
+    Conditioner,
+    ConditionerConfig,
+    Conditioning,
+    Preview,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassCondition(ConditionerConfig):
+    """Class labels 0..num_classes-1 through the UNet's class embedding, which has one more row
+    (the null class, trained by `dropout`)."""
+
+    kind: Literal["class"] = "class"
+    num_classes: int = 0
+    output: ClassVar[str] = "y"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.num_classes < 1:
+            raise ValueError(f"class num_classes must be >= 1, got {self.num_classes}")
+
+    def build(self, context: BuildContext) -> "ClassConditioner":
+        """A `ClassConditioner`."""
+        return ClassConditioner(self.num_classes, self.dropout)
+
+    def check_unet(self, context_dim: int | None, class_rows: int | None) -> None:
+        """The UNet's class table must have num_classes + 1 rows."""
+        if class_rows != self.num_classes + 1:
+            raise ValueError(
+                f"unet.num_classes must be {self.num_classes + 1} for {self.num_classes} classes "
+                f"(one extra entry is the null class); it is {class_rows}"
+            )
 
 
 class ClassConditioner(Conditioner):
@@ -61,3 +95,12 @@ class ClassConditioner(Conditioner):
         """The batch's "label", a `dropout` fraction replaced by the null class."""
         labels = torch.as_tensor(batch["label"])
         return {"y": self.with_dropout(labels, generators)}
+
+    def preview(
+        self,
+        items: Sequence[Mapping[str, Any]],
+        generators: Sequence[torch.Generator],
+        device: torch.device,
+    ) -> Preview:
+        """Classes 0, 1, 2, ... (not the items' labels: a snapshot shows the range)."""
+        return Preview(torch.arange(len(items)) % self.num_classes)

@@ -1,12 +1,48 @@
 """Captions through a frozen CLIP text encoder (Stable Diffusion style), read from a local
 directory; nothing is trained or copied into checkpoints (the config names the directory)."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import torch
 
 from ldmkit.conditioning.clip_text import ClipTextConfig, ClipTextEncoder
-from ldmkit.conditioning.prompt import PromptConditioner
+from ldmkit.conditioning.conditioner import BuildContext, ConditionerConfig
+from ldmkit.conditioning.prompt import PromptConditioner, captions
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClipCondition(ConditionerConfig):
+    """Captions through a frozen CLIP text encoder read from `encoder.path`; `dropout` (caption
+    dropout) trains the empty prompt as the null condition."""
+
+    kind: Literal["clip"] = "clip"
+    encoder: ClipTextConfig
+    output: ClassVar[str] = "context"
+
+    def build(self, context: BuildContext) -> "ClipConditioner":
+        """A `ClipConditioner`, reusing a CLIP loaded under "clip"; its width must be the
+        UNet's cross-attention width."""
+        conditioner = ClipConditioner(self.encoder, self.dropout, context.loaded.get(self.kind))
+        if conditioner.width != context.context_dim:
+            raise ValueError(
+                f"the CLIP text encoder at {self.encoder.path} has width {conditioner.width}; "
+                f"set unet.context_dim={conditioner.width} (it is {context.context_dim})"
+            )
+        return conditioner
+
+    def check_unet(self, context_dim: int | None, class_rows: int | None) -> None:
+        """The UNet must cross-attend (its width is checked against CLIP's when built)."""
+        if context_dim is None:
+            raise ValueError("clip conditioning needs unet.context_dim = the CLIP hidden size")
+
+    def prepare_training(
+        self, run_dir: Any, data: Sequence[Mapping[str, Any]], data_name: str, fresh: bool
+    ) -> None:
+        """Nothing to write (CLIP is frozen and read from its directory), but the data must
+        carry captions."""
+        captions(data, data_name)
 
 
 class ClipConditioner(PromptConditioner):
@@ -20,6 +56,10 @@ class ClipConditioner(PromptConditioner):
         """`encoder` reuses an already loaded CLIP (else `config` is loaded)."""
         super().__init__(dropout)
         self.clip = encoder if encoder is not None else ClipTextEncoder(config)
+
+    def resource(self) -> ClipTextEncoder:
+        """The loaded CLIP."""
+        return self.clip
 
     @property
     def width(self) -> int:

@@ -2,12 +2,23 @@
 null condition, caption dropout in training. Subclasses give `context(prompts)`."""
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from ldmkit.conditioning.conditioner import Conditioner, Conditioning
+from ldmkit.conditioning.conditioner import Conditioner, Conditioning, Preview
+
+
+def captions(data: Sequence[Mapping[str, Any]], data_name: str) -> list[str]:
+    """Every caption of `data` ("" where an item has none); data without any is an error."""
+    found = [data[i].get("caption") or "" for i in range(len(data))]
+    if not any(found):
+        raise ValueError(
+            f"the {data_name} data has no captions; text conditioning needs captioned data "
+            "(shapes, emoji, or an image folder with metadata.jsonl or .txt files)"
+        )
+    return found
 
 
 class PromptConditioner(Conditioner):
@@ -38,3 +49,12 @@ class PromptConditioner(Conditioner):
         drop = self.dropped(generators, len(captions))
         kept = ["" if d else c for d, c in zip(drop, captions, strict=True)]
         return {"context": self.context(kept)}
+
+    def preview(
+        self,
+        items: Sequence[Mapping[str, Any]],
+        generators: Sequence[torch.Generator],
+        device: torch.device,
+    ) -> Preview:
+        """The items' captions."""
+        return Preview([item["caption"] for item in items])

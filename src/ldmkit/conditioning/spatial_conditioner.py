@@ -3,12 +3,19 @@ low-resolution image (super-resolution), the first stage's encoding of the maske
 mask (inpainting), the one-hot map (semantic synthesis); built from user inputs or, in training,
 from clean batches."""
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
 
 import torch
 
-from ldmkit.conditioning.conditioner import Conditioner, Conditioning
+from ldmkit.conditioning.conditioner import (
+    BuildContext,
+    Conditioner,
+    ConditionerConfig,
+    Conditioning,
+    Preview,
+)
 from ldmkit.conditioning.spatial import (
     SpatialConfig,
     bicubic_degrade,
@@ -22,6 +29,21 @@ from ldmkit.conditioning.spatial import (
 Encode = Callable[[torch.Tensor], torch.Tensor]  # images (B, C, H, W) -> latents
 
 
+@dataclass(frozen=True, kw_only=True)
+class SpatialCondition(ConditionerConfig):
+    """A map concatenated with z_t (`map.kind`: super_resolution, inpaint, semantic); `dropout`
+    zeroes it in training, which gives spatial-only models a null condition for guidance."""
+
+    kind: Literal["spatial"] = "spatial"
+    map: SpatialConfig = field(default_factory=SpatialConfig)
+    dropout: float = 0.0
+    output: ClassVar[str] = "concat"
+
+    def build(self, context: BuildContext) -> "SpatialConditioner":
+        """A `SpatialConditioner` over the first stage's encoder."""
+        return SpatialConditioner(self.map, context.encode_images, context.factor, self.dropout)
+
+
 class SpatialConditioner(Conditioner):
     """A map at the latent's side, concatenated with z_t. `encode_images` is the first stage's
     encoder (inpainting encodes the masked image with it) and `factor` its downsampling factor.
@@ -32,6 +54,8 @@ class SpatialConditioner(Conditioner):
     input_name = "condition"
     description = "conditioned on a spatial input"
     nulled_in_hybrid = False
+    reads_images = True
+    max_preview = 8
 
     def __init__(
         self, config: SpatialConfig, encode_images: Encode, factor: int, dropout: float = 0.0
@@ -54,7 +78,7 @@ class SpatialConditioner(Conditioner):
 
     def guide_hint(self) -> str:
         return (
-            "guidance needs a model trained with spatial_dropout > 0 (its null condition); "
+            "guidance needs a model trained with spatial dropout > 0 (its null condition); "
             "sample with guidance 1"
         )
 
@@ -74,6 +98,26 @@ class SpatialConditioner(Conditioner):
     def null(self, cond: Conditioning, n: int, device: torch.device) -> Conditioning:
         """Zeros of the map's shape."""
         return {"concat": torch.zeros_like(cond["concat"])}
+
+    def latent_size(self, values: Any) -> tuple[int, int] | None:
+        """The map's side."""
+        return None if values is None else (int(values.shape[-2]), int(values.shape[-1]))
+
+    def preview(
+        self,
+        items: Sequence[Mapping[str, Any]],
+        generators: Sequence[torch.Generator],
+        device: torch.device,
+    ) -> Preview:
+        """The items' maps (degraded images, holes, maps), shown above the samples, and the
+        items' images below."""
+        batch = {
+            key: torch.stack([torch.as_tensor(item[key]) for item in items]).to(device)
+            for key in ("image", "semantic")
+            if key in items[0]
+        }
+        condition, shown = self.degrade(batch, generators)
+        return Preview(condition, above=shown, below=batch["image"])
 
     @torch.no_grad()
     def condition(

@@ -38,7 +38,7 @@ def check_label_spaces(model: LatentDiffusion, evaluator: ClassEvaluator) -> Non
                 f"evaluator ({NUM_CLASSES} classes), not one with {evaluator.config.num_classes}"
             )
         return
-    classes = model.config.num_classes
+    classes = model.num_classes
     if classes == 0:
         raise ValueError("adherence needs a class-conditional model (num_classes > 0)")
     if classes != evaluator.config.num_classes:

@@ -31,7 +31,7 @@ def evaluate_checkpoint(
     FID/KID/precision/recall use `features` (e.g. the FID InceptionV3), by default the
     evaluator's own; adherence always uses the evaluator."""
     network = features or evaluator
-    if model.config.num_classes or model.takes_prompts:
+    if model.num_classes or model.takes_prompts:
         check_label_spaces(model, evaluator)
     options = model.resolve(options)
     images, labels, seconds = generate(model, n, options, batch_size)

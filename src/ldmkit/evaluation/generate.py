@@ -84,8 +84,8 @@ def generate(
     if model.takes_prompts:
         prompts, labels = shapes_prompts(n)
         images = sample_prompts(model, prompts, options, batch_size)
-    elif model.config.num_classes:
-        labels = torch.arange(n) % model.config.num_classes
+    elif model.num_classes:
+        labels = torch.arange(n) % model.num_classes
         images = sample_classes(model, labels, options, batch_size)
     elif model.takes_layouts:
         layouts = heldout_layouts(n)

@@ -152,7 +152,7 @@ def evaluate_layout(
     """Generate one image per held-out layout (the first `n` shapes items' boxes) and count the
     requested objects found at their boxes; the real images give the detector's ceiling."""
     if not model.takes_layouts:
-        raise ValueError("this needs a layout-conditional model (config.layout)")
+        raise ValueError("this needs a layout-conditional model (a layout conditioner)")
     batch = first_items(dataset, n)
     if "layout" not in batch:
         raise ValueError("layout-to-image is measured on shapes data (it carries the layouts)")

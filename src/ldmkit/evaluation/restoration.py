@@ -26,7 +26,7 @@ MASK_SEED = 1_000_000_007
 
 
 def _kind(model: LatentDiffusion, kind: str) -> None:
-    spatial = model.config.spatial
+    spatial = model.spatial
     if spatial is None or spatial.kind != kind:
         have = spatial.kind if spatial else "no spatial condition"
         raise ValueError(f"this needs a {kind} model; the checkpoint has {have}")
@@ -99,8 +99,8 @@ def evaluate_super_resolution(
     The first stage's own reconstruction PSNR is the ceiling the model can reach."""
     _kind(model, "super_resolution")
     options = model.resolve(options)
-    assert model.config.spatial is not None
-    factor = model.config.spatial.factor
+    assert model.spatial is not None
+    factor = model.spatial.factor
     images = first_items(dataset, n)["image"]
     out, elapsed = timed_batches(
         len(images),

@@ -73,7 +73,7 @@ def evaluate_semantic_synthesis(
     """Generate one image per held-out map (the first `n` shapes items) and score its colour
     classes against the map; the same score of the real images is the ceiling (antialiased
     edges and the threshold cost it a little)."""
-    spatial = model.config.spatial
+    spatial = model.spatial
     if spatial is None or spatial.kind != "semantic":
         raise ValueError("this needs a semantic synthesis model (spatial.kind = 'semantic')")
     batch = first_items(dataset, n)

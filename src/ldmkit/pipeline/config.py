@@ -1,80 +1,88 @@
-"""DiffusionConfig: the denoiser, its schedule and objective, and how conditions enter."""
+"""DiffusionConfig: the denoiser, its schedule and objective, and the conditioners it takes."""
 
 from dataclasses import dataclass, field
+from typing import Any
 
-from ldmkit.conditioning import ClipTextConfig, LayoutConfig, SpatialConfig, TextEncoderConfig
+from ldmkit.conditioning import AnyConditionerConfig
 from ldmkit.diffusion import DiffusionLossConfig, ScheduleConfig
 from ldmkit.unet import UNetConfig
+
+# The flat keys configs had before conditioners were a list, as (kind, config key, dropout key),
+# in the order those conditioners were built (the order training draws for them).
+_FLAT = (
+    ("class", "num_classes", "label_dropout"),
+    ("text", "text", "caption_dropout"),
+    ("clip", "clip", "caption_dropout"),
+    ("layout", "layout", "layout_dropout"),
+    ("spatial", "spatial", "spatial_dropout"),
+)
+_FLAT_DROPOUTS = {"label_dropout", "caption_dropout", "layout_dropout", "spatial_dropout"}
+_FLAT_FIELD = {"text": "encoder", "clip": "encoder", "layout": "encoder", "spatial": "map"}
 
 
 @dataclass(frozen=True)
 class DiffusionConfig:
-    """The denoiser, its noise schedule and objective, and how classes condition it."""
+    """The denoiser, its noise schedule and objective, and how conditions reach it."""
 
     unet: UNetConfig = field(default_factory=UNetConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     loss: DiffusionLossConfig = field(default_factory=DiffusionLossConfig)
-    # Class-conditional when > 0: labels 0..num_classes-1, index num_classes is the learned null
-    # class, so unet.num_classes must be num_classes + 1.
-    num_classes: int = 0
-    # Probability of replacing a label by the null class in training (enables guidance).
-    label_dropout: float = 0.1
     # Side of the square training latent (image size / f); the default size for sampling.
     latent_size: int = 16
-    # Text-conditional when set: a transformer encoder of the captions, trained with the UNet,
-    # gives the cross-attention context (text.width == unet.context_dim).
-    text: TextEncoderConfig | None = None
-    # Text-conditional with a frozen CLIP text encoder read from a local directory (Stable
-    # Diffusion style); its hidden size must equal unet.context_dim. Excludes `text`.
-    clip: ClipTextConfig | None = None
-    # Probability of replacing a caption by the empty prompt in training (enables guidance).
-    caption_dropout: float = 0.1
-    # Layout-conditional when set: boxes (class, x0, y0, x1, y1) as tokens, read by a transformer
-    # trained with the UNet (layout.width == unet.context_dim).
-    layout: LayoutConfig | None = None
-    # Probability of replacing a layout by the empty layout in training (enables guidance).
-    layout_dropout: float = 0.1
     # Two more UNet input channels holding each latent pixel's x and y in [-1, 1] (CoordConv),
     # so cross-attention queries know where they are; layout models place objects with them.
     # Positions are those of the array the UNet sees (a tile, when sampling in tiles).
     coordinate_channels: bool = False
-    # Spatially aligned condition concatenated with z_t (super-resolution, inpainting); the UNet
-    # then takes z_channels + spatial.channels(z_channels) input channels. Combines with classes
-    # or text (hybrid conditioning).
-    spatial: SpatialConfig | None = None
-    # Probability of zeroing the spatial condition in training (guidance for spatial-only models).
-    spatial_dropout: float = 0.0
+    # How conditions reach the UNet, each a tagged entry (`ldmkit.conditioning.registry`):
+    # class labels, a trained text encoder, a frozen CLIP, a layout encoder, a concatenated map.
+    # Empty: unconditional. A map combines with one of the others (hybrid conditioning).
+    conditioners: tuple[AnyConditionerConfig, ...] = ()
 
     def __post_init__(self) -> None:
-        expected = self.num_classes + 1 if self.num_classes else None
-        if self.unet.num_classes != expected:
-            raise ValueError(
-                f"unet.num_classes must be {expected} for num_classes={self.num_classes} "
-                "(one extra entry is the null class)"
-            )
-        for name in ("label_dropout", "caption_dropout", "layout_dropout", "spatial_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        chosen = [
-            name
-            for name, on in (
-                ("num_classes", bool(self.num_classes)),
-                ("text", self.text is not None),
-                ("clip", self.clip is not None),
-                ("layout", self.layout is not None),
-            )
-            if on
-        ]
-        if len(chosen) > 1:
-            raise ValueError(
-                f"condition on one of classes, text, clip or layout, not {' and '.join(chosen)}"
-            )
-        for name in ("text", "layout"):
-            encoder = getattr(self, name)
-            if encoder is not None and self.unet.context_dim != encoder.width:
+        outputs = [c.output for c in self.conditioners]
+        for output in set(outputs):
+            if outputs.count(output) > 1:
+                kinds = [c.kind for c in self.conditioners if c.output == output]
                 raise ValueError(
-                    f"unet.context_dim must equal {name}.width for {name} conditioning; got "
-                    f"{self.unet.context_dim} and {encoder.width}"
+                    f"conditioners {' and '.join(kinds)} both fill the UNet's {output!r} input; "
+                    "keep one of them"
                 )
-        if self.clip is not None and self.unet.context_dim is None:
-            raise ValueError("clip conditioning needs unet.context_dim = the CLIP hidden size")
+        if {"y", "context"} <= set(outputs):
+            raise ValueError(
+                "condition on one of classes, text, clip or layout (and a map), not "
+                f"{' and '.join(c.kind for c in self.conditioners if c.output != 'concat')}"
+            )
+        for conditioner in self.conditioners:
+            conditioner.check_unet(self.unet.context_dim, self.unet.num_classes)
+        if "y" not in outputs and self.unet.num_classes is not None:
+            raise ValueError(
+                f"unet.num_classes={self.unet.num_classes}, but no class conditioner fills it; "
+                "set unet.num_classes=null or add {kind: class, num_classes: N} to conditioners"
+            )
+
+    def conditioner(self, kind: str) -> AnyConditionerConfig | None:
+        """The conditioner config of `kind`, or None."""
+        return next((c for c in self.conditioners if c.kind == kind), None)
+
+    @classmethod
+    def upgrade_config(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """A config saved with the flat keys (num_classes, text, clip, layout, spatial and their
+        dropouts) as the `conditioners` list, in the order they were built."""
+        flat = [key for _, key, _ in _FLAT if key in data] + sorted(_FLAT_DROPOUTS & set(data))
+        if not flat:
+            return data
+        if "conditioners" in data:
+            raise ValueError(f"give conditioners or the older keys {', '.join(flat)}, not both")
+        upgraded = {k: v for k, v in data.items() if k not in flat}
+        entries: list[dict[str, Any]] = []
+        for kind, key, dropout_key in _FLAT:
+            value = data.get(key)
+            if not value:  # absent, null or num_classes 0
+                continue
+            entry: dict[str, Any] = {"kind": kind}
+            entry.update({"num_classes": value} if kind == "class" else {_FLAT_FIELD[kind]: value})
+            if dropout_key in data:
+                entry["dropout"] = data[dropout_key]
+            entries.append(entry)
+        upgraded["conditioners"] = entries
+        return upgraded

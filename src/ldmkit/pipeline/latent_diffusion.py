@@ -18,7 +18,10 @@ from ldmkit.conditioning import (
     Conditioner,
     Conditioning,
     Layout,
+    LayoutConditioner,
+    LayoutConfig,
     SpatialConditioner,
+    SpatialConfig,
     TextTokenizer,
     coordinate_grid,
 )
@@ -56,19 +59,19 @@ class LatentDiffusion(nn.Module):
         self,
         config: DiffusionConfig,
         autoencoder: Autoencoder,
-        tokenizer: TextTokenizer | None = None,
-        clip: ClipTextEncoder | None = None,
+        loaded: Mapping[str, Any] | None = None,
         conditioners: Sequence[Conditioner] | None = None,
     ):
-        """`clip` reuses an already loaded frozen CLIP (else `config.clip` is loaded).
-        `conditioners` replaces those `config` asks for (`build_conditioners`), e.g. a mode of
-        one's own; the UNet's inputs must then fit them."""
+        """`loaded` holds what conditioners take by kind: a text model's tokenizer under "text",
+        an already loaded frozen CLIP under "clip" (else it loads its own). `conditioners`
+        replaces those `config` lists (`build_conditioners`), e.g. a mode of one's own; the
+        UNet's inputs must then fit them."""
         super().__init__()
         # The UNet first, then the conditioners: the order in which their initial weights draw
         # from the global generator, so a seed gives the weights it always gave.
         unet = UNet(config.unet)
         if conditioners is None:
-            conditioners = build_conditioners(config, autoencoder, tokenizer, clip)
+            conditioners = build_conditioners(config, autoencoder, loaded)
         z = autoencoder.config.z_channels
         extra = sum(c.concat_channels(z) for c in conditioners)
         extra += 2 if config.coordinate_channels else 0
@@ -126,6 +129,12 @@ class LatentDiffusion(nn.Module):
     def takes_layouts(self) -> bool:
         """Layout-conditional (boxes with classes)."""
         return "layouts" in self.inputs
+
+    @property
+    def loaded(self) -> dict[str, Any]:
+        """What its conditioners were built with (`loaded=`), to build the same again."""
+        found = {c.kind: c.resource() for c in self.conditioners}
+        return {kind: value for kind, value in found.items() if value is not None}
 
     @property
     def tokenizer(self) -> TextTokenizer | None:
@@ -218,6 +227,24 @@ class LatentDiffusion(nn.Module):
         super().train(mode)
         self.autoencoder.eval()
         return self
+
+    @property
+    def num_classes(self) -> int:
+        """The classes of a class-conditional model (0 for others)."""
+        conditioner = self.conditioner("labels")
+        return conditioner.num_classes if isinstance(conditioner, ClassConditioner) else 0
+
+    @property
+    def spatial(self) -> SpatialConfig | None:
+        """The concatenated map's config (its kind, factor, classes), if the model takes one."""
+        conditioner = self.conditioner("condition")
+        return conditioner.config if isinstance(conditioner, SpatialConditioner) else None
+
+    @property
+    def layout(self) -> LayoutConfig | None:
+        """The layout encoder's config (classes, bins, objects), if the model takes layouts."""
+        conditioner = self.conditioner("layouts")
+        return conditioner.config if isinstance(conditioner, LayoutConditioner) else None
 
     @property
     def null_class(self) -> int:
@@ -334,20 +361,16 @@ class LatentDiffusion(nn.Module):
         options = self.resolve(options or SamplingOptions())
         device, precision, guidance = self.device, options.precision, options.guidance
         assert guidance is not None  # resolve() gives the model's default for None
-        cond, uncond = self.conditions(n, labels, prompts, condition, guidance, layouts, inputs)
+        given = {"labels": labels, "prompts": prompts, "layouts": layouts, "condition": condition}
+        given = {k: v for k, v in {**given, **(inputs or {})}.items() if v is not None}
+        cond, uncond = self.conditions(n, given, guidance)
         sampler_options = options.sampler_options()
         z_init = None
         if init_images is not None:
             z_init = self.encode(init_images.to(device))
             if latent_size is None:
                 latent_size = z_init.shape[-1]
-        if condition is not None:
-            size = tuple(condition.shape[-2:])
-            if latent_size is not None and (latent_size, latent_size) != size:
-                raise ValueError(f"latent_size={latent_size} but the condition is {size}")
-        else:
-            side = latent_size or self.config.latent_size
-            size = (side, side)
+        size = self._latent_size(given, latent_size)
         shape = (n, self.config.unet.out_channels, *size)
         generators = [torch.Generator(device="cpu").manual_seed(options.seed + i) for i in range(n)]
         if z_init is not None:
@@ -419,24 +442,17 @@ class LatentDiffusion(nn.Module):
         return (unet or self.unet)(x, t, y=c.get("y"), context=c.get("context"))
 
     def conditions(
-        self,
-        n: int,
-        labels: torch.Tensor | None,
-        prompts: Sequence[str] | None,
-        condition: torch.Tensor | None,
-        guidance: float,
-        layouts: Sequence[Layout] | None = None,
-        inputs: Mapping[str, Any] | None = None,
+        self, n: int, inputs: Mapping[str, Any], guidance: float
     ) -> tuple[Conditioning, Conditioning]:
-        """(cond, uncond) for `conditional_unet`, checked against what the model was trained on:
-        each conditioner encodes its input and gives its null condition; a hybrid model keeps
-        its map in both branches and guides with its other condition."""
+        """(cond, uncond) for `conditional_unet` from `inputs` (values by each conditioner's
+        `input_name`), checked against what the model was trained on: each conditioner encodes
+        its input and gives its null condition; a hybrid model keeps its map in both branches
+        and guides with its other condition."""
         device = self.device
-        given = {"labels": labels, "prompts": prompts, "layouts": layouts, "condition": condition}
-        given.update(inputs or {})
-        for name, values in given.items():
+        for name, values in inputs.items():
             if values is not None and self.conditioner(name) is None:
-                raise ValueError(f"this model takes no {name}")
+                taken = ", ".join(self.inputs) or "nothing (it is unconditional)"
+                raise ValueError(f"this model takes no {name}; it takes {taken}")
         nulled = self._nulled()
         if guidance != 1.0:
             for conditioner in nulled:
@@ -445,7 +461,19 @@ class LatentDiffusion(nn.Module):
         cond: Conditioning = {}
         uncond: Conditioning = {}
         for conditioner in self.conditioners:
-            part = conditioner.encode(given.get(conditioner.input_name), n, device)
+            part = conditioner.encode(inputs.get(conditioner.input_name), n, device)
             cond.update(part)
             uncond.update(conditioner.null(part, n, device) if conditioner in nulled else part)
         return cond, uncond
+
+    def _latent_size(self, inputs: Mapping[str, Any], latent_size: int | None) -> tuple[int, int]:
+        """The latent's side: what a conditioner's input fixes (a map), else `latent_size`,
+        else the training side."""
+        for conditioner in self.conditioners:
+            fixed = conditioner.latent_size(inputs.get(conditioner.input_name))
+            if fixed is not None:
+                if latent_size is not None and (latent_size, latent_size) != fixed:
+                    raise ValueError(f"latent_size={latent_size} but the condition is {fixed}")
+                return fixed
+        side = latent_size or self.config.latent_size
+        return (side, side)

@@ -43,9 +43,13 @@ def write_checkpoint(run_dir: Path, step: int, write: Callable[[Path], None], ke
 def check_resumable(checkpoint: Path, config: Any, sections: Sequence[str]) -> None:
     """Refuse to resume from `checkpoint` a run whose `sections` of its saved config (e.g.
     model, data) differ from `config`'s. Each saved section is read back through its dataclass,
-    so fields added since the run began take their defaults instead of counting as changes;
-    an unreadable section counts as changed. The error names the sections and the fix."""
+    so fields added since the run began take their defaults instead of counting as changes
+    and keys renamed since are read as the config's `upgrade_config` says; an unreadable
+    section counts as changed. The error names the sections and the fix."""
     saved = json.loads((checkpoint / "config.json").read_text())
+    upgrade = getattr(type(config), "upgrade_config", None)
+    if upgrade is not None:  # an older run's keys, as the config has them now
+        saved = upgrade(saved)
     changed = [name for name in sections if not _same(saved.get(name), getattr(config, name))]
     if changed:
         raise ValueError(

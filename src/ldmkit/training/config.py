@@ -1,7 +1,7 @@
 """Configuration of a training run: optimiser, loop settings, and the autoencoder experiment."""
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ldmkit.autoencoder import AutoencoderConfig, AutoencoderLossConfig
 from ldmkit.data.config import DataConfig
@@ -96,9 +96,24 @@ class DiffusionTrainConfig:
     """Everything that defines a latent-diffusion training run."""
 
     autoencoder: str = ""  # folder of a trained autoencoder (RUN/model)
-    # Text models: a tokenizers JSON to use; empty = train one on the training captions.
-    text_tokenizer: str = ""
     model: DiffusionConfig = field(default_factory=DiffusionConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, betas=(0.9, 0.999)))
     run: DiffusionRunConfig = field(default_factory=DiffusionRunConfig)
+
+    @classmethod
+    def upgrade_config(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """An older run's `text_tokenizer` as its text conditioner's `tokenizer`."""
+        if "text_tokenizer" not in data:
+            return data
+        data = dict(data)
+        path = data.pop("text_tokenizer")
+        if path:
+            model = DiffusionConfig.upgrade_config(dict(data.get("model", {})))
+            entries = [dict(entry) for entry in model.get("conditioners", [])]
+            text = [entry for entry in entries if entry.get("kind") == "text"]
+            if not text:
+                raise ValueError("text_tokenizer is set, but the model has no text conditioner")
+            text[0]["tokenizer"] = path
+            data["model"] = {**model, "conditioners": entries}
+        return data

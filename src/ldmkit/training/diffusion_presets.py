@@ -5,7 +5,15 @@ and `shapes-semantic`."""
 
 import dataclasses
 
-from ldmkit.conditioning import LayoutConfig, SpatialConfig, TextEncoderConfig
+from ldmkit.conditioning import (
+    ClassCondition,
+    LayoutCondition,
+    LayoutConfig,
+    SpatialCondition,
+    SpatialConfig,
+    TextCondition,
+    TextEncoderConfig,
+)
 from ldmkit.data.config import DataConfig
 from ldmkit.diffusion import DiffusionLossConfig
 from ldmkit.pipeline import DiffusionConfig
@@ -19,7 +27,7 @@ DIFFUSION_PRESETS: dict[str, DiffusionTrainConfig] = {
     "tiny": DiffusionTrainConfig(
         model=DiffusionConfig(
             unet=unet_preset("tiny", context_dim=None, num_classes=SHAPES_CLASSES + 1),
-            num_classes=SHAPES_CLASSES,
+            conditioners=(ClassCondition(num_classes=SHAPES_CLASSES),),
             latent_size=16,
         ),
         data=DataConfig(resolution=32, size=64, single_object=True),
@@ -39,7 +47,7 @@ DIFFUSION_PRESETS: dict[str, DiffusionTrainConfig] = {
         model=DiffusionConfig(
             unet=unet_preset("small", context_dim=None, num_classes=SHAPES_CLASSES + 1),
             loss=DiffusionLossConfig(min_snr_gamma=5.0),
-            num_classes=SHAPES_CLASSES,
+            conditioners=(ClassCondition(num_classes=SHAPES_CLASSES),),
             latent_size=16,
         ),
         data=DataConfig(resolution=64, size=20000, single_object=True),
@@ -64,7 +72,7 @@ DIFFUSION_PRESETS["fmnist-class"] = dataclasses.replace(
     model=DiffusionConfig(
         unet=unet_preset("small", context_dim=None, num_classes=FASHION_MNIST_CLASSES + 1),
         loss=DiffusionLossConfig(min_snr_gamma=5.0),
-        num_classes=FASHION_MNIST_CLASSES,
+        conditioners=(ClassCondition(num_classes=FASHION_MNIST_CLASSES),),
         latent_size=8,
     ),
     data=DataConfig(kind="fashion-mnist", resolution=32, size=60000),
@@ -87,7 +95,13 @@ DIFFUSION_PRESETS["tiny-text"] = dataclasses.replace(
     DIFFUSION_PRESETS["tiny"],
     model=DiffusionConfig(
         unet=unet_preset("tiny"),
-        text=TextEncoderConfig(vocab_size=200, width=32, layers=1, heads=2, max_length=32),
+        conditioners=(
+            TextCondition(
+                encoder=TextEncoderConfig(
+                    vocab_size=200, width=32, layers=1, heads=2, max_length=32
+                )
+            ),
+        ),
         latent_size=16,
     ),
     data=DataConfig(resolution=32, size=64),
@@ -96,7 +110,13 @@ DIFFUSION_PRESETS["shapes-text"] = dataclasses.replace(
     _CLASS,
     model=DiffusionConfig(
         unet=unet_preset("small", context_dim=128),
-        text=TextEncoderConfig(vocab_size=512, width=128, layers=2, heads=4, max_length=77),
+        conditioners=(
+            TextCondition(
+                encoder=TextEncoderConfig(
+                    vocab_size=512, width=128, layers=2, heads=4, max_length=77
+                )
+            ),
+        ),
         loss=DiffusionLossConfig(min_snr_gamma=5.0),
         latent_size=16,
     ),
@@ -112,8 +132,12 @@ DIFFUSION_PRESETS["tiny-layout"] = dataclasses.replace(
     model=DiffusionConfig(
         unet=unet_preset("tiny", in_channels=3 + 2, position_frequencies=2),
         coordinate_channels=True,
-        layout=LayoutConfig(
-            classes=SHAPES_CLASSES, bins=8, max_objects=4, width=32, layers=1, heads=2
+        conditioners=(
+            LayoutCondition(
+                encoder=LayoutConfig(
+                    classes=SHAPES_CLASSES, bins=8, max_objects=4, width=32, layers=1, heads=2
+                )
+            ),
         ),
         latent_size=16,
     ),
@@ -132,7 +156,11 @@ DIFFUSION_PRESETS["shapes-layout"] = dataclasses.replace(
             position_frequencies=6,
         ),
         coordinate_channels=True,
-        layout=LayoutConfig(classes=SHAPES_CLASSES, bins=32, max_objects=4, width=128),
+        conditioners=(
+            LayoutCondition(
+                encoder=LayoutConfig(classes=SHAPES_CLASSES, bins=32, max_objects=4, width=128)
+            ),
+        ),
         loss=DiffusionLossConfig(min_snr_gamma=5.0),
         latent_size=16,
     ),
@@ -143,20 +171,23 @@ DIFFUSION_PRESETS["shapes-layout"] = dataclasses.replace(
 # Concatenation conditioning (Rombach et al. 2022, 3.3): x4 super-resolution from the bicubic
 # 16 x 16 image (the kl-f4 latent's side, so the condition needs no resizing), and inpainting from
 # the encoded masked image plus the mask (3 + 3 + 1 input channels).
-_SR = SpatialConfig(kind="super_resolution", factor=4)
-_INPAINT = SpatialConfig(kind="inpaint")
-_SEMANTIC = SpatialConfig(kind="semantic", classes=SHAPES_CLASSES + 1)  # background + 30
+_SR = (SpatialCondition(map=SpatialConfig(kind="super_resolution", factor=4)),)
+_INPAINT = (SpatialCondition(map=SpatialConfig(kind="inpaint")),)
+_SEMANTIC_MAP = SpatialConfig(kind="semantic", classes=SHAPES_CLASSES + 1)  # background + 30
+_SEMANTIC = (SpatialCondition(map=_SEMANTIC_MAP),)
 DIFFUSION_PRESETS["tiny-sr"] = dataclasses.replace(
     DIFFUSION_PRESETS["tiny"],
     model=DiffusionConfig(
-        unet=unet_preset("tiny", context_dim=None, in_channels=6), spatial=_SR, latent_size=16
+        unet=unet_preset("tiny", context_dim=None, in_channels=6), conditioners=_SR, latent_size=16
     ),
     data=DataConfig(resolution=32, size=64),
 )
 DIFFUSION_PRESETS["tiny-inpaint"] = dataclasses.replace(
     DIFFUSION_PRESETS["tiny-sr"],
     model=DiffusionConfig(
-        unet=unet_preset("tiny", context_dim=None, in_channels=7), spatial=_INPAINT, latent_size=16
+        unet=unet_preset("tiny", context_dim=None, in_channels=7),
+        conditioners=_INPAINT,
+        latent_size=16,
     ),
 )
 DIFFUSION_PRESETS["shapes-sr"] = dataclasses.replace(
@@ -164,7 +195,7 @@ DIFFUSION_PRESETS["shapes-sr"] = dataclasses.replace(
     model=DiffusionConfig(
         unet=unet_preset("small", context_dim=None, in_channels=6),
         loss=DiffusionLossConfig(min_snr_gamma=5.0),
-        spatial=_SR,
+        conditioners=_SR,
         latent_size=16,
     ),
     data=DataConfig(resolution=64, size=20000),
@@ -175,7 +206,7 @@ DIFFUSION_PRESETS["shapes-sr8"] = dataclasses.replace(
     DIFFUSION_PRESETS["shapes-sr"],
     model=dataclasses.replace(
         DIFFUSION_PRESETS["shapes-sr"].model,
-        spatial=SpatialConfig(kind="super_resolution", factor=8),
+        conditioners=(SpatialCondition(map=SpatialConfig(kind="super_resolution", factor=8)),),
     ),
 )
 DIFFUSION_PRESETS["shapes-inpaint"] = dataclasses.replace(
@@ -183,14 +214,14 @@ DIFFUSION_PRESETS["shapes-inpaint"] = dataclasses.replace(
     model=dataclasses.replace(
         DIFFUSION_PRESETS["shapes-sr"].model,
         unet=unet_preset("small", context_dim=None, in_channels=7),
-        spatial=_INPAINT,
+        conditioners=_INPAINT,
     ),
 )
 DIFFUSION_PRESETS["tiny-semantic"] = dataclasses.replace(
     DIFFUSION_PRESETS["tiny-sr"],
     model=DiffusionConfig(
-        unet=unet_preset("tiny", context_dim=None, in_channels=3 + _SEMANTIC.classes),
-        spatial=_SEMANTIC,
+        unet=unet_preset("tiny", context_dim=None, in_channels=3 + _SEMANTIC_MAP.classes),
+        conditioners=_SEMANTIC,
         latent_size=16,
     ),
 )
@@ -199,7 +230,7 @@ DIFFUSION_PRESETS["shapes-semantic"] = dataclasses.replace(
     DIFFUSION_PRESETS["shapes-sr"],
     model=dataclasses.replace(
         DIFFUSION_PRESETS["shapes-sr"].model,
-        unet=unet_preset("small", context_dim=None, in_channels=3 + _SEMANTIC.classes),
-        spatial=_SEMANTIC,
+        unet=unet_preset("small", context_dim=None, in_channels=3 + _SEMANTIC_MAP.classes),
+        conditioners=_SEMANTIC,
     ),
 )

@@ -17,13 +17,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
 from ldmkit.checkpoint import load_first_stage, save_latent_diffusion, write_json
-from ldmkit.conditioning import TextTokenizer
-from ldmkit.conditioning.text import TOKENIZER_FILE
 from ldmkit.config import save_yaml, to_dict
-from ldmkit.data.collate import collate
 from ldmkit.data.factory import build_dataset
 from ldmkit.hardware import select_device
-from ldmkit.images import draw_layouts, image_grid
+from ldmkit.images import image_grid
 from ldmkit.pipeline import LatentDiffusion
 from ldmkit.precision import autocast, resolve_precision
 from ldmkit.samplers import SamplingOptions
@@ -72,41 +69,22 @@ def sample_generators(seed: int, step: int, positions: range) -> list[torch.Gene
     ]
 
 
-def captions(config: DiffusionTrainConfig, images: Dataset[dict[str, Any]]) -> list[str]:
-    """Every training caption ("" where an image has none); data without any is an error."""
-    found = [images[i].get("caption") or "" for i in range(len(images))]  # type: ignore[arg-type]
-    if not any(found):
-        raise ValueError(
-            f"the {config.data.kind} data has no captions; text conditioning needs captioned "
-            "data (shapes, emoji, or an image folder with metadata.jsonl or .txt files)"
-        )
-    return found
-
-
-def run_tokenizer(
+def prepare_conditioners(
     config: DiffusionTrainConfig,
     run_dir: Path,
     images: Dataset[dict[str, Any]],
     context: DistributedContext,
     resume: bool,
-) -> TextTokenizer | None:
-    """Text models: the run's tokenizer, `config.text_tokenizer` or else trained on the training
-    captions on first start (main rank, saved in the run folder), read back from there by every
-    rank and on resume. WordPiece training breaks ties between equally frequent merges in hash
-    order, so two fresh trainings may differ; pin one with text_tokenizer=PATH to repeat a run
-    exactly."""
-    text = config.model.text
-    if config.model.clip is not None and context.is_main:
-        captions(config, images)  # a frozen CLIP needs no tokenizer, but captioned data
-    if text is None:
-        return None
-    path = run_dir / TOKENIZER_FILE
-    if config.text_tokenizer and context.is_main and not (resume and path.is_file()):
-        TextTokenizer.from_file(Path(config.text_tokenizer), text.max_length).save(path)
-    elif context.is_main and not (resume and path.is_file()):
-        TextTokenizer.train(captions(config, images), text.vocab_size, text.max_length).save(path)
+) -> dict[str, Any]:
+    """Each conditioner's files for this run (a text model's tokenizer, learned on the training
+    captions or pinned by its config), written once by the main rank and read back by every
+    rank; a resumed run keeps the ones it wrote."""
+    if context.is_main:
+        for entry in config.model.conditioners:
+            entry.prepare_training(run_dir, images, config.data.kind, fresh=not resume)  # type: ignore[arg-type]
     barrier(context)
-    return TextTokenizer.from_file(path, text.max_length)
+    loaded = {entry.kind: entry.load_files(run_dir) for entry in config.model.conditioners}
+    return {kind: files for kind, files in loaded.items() if files is not None}
 
 
 def train_diffusion(
@@ -145,9 +123,9 @@ def train_diffusion(
         save_yaml(config, run_dir / "config.yaml")
     barrier(context)
     images = build_dataset(config.data, "train")
-    tokenizer = run_tokenizer(config, run_dir, images, context, found is not None)
+    loaded = prepare_conditioners(config, run_dir, images, context, found is not None)
     seed_everything(run.seed)  # identical initial weights on every rank
-    model = LatentDiffusion(config.model, first_stage, tokenizer).to(device)
+    model = LatentDiffusion(config.model, first_stage, loaded).to(device)
     ema = EMA(model.unet, run.ema_decay).to(device)
     encoder = model.context_encoder  # tau_theta of text or layout models, trained with the UNet
     context_ema = EMA(encoder, run.ema_decay).to(device) if encoder is not None else None
@@ -173,9 +151,9 @@ def train_diffusion(
         restore_rng_state(rng, device)
         state = LoopState.from_info(info)
 
-    spatial = config.model.spatial is not None
+    reads_images = any(c.reads_images for c in model.conditioners)
     dataset = (
-        encode_dataset(model.autoencoder, images, keep_images=spatial)
+        encode_dataset(model.autoencoder, images, keep_images=reads_images)
         if run.cache_latents
         else images
     )
@@ -191,24 +169,15 @@ def train_diffusion(
         context.world,
     )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    # Snapshot grids: sample_count images (at most 8 for spatial models, shown in three rows:
-    # the degraded first training images, the outputs, the originals).
-    shown = min(run.sample_count, len(dataset), 8 if spatial else run.sample_count)
-    labels = torch.arange(shown) % config.model.num_classes if config.model.num_classes else None
-    prompts = layouts = None  # text / layout models: the first training captions / layouts
-    if model.takes_prompts:
-        prompts = [dataset[i]["caption"] for i in range(shown)]
-    if model.takes_layouts:
-        if "layout" not in dataset[0]:
-            raise ValueError(
-                f"layout conditioning needs data with layouts (shapes items carry them); the "
-                f"{config.data.kind} data has none"
-            )
-        layouts = [dataset[i]["layout"] for i in range(shown)]
-    targets = None  # spatial models: the first training items, degraded
-    if spatial:
-        first = collate([dataset[i] for i in range(shown)])
-        targets = {k: first[k].to(device) for k in ("image", "semantic") if k in first}
+    # Snapshot grids: sample_count samples conditioned as each conditioner's `preview` of the
+    # first training items says (at most 8 where it adds rows: a map's inputs and originals).
+    limits = [c.max_preview for c in model.conditioners if c.max_preview is not None]
+    shown = min(run.sample_count, len(dataset), *limits)
+    first_items = [dataset[i] for i in range(shown)]
+    previews = {
+        c.input_name: c.preview(first_items, sample_generators(run.seed, -1, range(shown)), device)
+        for c in model.conditioners
+    }
     guidance = run.sample_guidance if model.default_guidance != 1.0 else 1.0
 
     def save(at_step: int) -> None:
@@ -226,27 +195,21 @@ def train_diffusion(
     def snapshot(at_step: int) -> None:
         if not context.is_main:
             return
-        sampler_model = LatentDiffusion(config.model, model.autoencoder, tokenizer, model.clip)
+        sampler_model = LatentDiffusion(config.model, model.autoencoder, model.loaded)
         sampler_model.to(device)
         sampler_model.unet.load_state_dict(ema.averaged_state(model.unet))
         if sampler_model.context_encoder is not None and encoder is not None and context_ema:
             sampler_model.context_encoder.load_state_dict(context_ema.averaged_state(encoder))
-        condition = shown_inputs = truth = None
-        if targets is not None:
-            condition, shown_inputs = sampler_model.degrade(
-                targets, sample_generators(run.seed, -1, range(shown))
-            )
-            truth = targets["image"]
         options = SamplingOptions(run.sample_sampler, run.sample_steps, guidance)
-        samples = sampler_model.sample(
-            shown, labels, prompts=prompts, condition=condition, layouts=layouts, options=options
-        )
-        if layouts is not None:  # the requested boxes over the samples
-            samples = draw_layouts(samples, layouts)
-        if shown_inputs is not None and truth is not None:  # rows: input, output, truth
-            samples = torch.cat([shown_inputs, samples, truth])
+        inputs = {name: preview.values for name, preview in previews.items()}
+        samples = sampler_model.sample(shown, inputs=inputs, options=options)
+        for conditioner in sampler_model.conditioners:
+            samples = conditioner.annotate(samples, inputs[conditioner.input_name])
+        above = [p.above for p in previews.values() if p.above is not None]
+        below = [p.below for p in previews.values() if p.below is not None]
+        rows = [*above, samples, *below]  # e.g. a map's inputs, the outputs, the originals
         (run_dir / "samples").mkdir(exist_ok=True)
-        grid = image_grid(samples, nrow=shown if targets is not None else min(8, shown))
+        grid = image_grid(torch.cat(rows), nrow=shown if len(rows) > 1 else min(8, shown))
         grid.save(run_dir / "samples" / f"samples-{at_step:08d}.png")
         grid.save(run_dir / "samples.png")
 
