@@ -18,9 +18,9 @@ from ldmkit.training.presets import PRESETS
 
 CANDIDATES: dict[str, dict] = {
     "kl-f4": {},
-    "p2-ch32": dict(patch=2, ch=32, ch_mult=(1, 2)),
-    "p2-ch24": dict(patch=2, ch=24, ch_mult=(1, 2)),
-    "p4-ch64": dict(patch=4, ch=64, ch_mult=(1,)),
+    "p2-ch32": dict(patch=2, model_channels=32, channel_mult=(1, 2)),
+    "p2-ch24": dict(patch=2, model_channels=24, channel_mult=(1, 2)),
+    "p4-ch64": dict(patch=4, model_channels=64, channel_mult=(1,)),
 }
 
 

@@ -62,7 +62,9 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_ldm(num_classes: int = 5, label_dropout: float = 0.1) -> LatentDiffusion:
     """A tiny random LDM on 8x8 latents (unconditional with num_classes=0), seed 0."""
     torch.manual_seed(0)
-    ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
+    ae = Autoencoder(
+        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
+    )
     unet = unet_preset(
         "tiny",
         in_channels=3,

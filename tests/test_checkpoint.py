@@ -17,7 +17,9 @@ from ldmkit.checkpoint import (
 
 def _model() -> Autoencoder:
     torch.manual_seed(0)
-    model = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
+    model = Autoencoder(
+        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
+    )
     model.set_latent_statistics(0.25, 1.5)
     return model.eval()
 
@@ -67,7 +69,7 @@ def test_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="not a readable safetensors"):
         load_autoencoder(tmp_path / "ae")
     save_autoencoder(_model(), tmp_path / "ae")
-    meta["config"]["ch"] = 16  # weights no longer fit the config
+    meta["config"]["model_channels"] = 16  # weights no longer fit the config
     (tmp_path / "ae" / "config.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="do not match the config"):
         load_autoencoder(tmp_path / "ae")

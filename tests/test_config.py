@@ -11,7 +11,7 @@ from ldmkit.training.presets import PRESETS
 
 
 def test_unknown_key_names_key_and_valid_keys() -> None:
-    with pytest.raises(ConfigError, match=r"model\.chanels.*valid keys here: .*ch_mult"):
+    with pytest.raises(ConfigError, match=r"model\.chanels.*valid keys here: .*channel_mult"):
         from_dict(AutoencoderTrainConfig, {"model": {"chanels": 3}})
 
 
@@ -30,8 +30,8 @@ def test_wrong_types_and_literals_are_errors() -> None:
 
 
 def test_component_validation_surfaces_as_config_error() -> None:
-    with pytest.raises(ConfigError, match="ch_mult"):
-        from_dict(AutoencoderTrainConfig, {"model": {"ch_mult": [1] * 7}})
+    with pytest.raises(ConfigError, match="channel_mult"):
+        from_dict(AutoencoderTrainConfig, {"model": {"channel_mult": [1] * 7}})
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -44,9 +44,9 @@ def test_presets_round_trip(name: str, tmp_path: Path) -> None:
 
 def test_overrides_parse_values_and_reject_unknown_keys() -> None:
     data = to_dict(PRESETS["tiny"])
-    out = apply_overrides(data, ["optim.lr=1e-3", "model.ch_mult=[1, 2, 4]", "model.kind=vq"])
+    out = apply_overrides(data, ["optim.lr=1e-3", "model.channel_mult=[1, 2, 4]", "model.kind=vq"])
     config = from_dict(AutoencoderTrainConfig, out)
-    assert config.optim.lr == 1e-3 and config.model.ch_mult == (1, 2, 4)
+    assert config.optim.lr == 1e-3 and config.model.channel_mult == (1, 2, 4)
     assert config.model.kind == "vq"
     assert data["model"]["kind"] == "kl"  # the input is not modified
     with pytest.raises(ConfigError, match=r"unknown key 'lrate'.*valid keys here"):
@@ -98,3 +98,15 @@ def test_overrides_index_into_lists() -> None:
         apply_overrides(data, ["model.conditioners.1.dropout=0.2"])
     with pytest.raises(ConfigError, match=r"unknown key 'dropuot'"):
         apply_overrides(data, ["model.conditioners.0.dropuot=0.2"])
+
+
+def test_an_autoencoder_config_with_the_older_width_names_reads_as_the_new() -> None:
+    data = to_dict(PRESETS["kl-f4"].model)
+    old = {
+        ("ch" if k == "model_channels" else "ch_mult" if k == "channel_mult" else k): v
+        for k, v in data.items()
+    }
+    assert list(old)[:5] == ["kind", "in_channels", "out_channels", "ch", "ch_mult"]
+    assert from_dict(type(PRESETS["kl-f4"].model), old) == PRESETS["kl-f4"].model
+    with pytest.raises(ConfigError, match="give model_channels or the older ch, not both"):
+        from_dict(type(PRESETS["kl-f4"].model), {**old, "model_channels": 8})

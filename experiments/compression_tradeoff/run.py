@@ -70,7 +70,7 @@ def autoencoder_config(factor: int, steps: int, objects: str) -> AutoencoderTrai
     and channels, on one-object images or on the presets' one-to-four-object images."""
     base = PRESETS["kl-f4"]
     model = dataclasses.replace(
-        base.model, ch_mult=AE_CH_MULT[factor], z_channels=LATENT_CHANNELS[factor]
+        base.model, channel_mult=AE_CH_MULT[factor], z_channels=LATENT_CHANNELS[factor]
     )
     run = dataclasses.replace(base.run, steps=steps, image_every=steps, checkpoint_every=steps)
     data = shapes(20000 if objects == "multi" else 10000, single_object=objects == "single")

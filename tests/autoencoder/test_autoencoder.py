@@ -11,7 +11,14 @@ MULTS = {1: (1,), 2: (1, 2), 4: (1, 2, 2), 8: (1, 1, 2, 2), 16: (1, 1, 1, 2, 2),
 
 
 def tiny(kind: str = "kl", f: int = 4, **overrides) -> AutoencoderConfig:
-    base = dict(kind=kind, ch=8, ch_mult=MULTS[f], num_res_blocks=1, norm_groups=4, z_channels=3)
+    base = dict(
+        kind=kind,
+        model_channels=8,
+        channel_mult=MULTS[f],
+        num_res_blocks=1,
+        norm_groups=4,
+        z_channels=3,
+    )
     return AutoencoderConfig(**(base | overrides))
 
 
@@ -41,14 +48,14 @@ def test_patch_stem_folds_pixels_into_channels(kind: str) -> None:
 
 
 def test_invalid_configs_are_clear_errors() -> None:
-    with pytest.raises(ValueError, match="len\\(ch_mult\\)"):
-        AutoencoderConfig(ch_mult=(1,) * 7)
-    with pytest.raises(ValueError, match="patch 3 and ch_mult"):
-        AutoencoderConfig(ch_mult=(1, 2), patch=3)  # f = 6
+    with pytest.raises(ValueError, match="len\\(channel_mult\\)"):
+        AutoencoderConfig(channel_mult=(1,) * 7)
+    with pytest.raises(ValueError, match="patch 3 and channel_mult"):
+        AutoencoderConfig(channel_mult=(1, 2), patch=3)  # f = 6
     with pytest.raises(ValueError, match="attn_factors"):
-        AutoencoderConfig(ch_mult=(1, 2), attn_factors=(4,))
+        AutoencoderConfig(channel_mult=(1, 2), attn_factors=(4,))
     with pytest.raises(ValueError, match="groups"):
-        Autoencoder(AutoencoderConfig(ch=12, norm_groups=8))
+        Autoencoder(AutoencoderConfig(model_channels=12, norm_groups=8))
     with pytest.raises(ValueError, match="norm_groups must be >= 0"):
         AutoencoderConfig(norm_groups=-1)
 
@@ -139,7 +146,7 @@ def test_latent_statistics_give_unit_std() -> None:
 @pytest.mark.slow
 def test_tiny_autoencoder_overfits_a_fixed_batch() -> None:
     torch.manual_seed(0)
-    model = Autoencoder(tiny("kl", 2, ch=16, norm_groups=8))
+    model = Autoencoder(tiny("kl", 2, model_channels=16, norm_groups=8))
     data = ShapesDataset(ShapesConfig(resolution=32), size=2, seed=0)
     x = torch.stack([data[i]["image"] for i in range(2)])
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)

@@ -15,7 +15,9 @@ from ldmkit.autoencoder.loss import adaptive_gan_weight
 def _setup(kind: str = "kl", **loss):
     torch.manual_seed(0)
     model = Autoencoder(
-        AutoencoderConfig(kind=kind, ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4)
+        AutoencoderConfig(
+            kind=kind, model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4
+        )
     )
     loss_fn = AutoencoderLoss(AutoencoderLossConfig(disc_channels=8, **loss), kind)
     x = torch.rand(2, 3, 32, 32) * 2 - 1

@@ -33,10 +33,10 @@ def test_pixel_space_is_the_identity_with_no_weights() -> None:
 
 
 def test_pixel_space_config_is_checked() -> None:
-    with pytest.raises(ValueError, match="pixel-space first stage needs ch_mult"):
-        AutoencoderConfig(kind="pixel", ch_mult=(1, 2))
+    with pytest.raises(ValueError, match="pixel-space first stage needs channel_mult"):
+        AutoencoderConfig(kind="pixel", channel_mult=(1, 2))
     with pytest.raises(ValueError, match="z_channels == in_channels"):
-        AutoencoderConfig(kind="pixel", ch_mult=(1,), z_channels=4)
+        AutoencoderConfig(kind="pixel", channel_mult=(1,), z_channels=4)
 
 
 def test_pixel_space_cannot_be_trained(tmp_path: Path) -> None:

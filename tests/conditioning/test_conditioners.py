@@ -150,7 +150,9 @@ class BrightnessConditioner(Conditioner):
 
 def test_a_new_mode_is_one_class_the_pipeline_does_not_change_for() -> None:
     torch.manual_seed(0)
-    ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
+    ae = Autoencoder(
+        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
+    )
     unet = unet_preset("tiny", in_channels=3, out_channels=3, context_dim=16)
     config = DiffusionConfig(unet=unet, latent_size=8)
     model = LatentDiffusion(config, ae, conditioners=[BrightnessConditioner(16)])
@@ -177,7 +179,9 @@ def test_a_new_mode_is_one_class_the_pipeline_does_not_change_for() -> None:
 
 def test_hybrid_keeps_the_map_in_both_branches_and_spatial_only_needs_dropout() -> None:
     torch.manual_seed(0)
-    ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
+    ae = Autoencoder(
+        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
+    )
     spatial = SpatialConfig(kind="super_resolution", factor=2)
     hybrid = DiffusionConfig(
         unet=unet_preset("tiny", in_channels=6, out_channels=3, context_dim=None, num_classes=4),

@@ -49,7 +49,9 @@ class GraphRecorder:
 def _class_model() -> LatentDiffusion:
     """A tiny class-conditional model (latents 3x16x16: Winograd-sized maps at batch 8)."""
     torch.manual_seed(0)
-    ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
+    ae = Autoencoder(
+        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
+    )
     unet = unet_preset("tiny", in_channels=3, out_channels=3, context_dim=None, num_classes=4)
     return LatentDiffusion(
         DiffusionConfig(unet=unet, conditioners=(ClassCondition(num_classes=3),), latent_size=16),

@@ -108,7 +108,9 @@ def test_config_mismatches_are_clear_errors(make_ldm: MakeLDM) -> None:
         DiffusionConfig(unet=unet_preset("tiny", num_classes=4, context_dim=None))
     with pytest.raises(ValueError, match="text encoder's width 128; it is None"):
         DiffusionConfig(unet=unet, conditioners=(TextCondition(),))
-    ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
+    ae = Autoencoder(
+        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
+    )
     config = DiffusionConfig(
         unet=unet_preset("tiny", in_channels=4, out_channels=4, context_dim=None)
     )

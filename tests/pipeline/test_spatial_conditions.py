@@ -13,7 +13,9 @@ from ldmkit.unet import unet_preset
 
 def _model(kind: str = "super_resolution", dropout: float = 0.0, classes: int = 0):
     torch.manual_seed(0)
-    ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
+    ae = Autoencoder(
+        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
+    )
     spatial = SpatialConfig(kind=kind)  # type: ignore[arg-type]
     unet = unet_preset(
         "tiny",
@@ -99,7 +101,9 @@ def test_hybrid_model_guides_with_the_class_and_keeps_the_image() -> None:
 
 
 def test_wrong_unet_channels_name_the_fix() -> None:
-    ae = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
+    ae = Autoencoder(
+        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
+    )
     config = DiffusionConfig(
         unet=unet_preset("tiny", context_dim=None),
         conditioners=(SpatialCondition(map=SpatialConfig(kind="inpaint")),),

@@ -23,7 +23,9 @@ from ldmkit.training.config import DiffusionRunConfig
 def autoencoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random KL autoencoder, f=2 with 3 latent channels, saved as a checkpoint folder."""
     torch.manual_seed(0)
-    model = Autoencoder(AutoencoderConfig(ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4))
+    model = Autoencoder(
+        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
+    )
     return save_autoencoder(model, tmp_path_factory.mktemp("ae") / "model")
 
 

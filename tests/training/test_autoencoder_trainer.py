@@ -61,7 +61,7 @@ def test_fast_preset_settings_train_save_and_load(kind: str, tmp_path: Path) -> 
     fast = PRESETS[f"{kind}-f4-fast"]
     config = tiny(kind)
     model = dataclasses.replace(
-        config.model, patch=fast.model.patch, norm_groups=fast.model.norm_groups, ch_mult=(1,)
+        config.model, patch=fast.model.patch, norm_groups=fast.model.norm_groups, channel_mult=(1,)
     )
     optim = dataclasses.replace(config.optim, grad_clip=1.0)
     result = train_autoencoder(

@@ -15,13 +15,13 @@ class Decoder(nn.Module):
     def __init__(self, config: AutoencoderConfig):
         super().__init__()
         c = config
-        channels = c.ch * c.ch_mult[-1]
+        channels = c.model_channels * c.channel_mult[-1]
         self.conv_in = nn.Conv2d(c.z_channels, channels, 3, padding=1)
         self.mid = MidBlock(channels, c.norm_groups, c.dropout, c.mid_attention)
         levels: list[Level] = []
-        for level in reversed(range(len(c.ch_mult))):
+        for level in reversed(range(len(c.channel_mult))):
             stage = Level()
-            out = c.ch * c.ch_mult[level]
+            out = c.model_channels * c.channel_mult[level]
             for _ in range(c.num_res_blocks + 1):
                 stage.block.append(ResnetBlock(channels, out, c.norm_groups, c.dropout))
                 channels = out

@@ -7,10 +7,10 @@ from torch import nn
 class PatchDiscriminator(nn.Module):
     """Fully convolutional; outputs one real/fake logit per overlapping patch."""
 
-    def __init__(self, in_channels: int = 3, ch: int = 64, num_layers: int = 3):
+    def __init__(self, in_channels: int = 3, channels: int = 64, num_layers: int = 3):
         super().__init__()
         layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, ch, 4, stride=2, padding=1),
+            nn.Conv2d(in_channels, channels, 4, stride=2, padding=1),
             nn.LeakyReLU(0.2, inplace=True),
         ]
         mult = 1
@@ -18,11 +18,13 @@ class PatchDiscriminator(nn.Module):
             prev, mult = mult, min(2**n, 8)
             stride = 2 if n < num_layers else 1
             layers += [
-                nn.Conv2d(ch * prev, ch * mult, 4, stride=stride, padding=1, bias=False),
-                nn.BatchNorm2d(ch * mult),
+                nn.Conv2d(
+                    channels * prev, channels * mult, 4, stride=stride, padding=1, bias=False
+                ),
+                nn.BatchNorm2d(channels * mult),
                 nn.LeakyReLU(0.2, inplace=True),
             ]
-        layers.append(nn.Conv2d(ch * mult, 1, 4, stride=1, padding=1))
+        layers.append(nn.Conv2d(channels * mult, 1, 4, stride=1, padding=1))
         self.main = nn.Sequential(*layers)
         self.apply(_init_weights)
 

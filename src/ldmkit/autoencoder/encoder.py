@@ -38,18 +38,18 @@ class Encoder(nn.Module):
         super().__init__()
         c = config
         self.patch = c.patch
-        self.conv_in = nn.Conv2d(c.in_channels * c.patch**2, c.ch, 3, padding=1)
+        self.conv_in = nn.Conv2d(c.in_channels * c.patch**2, c.model_channels, 3, padding=1)
         self.down = nn.ModuleList()
-        channels = c.ch
-        for level, mult in enumerate(c.ch_mult):
+        channels = c.model_channels
+        for level, mult in enumerate(c.channel_mult):
             stage = Level()
-            out = c.ch * mult
+            out = c.model_channels * mult
             for _ in range(c.num_res_blocks):
                 stage.block.append(ResnetBlock(channels, out, c.norm_groups, c.dropout))
                 channels = out
                 if 2**level in c.attn_factors:
                     stage.attn.append(SpatialSelfAttention(channels, c.norm_groups))
-            if level != len(c.ch_mult) - 1:
+            if level != len(c.channel_mult) - 1:
                 stage.downsample = Downsample(channels)
             self.down.append(stage)
         self.mid = MidBlock(channels, c.norm_groups, c.dropout, c.mid_attention)

@@ -118,11 +118,17 @@ def presets_command(
         typer.echo("autoencoders (ldmkit train-autoencoder --preset NAME):")
         for key, value in PRESETS.items():
             m = value.model
-            typer.echo(f"  {key:18s} {m.kind} f={m.factor} ch={m.ch} ch_mult={list(m.ch_mult)}")
+            typer.echo(
+                f"  {key:18s} {m.kind} f={m.factor} model_channels={m.model_channels} "
+                f"channel_mult={list(m.channel_mult)}"
+            )
         typer.echo("latent diffusion (ldmkit train --preset NAME):")
         for key, ldm in DIFFUSION_PRESETS.items():
             u = ldm.model.unet
-            typer.echo(f"  {key:18s} unet ch={u.model_channels} mult={list(u.channel_mult)}")
+            typer.echo(
+                f"  {key:18s} unet model_channels={u.model_channels} "
+                f"channel_mult={list(u.channel_mult)}"
+            )
         return
     both = {**PRESETS, **DIFFUSION_PRESETS}
     if name not in both:

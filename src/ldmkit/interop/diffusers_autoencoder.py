@@ -39,8 +39,8 @@ def autoencoder_config_from_diffusers(config: Mapping[str, Any]) -> AutoencoderC
         kind="kl",
         in_channels=config.get("in_channels", 3),
         out_channels=config.get("out_channels", 3),
-        ch=ch,
-        ch_mult=tuple(c // ch for c in channels),
+        model_channels=ch,
+        channel_mult=tuple(c // ch for c in channels),
         num_res_blocks=config.get("layers_per_block", 1),
         z_channels=config.get("latent_channels", 4),
         norm_groups=config.get("norm_num_groups", 32),
@@ -73,7 +73,7 @@ def autoencoder_state_from_diffusers(
     state: Mapping[str, torch.Tensor], config: AutoencoderConfig
 ) -> dict[str, torch.Tensor]:
     """Rename (and reshape linear attention weights to 1x1 convs) a diffusers state dict."""
-    levels = len(config.ch_mult)
+    levels = len(config.channel_mult)
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         new = _rename(key, levels)

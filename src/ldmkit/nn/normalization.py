@@ -13,6 +13,6 @@ def group_norm(channels: int, groups: int = 32, eps: float = 1e-6) -> nn.GroupNo
     if groups < 0 or channels % groups != 0:
         raise ValueError(
             f"group norm: {channels} channels cannot be split into {groups} groups; "
-            "choose norm_groups dividing every channel count (ch * ch_mult)"
+            "choose norm_groups dividing every channel count (model_channels * channel_mult)"
         )
     return nn.GroupNorm(num_groups=groups, num_channels=channels, eps=eps, affine=True)

@@ -10,7 +10,7 @@ from ldmkit.training.config import AutoencoderTrainConfig, OptimConfig, RunConfi
 # Small networks for this 2-core CPU: width 16, one residual block per level, norm groups of 8,
 # batch 16 in bf16 autocast (measured fastest per image here; see docs/results/autoencoders.md)
 # where the CPU runs bf16 natively: "auto" falls back to fp32 where bf16 is emulated (30x slower).
-_CPU = AutoencoderConfig(ch=16, num_res_blocks=1, norm_groups=8)
+_CPU = AutoencoderConfig(model_channels=16, num_res_blocks=1, norm_groups=8)
 _CPU_RUN = RunConfig(
     steps=2800, batch_size=16, precision="auto", image_every=250, checkpoint_every=500
 )
@@ -19,29 +19,29 @@ _CPU_OPTIM = OptimConfig(
 )
 
 
-def _cpu(kind: str, ch_mult: tuple[int, ...], z: int) -> AutoencoderTrainConfig:
-    model = replace(_CPU, kind=kind, ch_mult=ch_mult, z_channels=z)  # type: ignore[arg-type]
+def _cpu(kind: str, channel_mult: tuple[int, ...], z: int) -> AutoencoderTrainConfig:
+    model = replace(_CPU, kind=kind, channel_mult=channel_mult, z_channels=z)  # type: ignore[arg-type]
     return AutoencoderTrainConfig(model=model, optim=_CPU_OPTIM, run=_CPU_RUN)
 
 
 def _fast(
-    kind: str, ch_mult: tuple[int, ...], z: int, steps: int, optim: OptimConfig = _CPU_OPTIM
+    kind: str, channel_mult: tuple[int, ...], z: int, steps: int, optim: OptimConfig = _CPU_OPTIM
 ) -> AutoencoderTrainConfig:
     # For a 10-minute CPU budget: a 2x2 space-to-depth stem (no block runs at 64 x 64), width
     # 32 and no GroupNorm (per-image normalisation slowed these small networks ~4 dB at two
     # minutes); `steps` fill about 9.5 minutes here (docs/results/autoencoders.md).
-    config = _cpu(kind, ch_mult, z)
-    model = replace(config.model, ch=32, patch=2, norm_groups=0)
+    config = _cpu(kind, channel_mult, z)
+    model = replace(config.model, model_channels=32, patch=2, norm_groups=0)
     run = replace(_CPU_RUN, steps=steps, max_minutes=10.0)
     return replace(config, model=model, optim=optim, run=run)
 
 
-def _paper(kind: str, ch_mult: tuple[int, ...], z: int) -> AutoencoderTrainConfig:
+def _paper(kind: str, channel_mult: tuple[int, ...], z: int) -> AutoencoderTrainConfig:
     # Rombach et al. 2022, Tab. 8 / first-stage configs: ch 128, 2 res blocks, LPIPS + GAN.
     model = AutoencoderConfig(
         kind=kind,  # type: ignore[arg-type]
-        ch=128,
-        ch_mult=ch_mult,
+        model_channels=128,
+        channel_mult=channel_mult,
         num_res_blocks=2,
         z_channels=z,
         codebook_size=8192 if kind == "vq" else 512,
@@ -58,7 +58,7 @@ def _paper(kind: str, ch_mult: tuple[int, ...], z: int) -> AutoencoderTrainConfi
 PRESETS: dict[str, AutoencoderTrainConfig] = {
     "tiny": AutoencoderTrainConfig(
         model=AutoencoderConfig(
-            ch=8, ch_mult=(1, 2), num_res_blocks=1, norm_groups=4, z_channels=3
+            model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4, z_channels=3
         ),
         data=DataConfig(resolution=32, size=256),
         optim=OptimConfig(lr=2e-3),
@@ -68,7 +68,7 @@ PRESETS: dict[str, AutoencoderTrainConfig] = {
     "kl-f8": _cpu("kl", (1, 2, 4, 4), 4),
     "vq-f4": _cpu("vq", (1, 2, 4), 3),
     "vq-f8": _cpu("vq", (1, 2, 4, 4), 4),
-    # f = 2 * 2 ** (len(ch_mult) - 1): one level fewer than the presets above.
+    # f = 2 * 2 ** (len(channel_mult) - 1): one level fewer than the presets above.
     "kl-f4-fast": _fast("kl", (1, 2), 3, 4600),
     "kl-f8-fast": _fast("kl", (1, 2, 4), 4, 4000),
     "vq-f4-fast": _fast("vq", (1, 2), 3, 4600),
