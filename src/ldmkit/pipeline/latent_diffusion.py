@@ -35,17 +35,17 @@ from ldmkit.diffusion import (
 from ldmkit.nn import tiled_apply
 from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
 from ldmkit.pipeline.conditioners import build_conditioners
+from ldmkit.pipeline.conditions import default_guidance, guided_pair, latent_side
 from ldmkit.pipeline.config import DiffusionConfig
+from ldmkit.pipeline.image_to_image import noised_start
 from ldmkit.precision import autocast_call, resolve_precision
 from ldmkit.samplers import (
     SamplingOptions,
     StepCallback,
     classifier_free_guidance,
-    randn_per_sample,
     sample,
     tiled,
 )
-from ldmkit.samplers.timesteps import timestep_pairs
 from ldmkit.unet import UNet
 
 C = TypeVar("C", bound=Conditioner)
@@ -159,7 +159,7 @@ class LatentDiffusion(nn.Module):
     def default_guidance(self) -> float:
         """3, or 1 where guidance has no trained null condition (a spatial-only model trained
         without spatial dropout)."""
-        return 3.0 if all(c.can_guide for c in self._nulled()) else 1.0
+        return default_guidance(self.conditioners)
 
     def resolve(self, options: SamplingOptions) -> SamplingOptions:
         """`options` as this model samples with them: guidance None becomes the model's
@@ -168,14 +168,6 @@ class LatentDiffusion(nn.Module):
         guidance = self.default_guidance if options.guidance is None else options.guidance
         precision = resolve_precision(options.precision, self.device)
         return options.replace(guidance=guidance, precision=precision)
-
-    def _nulled(self) -> list[Conditioner]:
-        """The conditioners guidance contrasts with their null condition: all of a model with
-        one; in a hybrid, those other than the map kept in both branches."""
-        conditioners = list(self.conditioners)
-        if len(conditioners) == 1:
-            return conditioners
-        return [c for c in conditioners if c.nulled_in_hybrid]
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """What training updates: the UNet's parameters, and the context encoder's if any."""
@@ -370,7 +362,7 @@ class LatentDiffusion(nn.Module):
             z_init = self.encode(init_images.to(device))
             if latent_size is None:
                 latent_size = z_init.shape[-1]
-        size = self._latent_size(given, latent_size)
+        size = latent_side(self.conditioners, given, latent_size, self.config.latent_size)
         shape = (n, self.config.unet.out_channels, *size)
         generators = [torch.Generator(device="cpu").manual_seed(options.seed + i) for i in range(n)]
         if z_init is not None:
@@ -378,7 +370,9 @@ class LatentDiffusion(nn.Module):
                 raise ValueError(
                     f"init_images encode to {tuple(z_init.shape)}; this sample needs {shape}"
                 )
-            sampler_options.update(self.noised_start(z_init, strength, options, generators))
+            sampler_options.update(
+                noised_start(self.schedule, z_init, strength, options, generators)
+            )
         self.unet.eval()
         model_fn = self.conditional_unet
         if options.compile:
@@ -406,26 +400,6 @@ class LatentDiffusion(nn.Module):
         )
         return self.decode(z0, options.tile)
 
-    def noised_start(
-        self,
-        z0: torch.Tensor,
-        strength: float,
-        options: SamplingOptions,
-        generators: Sequence[torch.Generator],
-    ) -> dict[str, Any]:
-        """Sampler options that start from z0 noised `strength` of the way (SDEdit): the number
-        of steps to skip and x at the first kept step's timestep."""
-        if options.sampler not in ("ddim", "ddpm"):
-            raise ValueError(f"image-to-image needs sampler ddim or ddpm, not {options.sampler!r}")
-        if not 0.0 < strength <= 1.0:
-            raise ValueError(f"strength must lie in (0, 1], got {strength}")
-        steps = options.steps
-        pairs = timestep_pairs(self.schedule, steps, options.spacing or "linspace")
-        skip = steps - max(1, round(strength * steps))
-        t = torch.full((z0.shape[0],), pairs[skip][0], device=z0.device)
-        eps = randn_per_sample(z0.shape, generators, z0.device, z0.dtype)
-        return {"initial_noise": q_sample(self.schedule, z0, t, eps), "skip": skip}
-
     def conditional_unet(
         self,
         x: torch.Tensor,
@@ -445,35 +419,5 @@ class LatentDiffusion(nn.Module):
         self, n: int, inputs: Mapping[str, Any], guidance: float
     ) -> tuple[Conditioning, Conditioning]:
         """(cond, uncond) for `conditional_unet` from `inputs` (values by each conditioner's
-        `input_name`), checked against what the model was trained on: each conditioner encodes
-        its input and gives its null condition; a hybrid model keeps its map in both branches
-        and guides with its other condition."""
-        device = self.device
-        for name, values in inputs.items():
-            if values is not None and self.conditioner(name) is None:
-                taken = ", ".join(self.inputs) or "nothing (it is unconditional)"
-                raise ValueError(f"this model takes no {name}; it takes {taken}")
-        nulled = self._nulled()
-        if guidance != 1.0:
-            for conditioner in nulled:
-                if not conditioner.can_guide:
-                    raise ValueError(conditioner.guide_hint())
-        cond: Conditioning = {}
-        uncond: Conditioning = {}
-        for conditioner in self.conditioners:
-            part = conditioner.encode(inputs.get(conditioner.input_name), n, device)
-            cond.update(part)
-            uncond.update(conditioner.null(part, n, device) if conditioner in nulled else part)
-        return cond, uncond
-
-    def _latent_size(self, inputs: Mapping[str, Any], latent_size: int | None) -> tuple[int, int]:
-        """The latent's side: what a conditioner's input fixes (a map), else `latent_size`,
-        else the training side."""
-        for conditioner in self.conditioners:
-            fixed = conditioner.latent_size(inputs.get(conditioner.input_name))
-            if fixed is not None:
-                if latent_size is not None and (latent_size, latent_size) != fixed:
-                    raise ValueError(f"latent_size={latent_size} but the condition is {fixed}")
-                return fixed
-        side = latent_size or self.config.latent_size
-        return (side, side)
+        `input_name`), checked against what the model was trained on (`guided_pair`)."""
+        return guided_pair(self.conditioners, inputs, n, guidance, self.device)
