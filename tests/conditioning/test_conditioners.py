@@ -1,7 +1,7 @@
 """The conditioner protocol: every mode encodes, nulls and drops out the same way, and a mode of
 one's own plugs into the pipeline without touching it."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from ldmkit.conditioning import (
     TextEncoderConfig,
     TextTokenizer,
 )
+from ldmkit.conditioning.conditioner import Generators, Items
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.samplers import SamplingOptions
 from ldmkit.unet import unet_preset
@@ -136,12 +137,7 @@ class BrightnessConditioner(Conditioner):
         present = 1.0 - torch.tensor(self.dropped(generators, len(values)), dtype=torch.float)
         return {"context": self._tokens(values, present)}
 
-    def preview(
-        self,
-        items: Sequence[Mapping[str, Any]],
-        generators: Sequence[torch.Generator],
-        device: torch.device,
-    ) -> Preview:
+    def preview(self, items: Items, generators: Generators, device: torch.device) -> Preview:
         return Preview(torch.stack([torch.as_tensor(item["image"]).mean() for item in items]))
 
     def trained_module(self) -> torch.nn.Module:

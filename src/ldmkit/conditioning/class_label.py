@@ -1,6 +1,6 @@
 """Class labels: the UNet's learned class embedding, with one extra entry for the null class."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -11,6 +11,8 @@ from ldmkit.conditioning.conditioner import (
     Conditioner,
     ConditionerConfig,
     Conditioning,
+    Generators,
+    Items,
     Preview,
 )
 
@@ -96,11 +98,6 @@ class ClassConditioner(Conditioner):
         labels = torch.as_tensor(batch["label"])
         return {"y": self.with_dropout(labels, generators)}
 
-    def preview(
-        self,
-        items: Sequence[Mapping[str, Any]],
-        generators: Sequence[torch.Generator],
-        device: torch.device,
-    ) -> Preview:
+    def preview(self, items: Items, generators: Generators, device: torch.device) -> Preview:
         """Classes 0, 1, 2, ... (not the items' labels: a snapshot shows the range)."""
         return Preview(torch.arange(len(items)) % self.num_classes)

@@ -30,6 +30,8 @@ from torch import nn
 # tokens (B, M, d), "concat" channels concatenated with z_t (B, k, h, w).
 Conditioning = dict[str, torch.Tensor]
 KEYS = ("y", "context", "concat")
+Items = Sequence[Mapping[str, Any]]  # training items: {"image", "caption", "layout", ...}
+Generators = Sequence[torch.Generator]  # one per sample
 
 
 @dataclass
@@ -105,12 +107,7 @@ class Conditioner(nn.Module, ABC):
         return None
 
     @abstractmethod
-    def preview(
-        self,
-        items: Sequence[Mapping[str, Any]],
-        generators: Sequence[torch.Generator],
-        device: torch.device,
-    ) -> Preview:
+    def preview(self, items: Items, generators: Generators, device: torch.device) -> Preview:
         """What a training snapshot samples with for these first training items."""
 
     def annotate(self, images: torch.Tensor, values: Any) -> torch.Tensor:

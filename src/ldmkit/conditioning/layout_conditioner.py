@@ -13,6 +13,8 @@ from ldmkit.conditioning.conditioner import (
     Conditioner,
     ConditionerConfig,
     Conditioning,
+    Generators,
+    Items,
     Preview,
 )
 from ldmkit.conditioning.layout import Layout, LayoutConfig, LayoutEncoder, layout_tokens
@@ -80,12 +82,7 @@ class LayoutConditioner(Conditioner):
         """The empty layout's context for every sample."""
         return {"context": self.context([[] for _ in range(n)])}
 
-    def preview(
-        self,
-        items: Sequence[Mapping[str, Any]],
-        generators: Sequence[torch.Generator],
-        device: torch.device,
-    ) -> Preview:
+    def preview(self, items: Items, generators: Generators, device: torch.device) -> Preview:
         """The items' layouts."""
         return Preview([list(item["layout"]) for item in items])
 

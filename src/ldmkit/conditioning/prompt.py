@@ -7,7 +7,13 @@ from typing import Any
 
 import torch
 
-from ldmkit.conditioning.conditioner import Conditioner, Conditioning, Preview
+from ldmkit.conditioning.conditioner import (
+    Conditioner,
+    Conditioning,
+    Generators,
+    Items,
+    Preview,
+)
 
 
 def captions(data: Sequence[Mapping[str, Any]], data_name: str) -> list[str]:
@@ -50,11 +56,6 @@ class PromptConditioner(Conditioner):
         kept = ["" if d else c for d, c in zip(drop, captions, strict=True)]
         return {"context": self.context(kept)}
 
-    def preview(
-        self,
-        items: Sequence[Mapping[str, Any]],
-        generators: Sequence[torch.Generator],
-        device: torch.device,
-    ) -> Preview:
+    def preview(self, items: Items, generators: Generators, device: torch.device) -> Preview:
         """The items' captions."""
         return Preview([item["caption"] for item in items])

@@ -3,7 +3,7 @@ low-resolution image (super-resolution), the first stage's encoding of the maske
 mask (inpainting), the one-hot map (semantic synthesis); built from user inputs or, in training,
 from clean batches."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -14,6 +14,8 @@ from ldmkit.conditioning.conditioner import (
     Conditioner,
     ConditionerConfig,
     Conditioning,
+    Generators,
+    Items,
     Preview,
 )
 from ldmkit.conditioning.spatial import (
@@ -103,12 +105,7 @@ class SpatialConditioner(Conditioner):
         """The map's side."""
         return None if values is None else (int(values.shape[-2]), int(values.shape[-1]))
 
-    def preview(
-        self,
-        items: Sequence[Mapping[str, Any]],
-        generators: Sequence[torch.Generator],
-        device: torch.device,
-    ) -> Preview:
+    def preview(self, items: Items, generators: Generators, device: torch.device) -> Preview:
         """The items' maps (degraded images, holes, maps), shown above the samples, and the
         items' images below."""
         batch = {
