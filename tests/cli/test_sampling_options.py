@@ -48,6 +48,7 @@ def test_every_sampling_command_has_the_whole_group(path: list[str]) -> None:
         (["--sampler", "plms", "--eta", "0.5"], "eta is an option of ddim"),
         (["--precision", "half"], "precision must be one of"),
         (["--tile", "-4"], "tile must be an integer >= 1"),
+        (["--guidance-rescale", "-0.1"], "guidance_rescale must be a number in [0, 1]"),
     ],
 )
 def test_bad_sampling_values_exit_2_before_any_work(flags: list[str], named: str) -> None:

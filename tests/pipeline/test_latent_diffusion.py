@@ -135,3 +135,14 @@ def test_image_to_image_keeps_more_of_the_image_at_low_strength(make_ldm: MakeLD
         model.sample(2, labels, options=SamplingOptions("plms", 4), init_images=images)
     with pytest.raises(ValueError, match="strength"):
         model.sample(2, labels, options=SamplingOptions(steps=4), init_images=images, strength=0.0)
+
+
+def test_guidance_rescale_reaches_the_sampler(make_ldm: MakeLDM) -> None:
+    model = make_ldm()
+    labels = torch.tensor([0, 3])
+    options = SamplingOptions(steps=2, guidance=5.0)
+    plain = model.sample(2, labels, options=options)
+    rescaled = model.sample(2, labels, options=options.replace(guidance_rescale=0.7))
+    assert torch.isfinite(rescaled).all() and not torch.equal(plain, rescaled)
+    again = model.sample(2, labels, options=options.replace(guidance_rescale=0.0))
+    assert torch.equal(again, plain)

@@ -69,3 +69,23 @@ def test_a_guided_sampler_calls_the_model_once_per_step() -> None:
     denoise = classifier_free_guidance(model, cond, uncond, scale=3.0)
     sample("ddim", denoise, (3, 4), linear_schedule(), 12, generators=None)
     assert model.batch_sizes == [6] * 12
+
+
+def test_guidance_rescale_matches_the_conditional_spread_and_blends_linearly() -> None:
+    x, t, cond, uncond = _inputs()
+    model = CountingModel()
+    plain = classifier_free_guidance(model, cond, uncond, scale=7.5)(x, t)
+    assert torch.equal(classifier_free_guidance(model, cond, uncond, 7.5, rescale=0.0)(x, t), plain)
+    full = classifier_free_guidance(model, cond, uncond, 7.5, rescale=1.0)(x, t)
+    conditional = 0.1 * x + cond
+    # phi = 1: each sample's guided output takes the conditional output's standard deviation
+    # (Lin et al. 2024, Eq. 15), keeping its direction.
+    torch.testing.assert_close(full.std(1), conditional.std(1))
+    torch.testing.assert_close(
+        full / full.norm(dim=1, keepdim=True), plain / plain.norm(dim=1, keepdim=True)
+    )
+    assert (full.std(1) < plain.std(1)).all()  # strong guidance inflates the spread; undone
+    half = classifier_free_guidance(model, cond, uncond, 7.5, rescale=0.5)(x, t)
+    torch.testing.assert_close(half, 0.5 * full + 0.5 * plain)  # Eq. 16: a linear blend
+    with pytest.raises(ValueError, match=r"guidance rescale must lie in \[0, 1\], got 2"):
+        classifier_free_guidance(model, cond, uncond, 7.5, rescale=2.0)

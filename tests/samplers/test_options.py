@@ -30,6 +30,8 @@ def test_defaults_and_what_the_sampler_receives() -> None:
         ({"guidance": math.inf}, "guidance must be a finite number >= 0"),
         ({"guidance": -1.0}, "guidance must be a finite number >= 0"),
         ({"eta": math.nan}, "eta must be a finite number >= 0"),
+        ({"guidance_rescale": 1.5}, r"guidance_rescale must be a number in \[0, 1\]"),
+        ({"guidance_rescale": math.nan}, r"guidance_rescale must be a number in \[0, 1\]"),
         ({"sampler": "plms", "eta": 0.5}, "eta is an option of ddim, not of plms"),
         ({"spacing": "cosine"}, "spacing must be one of leading, trailing, linspace, logsnr"),
         ({"seed": -1}, "seed must be an integer >= 0; got -1"),

@@ -50,6 +50,13 @@ def fail(message: str) -> typer.Exit:
 
 
 Eta = Annotated[float, typer.Option(help="DDIM's stochasticity: 0 deterministic, 1 as DDPM")]
+GuidanceRescale = Annotated[
+    float,
+    typer.Option(
+        help="Guidance rescale phi in [0, 1] (Lin et al. 2024; 0 = off, 0.7 typical): tempers "
+        "the over-exposure of strong guidance"
+    ),
+]
 Spacing = Annotated[
     str | None,
     typer.Option(help="Timesteps: linspace, leading, trailing or logsnr (default: the sampler's)"),
@@ -65,15 +72,16 @@ GuidanceOrDefault = Annotated[
 
 
 def sampling_options(guidance: float | None = 3.0) -> Callable[[Callable[..., Any]], Any]:
-    """A command decorator: the shared sampling options (--sampler, --steps, --guidance, --eta,
-    --spacing, --seed, --precision, --compile, --tile) are added to the command's options and
-    reach it as one validated `SamplingOptions` in its `options` parameter; an invalid value
-    exits with code 2 and a message naming the option. `guidance` is the command's default
-    (None: the model's own)."""
+    """A command decorator: the shared sampling options (--sampler, --steps, --guidance,
+    --guidance-rescale, --eta, --spacing, --seed, --precision, --compile, --tile) are added to
+    the command's options and reach it as one validated `SamplingOptions` in its `options`
+    parameter; an invalid value exits with code 2 and a message naming the option. `guidance`
+    is the command's default (None: the model's own)."""
     defaults: dict[str, tuple[Any, Any]] = {
         "sampler": (Sampler, "ddim"),
         "steps": (Steps, 50),
         "guidance": (GuidanceOrDefault if guidance is None else Guidance, guidance),
+        "guidance_rescale": (GuidanceRescale, 0.0),
         "eta": (Eta, 0.0),
         "spacing": (Spacing, None),
         "seed": (Seed, 0),

@@ -65,6 +65,7 @@ def options_record(options: SamplingOptions) -> dict[str, Any]:
     """What a report records of how it sampled (`options` resolved by the model)."""
     return {
         "guidance": options.guidance,
+        "guidance_rescale": options.guidance_rescale,
         "sampler": options.sampler,
         "steps": options.steps,
         "compile": options.compile,

@@ -382,7 +382,9 @@ class LatentDiffusion(nn.Module):
         model_fn = autocast_call(model_fn, device, precision)
         model_fn = model_fn if options.tile is None else tiled(model_fn, options.tile)
         if cond:
-            denoise = classifier_free_guidance(model_fn, cond, uncond, guidance)
+            denoise = classifier_free_guidance(
+                model_fn, cond, uncond, guidance, options.guidance_rescale
+            )
         else:
             denoise = lambda x, t: model_fn(x, t, {})  # noqa: E731
         z0 = sample(

@@ -12,10 +12,19 @@ ConditionalModel = Callable[[torch.Tensor, torch.Tensor, Condition], torch.Tenso
 
 
 def classifier_free_guidance(
-    model_fn: ConditionalModel, cond: Condition, uncond: Condition, scale: float
+    model_fn: ConditionalModel,
+    cond: Condition,
+    uncond: Condition,
+    scale: float,
+    rescale: float = 0.0,
 ) -> Denoiser:
-    """A Denoiser giving uncond + scale (cond - uncond) from one batched call of `model_fn`."""
+    """A Denoiser giving uncond + scale (cond - uncond) from one batched call of `model_fn`;
+    `rescale` phi in [0, 1] blends in that output rescaled to the conditional output's standard
+    deviation per sample (Lin et al. 2024, Eq. 15-16), against the over-exposure of strong
+    guidance (most of all with v-prediction)."""
     _check_structure(cond, uncond)
+    if not 0.0 <= rescale <= 1.0:
+        raise ValueError(f"guidance rescale must lie in [0, 1], got {rescale}")
 
     def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         _check_batch(cond, x_t.shape[0], "cond")
@@ -26,9 +35,18 @@ def classifier_free_guidance(
         output = model_fn(torch.cat([x_t, x_t]), torch.cat([t, t]), _concat(uncond, cond))
         output_uncond, output_cond = output.chunk(2)
         # Written as a weighted sum (not uncond + scale * diff) so that scale 0 is exact too.
-        return scale * output_cond + (1.0 - scale) * output_uncond
+        guided = scale * output_cond + (1.0 - scale) * output_uncond
+        return guided if rescale == 0.0 else rescaled(guided, output_cond, rescale)
 
     return denoise
+
+
+def rescaled(guided: torch.Tensor, conditional: torch.Tensor, phi: float) -> torch.Tensor:
+    """phi * guided * std(conditional) / std(guided) + (1 - phi) * guided, the standard
+    deviations per sample over all other dimensions (Lin et al. 2024, Eq. 15-16)."""
+    dims = tuple(range(1, guided.ndim))
+    ratio = conditional.std(dims, keepdim=True) / guided.std(dims, keepdim=True).clamp_min(1e-12)
+    return phi * guided * ratio + (1.0 - phi) * guided
 
 
 def _concat(first: Condition, second: Condition) -> Condition:

@@ -23,6 +23,8 @@ class SamplingOptions:
     steps: int = 50
     # Classifier-free guidance scale (1 = none); None: the model's default (`default_guidance`).
     guidance: float | None = None
+    # phi of guidance rescale (Lin et al. 2024): 0 = plain guidance, 0.7 their choice.
+    guidance_rescale: float = 0.0
     # DDIM's stochasticity (0 = deterministic, 1 = DDPM's variance); other samplers take none.
     eta: float = 0.0
     spacing: Spacing | None = None  # which timesteps; None: the sampler's default
@@ -40,6 +42,11 @@ class SamplingOptions:
         ):
             raise ValueError(
                 f"guidance must be a finite number >= 0 (1 = no guidance); got {self.guidance!r}"
+            )
+        if not (_is_number(self.guidance_rescale) and 0.0 <= self.guidance_rescale <= 1.0):
+            raise ValueError(
+                f"guidance_rescale must be a number in [0, 1] (0 = off); got "
+                f"{self.guidance_rescale!r}"
             )
         if not (_is_number(self.eta) and math.isfinite(self.eta) and self.eta >= 0):
             raise ValueError(f"eta must be a finite number >= 0; got {self.eta!r}")
