@@ -1,6 +1,8 @@
 """Generate the images an evaluation scores, and embed images in an evaluator's feature space."""
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -66,6 +68,48 @@ def heldout_layouts(n: int) -> list[Layout]:
     return [scenes.sample(i).layout for i in range(n)]
 
 
+def _class_inputs(model: LatentDiffusion, n: int) -> tuple[Any, torch.Tensor | None]:
+    labels = torch.arange(n) % model.num_classes
+    return labels, labels
+
+
+def _prompt_inputs(model: LatentDiffusion, n: int) -> tuple[Any, torch.Tensor | None]:
+    return shapes_prompts(n)
+
+
+def _layout_inputs(model: LatentDiffusion, n: int) -> tuple[Any, torch.Tensor | None]:
+    return heldout_layouts(n), None
+
+
+# What an evaluation samples each input with (by the conditioner's `input_name`): n values, and
+# the class labels they ask for where they ask for some (scored by the adherence evaluator).
+# Class models cycle through their classes; text models get one-object shapes prompts of those
+# classes; layout models the held-out shapes layouts. A new input joins here to be evaluated.
+EVALUATION_INPUTS: dict[str, Callable[[LatentDiffusion, int], tuple[Any, torch.Tensor | None]]] = {
+    "labels": _class_inputs,
+    "prompts": _prompt_inputs,
+    "layouts": _layout_inputs,
+}
+
+
+def evaluation_inputs(model: LatentDiffusion, n: int) -> tuple[dict[str, Any], torch.Tensor | None]:
+    """({input name: n values}, the class labels asked for or None) for every input `model`
+    takes (`EVALUATION_INPUTS`); an input with no entry is an error naming the evaluation that
+    takes it."""
+    inputs: dict[str, Any] = {}
+    labels = None
+    for name in model.inputs:
+        make = EVALUATION_INPUTS.get(name)
+        if make is None:
+            raise ValueError(
+                f"held-out sampling has no inputs for a model that takes {name}; evaluate a "
+                "model with a spatial condition with `ldmkit eval spatial`"
+            )
+        inputs[name], asked = make(model, n)
+        labels = asked if asked is not None else labels
+    return inputs, labels
+
+
 @torch.no_grad()
 def generate(
     model: LatentDiffusion,
@@ -73,27 +117,15 @@ def generate(
     options: SamplingOptions = EVALUATION_OPTIONS,
     batch_size: int = 30,
 ) -> tuple[torch.Tensor, torch.Tensor | None, float]:
-    """(images (n, 3, H, W) on the CPU, labels or None, seconds spent).
-
-    Class-conditional models cycle through their classes; text models get one-object shapes
-    prompts of those classes (`shapes_prompts`), layout models the held-out shapes layouts;
-    unconditional ones sample without guidance. Image i draws its noise from seed + i.
-    """
+    """(images (n, 3, H, W) on the CPU, labels or None, seconds spent): `n` samples with the
+    inputs `evaluation_inputs` gives; unconditional models sample without guidance. Image i
+    draws its noise from seed + i."""
     started = time.perf_counter()
-    labels = None
-    if model.takes_prompts:
-        prompts, labels = shapes_prompts(n)
-        images = sample_prompts(model, prompts, options, batch_size)
-    elif model.num_classes:
-        labels = torch.arange(n) % model.num_classes
-        images = sample_classes(model, labels, options, batch_size)
-    elif model.takes_layouts:
-        layouts = heldout_layouts(n)
-        images, _ = sample_batches(
-            model, n, options, batch_size, "sampling layouts", layouts=layouts
-        )
-    else:
-        images, _ = sample_batches(model, n, options.replace(guidance=1.0), batch_size, "sampling")
+    inputs, labels = evaluation_inputs(model, n)
+    if not inputs:
+        options = options.replace(guidance=1.0)
+    title = " ".join(["sampling", *inputs])
+    images, _ = sample_batches(model, n, options, batch_size, title, **inputs)
     return images, labels, time.perf_counter() - started
 
 
