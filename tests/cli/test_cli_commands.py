@@ -123,6 +123,7 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
         "sampler": "ddim",
         "steps": 2,
         "guidance": 3.0,
+        "guidance_rescale": 0.0,
         "eta": 0.0,
         "spacing": None,
         "class": 7,
