@@ -47,9 +47,13 @@ def test_failed_write_keeps_existing_checkpoint(tmp_path: Path) -> None:
 
     def broken(tmp: Path) -> None:
         (tmp / "model.safetensors").write_bytes(b"partial")
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"could not write .*ae: No space left on device; "
+        "anything saved there before is intact",
+    ):
         write_directory_atomically(tmp_path / "ae", broken)
     assert (tmp_path / "ae" / "model.safetensors").read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["ae"]  # no temporary left behind

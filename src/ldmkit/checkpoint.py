@@ -25,6 +25,7 @@ from ldmkit.autoencoder import Autoencoder, AutoencoderConfig, pixel_space
 from ldmkit.conditioning import ClipCondition
 from ldmkit.config import ConfigError, from_dict, to_dict
 from ldmkit.data.config import DataConfig
+from ldmkit.fault_points import fault_point
 from ldmkit.metrics.class_evaluator import ClassEvaluator, EvaluatorConfig
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 
@@ -45,6 +46,21 @@ def write_directory_atomically(target: Path, write: Callable[[Path], None]) -> P
     never leaves a half-written checkpoint under the final name.
     """
     target = Path(target)
+    try:
+        return _write_directory(target, write)
+    except (OSError, SafetensorError) as error:  # a full disk, a read-only folder
+        raise CheckpointError(_write_failed(target, error)) from error
+
+
+def _write_failed(target: Path, error: Exception) -> str:
+    reason = getattr(error, "strerror", None) or str(error)
+    return (
+        f"could not write {target}: {reason}; anything saved there before is intact (free "
+        "space or fix the folder, then run the same command again)"
+    )
+
+
+def _write_directory(target: Path, write: Callable[[Path], None]) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -54,9 +70,11 @@ def write_directory_atomically(target: Path, write: Callable[[Path], None]) -> P
             if path.is_file():
                 with path.open("rb") as handle:
                     os.fsync(handle.fileno())
+        fault_point("checkpoint-written")
         if target.exists():
             old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(target, old)
+            fault_point("checkpoint-between-renames")
             os.replace(tmp, target)
             shutil.rmtree(old)
         else:
@@ -70,8 +88,12 @@ def write_directory_atomically(target: Path, write: Callable[[Path], None]) -> P
 def write_json(path: Path, data: Any) -> None:
     """Write JSON to `path` through a temporary file and an atomic rename."""
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False))
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(_write_failed(path, error)) from error
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:

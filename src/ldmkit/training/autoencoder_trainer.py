@@ -2,7 +2,6 @@
 
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +17,22 @@ from ldmkit.images import image_grid
 from ldmkit.metrics.image_quality import psnr
 from ldmkit.precision import autocast, resolve_precision
 from ldmkit.training.checkpoints import (
-    check_resumable,
-    checkpoint_root,
-    latest_checkpoint,
     write_checkpoint,
 )
 from ldmkit.training.config import AutoencoderTrainConfig
 from ldmkit.training.data_stream import batch_loader
-from ldmkit.training.loop import LoopState, TrainResult, run_steps
+from ldmkit.training.loop import TrainResult, run_steps
 from ldmkit.training.lr_schedule import lr_multiplier
 from ldmkit.training.progress_bar import TrainingProgress
+from ldmkit.training.run_folder import restore, resume_point, run_lock, start_run
 from ldmkit.training.run_log import RunLog
 from ldmkit.training.runtime import (
-    restore_rng_state,
     rng_state,
     seed_everything,
     set_threads,
     tune_allocator,
 )
-from ldmkit.training.train_state import load_train_state, save_train_state
+from ldmkit.training.train_state import save_train_state
 from ldmkit.training.visuals import save_loss_curve
 
 
@@ -57,7 +53,16 @@ def build_perceptual(config: AutoencoderTrainConfig) -> torch.nn.Module | None:
 def train_autoencoder(
     config: AutoencoderTrainConfig, run_dir: Path, resume: bool = True, show_progress: bool = True
 ) -> TrainResult:
-    """Train per `config` into `run_dir` (checkpoints, pictures, final model in run_dir/model)."""
+    """Train per `config` into `run_dir` (checkpoints, pictures, final model in run_dir/model);
+    `resume` continues from the newest intact checkpoint there, and the run holds the folder's
+    lock throughout."""
+    with run_lock(Path(run_dir)):
+        return _train_autoencoder(config, Path(run_dir), resume, show_progress)
+
+
+def _train_autoencoder(
+    config: AutoencoderTrainConfig, run_dir: Path, resume: bool, show_progress: bool
+) -> TrainResult:
     if config.model.kind == "pixel":
         raise ValueError(
             "model.kind 'pixel' has nothing to train; for pixel-space diffusion pass "
@@ -84,15 +89,9 @@ def train_autoencoder(
     modules = {"autoencoder": model, "loss": loss_fn}
     optimizers = {"autoencoder": opt_ae, "discriminator": opt_d}
 
-    state = LoopState()
-    found = latest_checkpoint(run_dir) if resume else None
-    if not resume and checkpoint_root(run_dir).exists():
-        shutil.rmtree(checkpoint_root(run_dir))  # --no-resume: this run starts over
-    if found is not None:
-        check_resumable(found, config, ("model", "loss", "data", "optim"))
-        rng, info = load_train_state(found, modules, optimizers)
-        restore_rng_state(rng, device)
-        state = LoopState.from_info(info)
+    start_run(run_dir, resume)  # --no-resume: this run starts over
+    start = resume_point(run_dir, resume)
+    state = restore(start, config, ("model", "loss", "data", "optim"), modules, optimizers, device)
     save_yaml(config, run_dir / "config.yaml")
 
     train_data = build_dataset(config.data, "train")
@@ -175,7 +174,7 @@ def train_autoencoder(
         )
 
     step, elapsed = state.step, state.elapsed
-    save(step)
+    state.save_unless_saved(save)
     log.append({"step": step, "time_s": round(elapsed, 2), "val_psnr": snapshot(step)})
     log.close()
     write_json(run_dir / "history.json", state.history)

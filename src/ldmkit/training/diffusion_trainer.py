@@ -8,7 +8,6 @@ on CPU), and the result does not depend on the number of processes or accumulati
 
 import contextlib
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +24,6 @@ from ldmkit.pipeline import LatentDiffusion
 from ldmkit.precision import autocast, resolve_precision
 from ldmkit.samplers import SamplingOptions
 from ldmkit.training.checkpoints import (
-    check_resumable,
-    checkpoint_root,
-    latest_checkpoint,
     write_checkpoint,
 )
 from ldmkit.training.config import DiffusionTrainConfig
@@ -38,23 +34,24 @@ from ldmkit.training.distributed import (
     average_gradients,
     barrier,
     init_distributed,
+    is_main_process,
     rank_checksums,
     shutdown,
 )
 from ldmkit.training.ema import EMA
 from ldmkit.training.latent_cache import encode_dataset
-from ldmkit.training.loop import LoopState, TrainResult, run_steps
+from ldmkit.training.loop import TrainResult, run_steps
 from ldmkit.training.lr_schedule import lr_multiplier
 from ldmkit.training.progress_bar import TrainingProgress
+from ldmkit.training.run_folder import restore, resume_point, run_lock, start_run
 from ldmkit.training.run_log import RunLog
 from ldmkit.training.runtime import (
-    restore_rng_state,
     rng_state,
     seed_everything,
     set_threads,
     tune_allocator,
 )
-from ldmkit.training.train_state import load_train_state, save_train_state
+from ldmkit.training.train_state import save_train_state
 from ldmkit.training.visuals import save_loss_curve
 
 
@@ -90,7 +87,16 @@ def prepare_conditioners(
 def train_diffusion(
     config: DiffusionTrainConfig, run_dir: Path, resume: bool = True, show_progress: bool = True
 ) -> TrainResult:
-    """Train per `config` into `run_dir`; the final model (EMA weights) goes to run_dir/model."""
+    """Train per `config` into `run_dir`; the final model (EMA weights) goes to run_dir/model.
+    `resume` continues from the newest intact checkpoint there (`training.run_folder`); the
+    main process holds the folder's lock throughout."""
+    with run_lock(Path(run_dir), enabled=is_main_process()):
+        return _train_diffusion(config, Path(run_dir), resume, show_progress)
+
+
+def _train_diffusion(
+    config: DiffusionTrainConfig, run_dir: Path, resume: bool, show_progress: bool
+) -> TrainResult:
     run, run_dir = config.run, Path(run_dir)
     set_threads(run.threads)
     tune_allocator()
@@ -115,15 +121,14 @@ def train_diffusion(
             f"through this f={first_stage.factor} first stage give {side}x{side} latents; set "
             f"model.latent_size={side}"
         )
-    found = latest_checkpoint(run_dir) if resume else None
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if not resume and checkpoint_root(run_dir).exists():
-            shutil.rmtree(checkpoint_root(run_dir))
+        start_run(run_dir, resume)
         save_yaml(config, run_dir / "config.yaml")
     barrier(context)
+    start = resume_point(run_dir, resume, report=context.is_main)
     images = build_dataset(config.data, "train")
-    loaded = prepare_conditioners(config, run_dir, images, context, found is not None)
+    loaded = prepare_conditioners(config, run_dir, images, context, start.checkpoint is not None)
     seed_everything(run.seed)  # identical initial weights on every rank
     model = LatentDiffusion(config.model, first_stage, loaded).to(device)
     ema = EMA(model.unet, run.ema_decay).to(device)
@@ -144,12 +149,7 @@ def train_diffusion(
         modules.update(context_encoder=model.context_encoder, context_ema=context_ema)
     optimizers = {"unet": optimizer}
 
-    state = LoopState()
-    if found is not None:
-        check_resumable(found, config, ("model", "data"))
-        rng, info = load_train_state(found, modules, optimizers)
-        restore_rng_state(rng, device)
-        state = LoopState.from_info(info)
+    state = restore(start, config, ("model", "data"), modules, optimizers, device)
 
     reads_images = any(c.reads_images for c in model.conditioners)
     dataset = (
@@ -265,7 +265,7 @@ def train_diffusion(
         run_steps(loader, state, cadence, train_step, snapshot, save, log, bar)
 
     step, elapsed = state.step, state.elapsed
-    save(step)
+    state.save_unless_saved(save)
     log.close()
     model_dir = run_dir / "model"
     checksums = rank_checksums(model.unet, context)

@@ -21,6 +21,12 @@ class DistributedContext:
         return self.rank == 0
 
 
+def is_main_process() -> bool:
+    """Whether this process is rank 0 (torchrun sets RANK; a plain run is rank 0), known
+    before the process group exists."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def init_distributed(device: torch.device) -> DistributedContext:
     """Join the process group when launched by torchrun (WORLD_SIZE > 1); else single process."""
     world = int(os.environ.get("WORLD_SIZE", "1"))

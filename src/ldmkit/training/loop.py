@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ldmkit.fault_points import fault_point
 from ldmkit.training.progress_bar import TrainingProgress
 from ldmkit.training.run_log import RunLog
 
@@ -35,11 +36,20 @@ class LoopState:
     skipped: int = 0  # steps skipped for a non-finite loss, in all
     history: list[dict[str, Any]] = field(default_factory=list)
     bad_steps: int = 0  # consecutive non-finite steps (not saved: a resume starts at 0)
+    saved_step: int = -1  # the step whose checkpoint is on disk, so it is not written twice
 
     @classmethod
     def from_info(cls, info: dict[str, Any]) -> "LoopState":
         """The state a checkpoint's train-state info recorded."""
-        return cls(info["step"], info["elapsed_s"], info["skipped_steps"], info["history"])
+        step = info["step"]
+        return cls(step, info["elapsed_s"], info["skipped_steps"], info["history"], 0, step)
+
+    def save_unless_saved(self, save: Callable[[int], None]) -> None:
+        """`save(step)` unless this step's checkpoint was just written (or resumed from): a
+        second write of it would only open a window in which a kill leaves it half replaced."""
+        if self.saved_step != self.step:
+            save(self.step)
+            self.saved_step = self.step
 
     def as_info(self, at_step: int) -> dict[str, Any]:
         """What a checkpoint records of the run at `at_step`."""
@@ -80,7 +90,8 @@ def run_steps(
     `TrainingDiverged`). Every `log_every` steps (and at the last) a row goes to the log and
     the bar; every `snapshot_every` steps `snapshot(step)` runs (values it returns are logged);
     every `checkpoint_every` steps `save(step)`; the loop ends with the loader or when
-    `max_minutes` of training have passed. The final save and snapshot are the trainer's."""
+    `max_minutes` of training have passed. The final save (`state.save_unless_saved`) and
+    snapshot are the trainer's."""
     started = time.perf_counter() - state.elapsed
     for batch in loader:
         logs = train_step(batch, state.step)
@@ -109,6 +120,7 @@ def run_steps(
             if values:
                 log.append({"step": step, "time_s": round(state.elapsed, 2), **values})
         if cadence.checkpoint_every and step % cadence.checkpoint_every == 0:
-            save(step)
+            state.save_unless_saved(save)
+        fault_point("train-step")
         if cadence.max_minutes and state.elapsed >= 60 * cadence.max_minutes:
             break
