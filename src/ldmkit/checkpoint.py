@@ -241,6 +241,7 @@ def save_latent_diffusion(
             "format": FORMAT,
             "model": "latent-diffusion",
             "config": to_dict(model.config),
+            "first_stage": _first_stage_record(model.autoencoder),
             **(extra or {}),
         }
         write_json(tmp / CONFIG_FILE, meta)
@@ -269,6 +270,7 @@ def load_latent_diffusion(
         if files is not None:
             loaded[entry.kind] = files
     autoencoder = load_autoencoder(directory / AUTOENCODER_DIR)
+    _check_first_stage(directory, config, autoencoder)
     try:
         model = LatentDiffusion(config, autoencoder, loaded)
     except (FileNotFoundError, ImportError, ValueError) as error:
@@ -284,6 +286,36 @@ def load_latent_diffusion(
         if module is not None and conditioner.weights_file is not None:
             load_state(module, load_tensors(directory / conditioner.weights_file), directory)
     return model.to(device).eval()
+
+
+def _first_stage_record(autoencoder: Autoencoder) -> dict[str, Any]:
+    """What an LDM records of the first stage it was trained on (checked when it loads)."""
+    c = autoencoder.config
+    return {"kind": c.kind, "factor": c.factor, "z_channels": c.z_channels}
+
+
+def _check_first_stage(directory: Path, config: DiffusionConfig, autoencoder: Autoencoder) -> None:
+    """The autoencoder in the folder must be the one the LDM was trained on: same kind, factor
+    and latent channels (older checkpoints: the factor their training data implies), or the
+    samples would be silently wrong (a swapped f=2 first stage gives half-size images)."""
+    meta = read_config(directory, "latent-diffusion")
+    recorded = meta.get("first_stage")
+    if recorded is None:  # written before the record: the data's resolution / latent side
+        resolution = meta.get("training", {}).get("data", {}).get("resolution")
+        if not resolution or resolution % config.latent_size:
+            return
+        recorded = {"factor": resolution // config.latent_size}
+    found = _first_stage_record(autoencoder)
+    changed = [
+        f"{key} {found[key]} (trained on {value})"
+        for key, value in recorded.items()
+        if key in found and found[key] != value
+    ]
+    if changed:
+        raise CheckpointError(
+            f"{directory / AUTOENCODER_DIR} is not the first stage this LDM was trained on: "
+            f"{', '.join(changed)}; put back the autoencoder it was trained with"
+        )
 
 
 def _moved_clip(config: DiffusionConfig, clip_path: Path, directory: Path) -> DiffusionConfig:

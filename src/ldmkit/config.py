@@ -79,14 +79,14 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         last = parts[-1]
         if isinstance(node, list):
             _child(node, last, key)  # checks the index
-            node[int(last)] = _parse_value(raw)
+            node[int(last)] = _parse_value(raw, key)
             continue
         if last not in node:
             raise ConfigError(
                 f"override {key!r}: unknown key {last!r}; valid keys here: "
                 f"{', '.join(sorted(node))}"
             )
-        node[last] = _parse_value(raw)
+        node[last] = _parse_value(raw, key)
     return result
 
 
@@ -112,8 +112,15 @@ def load_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping from `path` with a clear error when it is missing or not a mapping."""
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
-    with path.open() as handle:
-        data = yaml.safe_load(handle) or {}
+    try:
+        with path.open() as handle:
+            data = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(
+            f"config file {path} is not valid YAML: {_yaml_problem(error)}"
+        ) from error
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {path} cannot be read: {error}") from error
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at its top level")
     return data
@@ -124,15 +131,28 @@ def save_yaml(obj: Any, path: Path) -> None:
     path.write_text(yaml.safe_dump(to_dict(obj), sort_keys=False))
 
 
-def _parse_value(raw: str) -> Any:
+def _parse_value(raw: str, key: str) -> Any:
     """YAML scalar, except that `1e-3` (a string to YAML 1.1) is read as the float it means."""
-    value = yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise ConfigError(
+            f"override {key}={raw}: not a YAML value ({_yaml_problem(error)}); quote strings "
+            "and close brackets, e.g. --set 'model.channel_mult=[1, 2, 4]'"
+        ) from error
     if isinstance(value, str):
         try:
             return float(value)
         except ValueError:
             return value
     return value
+
+
+def _yaml_problem(error: yaml.YAMLError) -> str:
+    """The YAML error in one line, with its line and column where known."""
+    problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+    mark = getattr(error, "problem_mark", None)
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
 
 
 def _join(where: str, key: str) -> str:

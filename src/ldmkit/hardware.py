@@ -77,9 +77,26 @@ def select_device(name: str = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise DeviceError(
+            f"device {name!r} is not a device name; use auto, cpu, cuda, cuda:N or mps"
+        ) from error
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
-            f"device {name!r} asked for, but CUDA is not available; use run.device=cpu"
+        raise DeviceError(
+            f"device {name!r} asked for, but CUDA is not available here; use --device cpu (or "
+            "auto; in a config, run.device)"
         )
+    count = torch.cuda.device_count() if device.type == "cuda" else 0
+    if device.type == "cuda" and device.index is not None and device.index >= count:
+        raise DeviceError(f"device {name!r} asked for, but this machine has {count} CUDA devices")
+    if device.type == "mps" and not (
+        getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
+    ):
+        raise DeviceError(f"device {name!r} asked for, but MPS is not available here")
     return device
+
+
+class DeviceError(ValueError):
+    """The device asked for does not exist on this machine; the message says what does."""

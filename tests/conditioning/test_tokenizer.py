@@ -31,6 +31,16 @@ def test_long_text_is_cut_and_unknown_words_do_not_fail() -> None:
     assert ids.shape == (2, 8) and ids[0, -1] == 3  # [SEP] kept at the end
 
 
+def test_what_a_text_loses_is_named() -> None:
+    tokenizer = TextTokenizer.train(CAPTIONS, vocab_size=200, max_length=8)
+    long = " ".join(CAPTIONS)
+    problems = tokenizer.problems(["a red star", "a red zebra qux", long])
+    assert len(problems) == 2  # the first is read as written
+    assert problems[0] == "prompt 'a red zebra qux': unknown words read as [UNK]: zebra, qux"
+    assert "cut to 8 tokens after 'a small red circle above a' (character 26" in problems[1]
+    assert f"of {len(long)})" in problems[1]
+
+
 def test_save_and_load_give_the_same_ids(tmp_path: Path) -> None:
     tokenizer = TextTokenizer.train(CAPTIONS, vocab_size=200, max_length=16)
     tokenizer.save(tmp_path / "tokenizer.json")

@@ -3,9 +3,7 @@ launcher and the tiny run settings."""
 
 import os
 import signal
-import socket
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ from typing import Any
 import pytest
 import torch
 import torch.multiprocessing as mp
+from torch.distributed import TCPStore
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.checkpoint import save_autoencoder
@@ -29,65 +28,45 @@ def autoencoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_autoencoder(model, tmp_path_factory.mktemp("ae") / "model")
 
 
-def _free_port() -> int:
-    """A localhost port nothing listens on (for a torch.distributed rendezvous)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def run_two_ranks() -> Callable[..., None]:
     """Runs `worker(rank, *args)` in two spawned processes that form one gloo group on the
     loopback interface (the worker sets RANK and LOCAL_RANK; the rest of the rendezvous is in
     the environment they start with, which this process gets back unchanged). A rank's
-    exception fails the test. A run still going after `timeout` seconds does not hang the
-    suite: each rank is sent SIGABRT, so Python's fault handler prints its stack into the
-    captured output, and the run is tried once more on a new port with a warning; a second
-    hang fails the test."""
+    exception fails the test, and so does a run still going after `timeout` seconds: each rank
+    is then sent SIGABRT, so Python's fault handler prints its stack into the captured output.
+
+    The rendezvous store is this process's own TCPStore on a port the system picks and this
+    process holds throughout (the ranks join it as torchrun's agent store), so no other process
+    can take the port between choosing and binding it."""
 
     def run(worker: Callable[..., None], *args: Any, timeout: float = 150.0) -> None:
-        for attempt in (1, 2):
-            if _finished(worker, args, timeout):
-                return
-            if attempt == 1:
-                warnings.warn(
-                    f"two-rank run hung for {timeout:.0f} s (stacks in the captured stderr); "
-                    "trying once more on a new port",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        pytest.fail(f"the two ranks hung twice, {timeout:.0f} s each (stacks above)")
+        store = TCPStore("127.0.0.1", 0, 3, is_master=True, wait_for_workers=False)
+        rendezvous = {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(store.port),
+            "TORCHELASTIC_USE_AGENT_STORE": "True",  # join the store above, do not start one
+            "WORLD_SIZE": "2",
+            "GLOO_SOCKET_IFNAME": "lo",  # not whatever the host name resolves to
+            "PYTHONFAULTHANDLER": "1",
+        }
+        with pytest.MonkeyPatch.context() as env:
+            for name, value in rendezvous.items():
+                env.setenv(name, value)
+            ranks = mp.start_processes(worker, args, nprocs=2, join=False, start_method="spawn")
+        deadline = time.monotonic() + timeout
+        while not ranks.join(timeout=1.0):
+            if time.monotonic() > deadline:
+                for process in ranks.processes:  # one at a time: stacks not interleaved
+                    if process.is_alive():
+                        os.kill(process.pid, signal.SIGABRT)
+                        process.join(10)
+                    if process.is_alive():
+                        process.kill()
+                pytest.fail(f"the two ranks hung for {timeout:.0f} s (their stacks are above)")
+        del store
 
     return run
-
-
-def _finished(worker: Callable[..., None], args: tuple, timeout: float) -> bool:
-    """Whether `worker` finished on both ranks within `timeout` seconds (else both are killed,
-    after SIGABRT has made each print its stack)."""
-    rendezvous = {
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(_free_port()),
-        "WORLD_SIZE": "2",
-        "GLOO_SOCKET_IFNAME": "lo",  # not whatever the host name resolves to
-        "PYTHONFAULTHANDLER": "1",
-    }
-    with pytest.MonkeyPatch.context() as env:
-        for name, value in rendezvous.items():
-            env.setenv(name, value)
-        ranks = mp.start_processes(worker, args, nprocs=2, join=False, start_method="spawn")
-    deadline = time.monotonic() + timeout
-    while not ranks.join(timeout=1.0):
-        if time.monotonic() > deadline:
-            for process in ranks.processes:
-                if process.is_alive():
-                    os.kill(process.pid, signal.SIGABRT)
-            for process in ranks.processes:
-                process.join(10)
-                if process.is_alive():
-                    process.kill()
-            return False
-    return True
 
 
 @pytest.fixture(scope="session")

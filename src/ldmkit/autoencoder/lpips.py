@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
@@ -95,7 +96,12 @@ def load_state_dict_file(path: Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise FileNotFoundError(f"LPIPS weight file not found: '{path}'. {DOWNLOAD_HELP}")
     if path.suffix == ".safetensors":
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except (SafetensorError, OSError) as error:
+            raise ValueError(
+                f"'{path}' is not a readable safetensors file ({error}). {DOWNLOAD_HELP}"
+            ) from error
     if path.suffix not in {".pth", ".pt", ".bin", ".ckpt"}:
         raise ValueError(
             f"Unknown weight file type '{path.suffix}' for '{path}'. "

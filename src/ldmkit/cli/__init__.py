@@ -260,8 +260,15 @@ from ldmkit.cli import sample as _sample  # noqa: E402, F401
 
 
 def main() -> None:
-    """Entry point of the `ldmkit` console script."""
+    """Entry point of the `ldmkit` console script; warnings print as one `warning:` line."""
+    import warnings
+
+    warnings.formatwarning = _one_line  # type: ignore[assignment]
     app()
+
+
+def _one_line(message: Warning | str, category: type[Warning], *args: object) -> str:
+    return f"warning: {message}\n"
 
 
 if __name__ == "__main__":

@@ -49,6 +49,17 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+def checked(*checks: Callable[[], Any]) -> None:
+    """Run `ldmkit.inputs` checks before any work; the first failure exits 2 with its message."""
+    from ldmkit.inputs import InputError
+
+    try:
+        for check in checks:
+            check()
+    except InputError as error:
+        raise fail(str(error)) from error
+
+
 Eta = Annotated[float, typer.Option(help="DDIM's stochasticity: 0 deterministic, 1 as DDPM")]
 GuidanceRescale = Annotated[
     float,

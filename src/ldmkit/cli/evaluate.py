@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ldmkit.cli.common import Device, eval_app, fail, sampling_options
+from ldmkit.cli.common import Device, checked, eval_app, fail, sampling_options
 from ldmkit.config import ConfigError
+from ldmkit.inputs import check_count, check_output_image
 
 if TYPE_CHECKING:
     from ldmkit.metrics.class_evaluator import ClassEvaluator
@@ -78,6 +79,7 @@ def eval_reconstruction_command(
     device: Device = "auto",
 ) -> None:
     """PSNR / SSIM, rFID and encode/decode throughput on held-out data; prints JSON."""
+    checked(lambda: check_count("--n", n), lambda: check_count("--batch-size", batch_size))
     from ldmkit.assets import SHAPES_EVALUATOR
     from ldmkit.checkpoint import CheckpointError, load_autoencoder, load_evaluator, read_config
     from ldmkit.data.config import DataConfig
@@ -129,6 +131,7 @@ def eval_checkpoint_command(
 ) -> None:
     """Sample N images once; FID/KID/precision/recall vs held-out data, adherence and
     throughput; JSON (+ .md)."""
+    checked(lambda: check_count("--n", n))
     from ldmkit.checkpoint import (
         CheckpointError,
         load_latent_diffusion,
@@ -179,6 +182,7 @@ def eval_fid_command(
 ) -> None:
     """FID, KID and precision/recall of generated images against held-out data, in the
     evaluator's features or (--inception) the standard FID InceptionV3's."""
+    checked(lambda: check_count("--n", n))
     from ldmkit.checkpoint import (
         CheckpointError,
         load_latent_diffusion,
@@ -235,6 +239,7 @@ def eval_adherence_command(
     device: Device = "auto",
 ) -> None:
     """Fraction of samples whose class (shapes: kind, colour, both) matches the one asked for."""
+    checked(lambda: check_count("--n", n))
     from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
     from ldmkit.evaluation.adherence import evaluate_adherence
     from ldmkit.hardware import select_device
@@ -260,6 +265,9 @@ def eval_layout_command(
 ) -> None:
     """Fraction of the requested objects found at their boxes (IoU >= 0.5, right colour; and
     right kind by the evaluator), for the model and for the real images. JSON."""
+    checked(
+        lambda: check_count("--n", n), lambda: grid is None or check_output_image("--grid", grid)
+    )
     from ldmkit.checkpoint import CheckpointError, load_latent_diffusion, training_data
     from ldmkit.data.factory import build_dataset
     from ldmkit.evaluation.layout import evaluate_layout
@@ -286,6 +294,7 @@ def eval_relations_command(
 ) -> None:
     """Two-object prompts (held-out shapes captions): both objects drawn (colour and kind by
     the evaluator) and their relation right, for the model and for the real images. JSON."""
+    checked(lambda: check_count("--n", n))
     import dataclasses
 
     from ldmkit.checkpoint import CheckpointError, load_latent_diffusion, training_data

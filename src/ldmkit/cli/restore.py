@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ldmkit.cli.common import Device, app, eval_app, fail, sampling_options
+from ldmkit.cli.common import Device, app, checked, eval_app, fail, sampling_options
+from ldmkit.inputs import check_count, check_output_image
 
 if TYPE_CHECKING:
     import torch
@@ -68,6 +69,7 @@ def upscale_command(
     in overlapping latent tiles (default: the training side) blended without seams."""
     from ldmkit.evaluation.restoration import upscale
 
+    checked(lambda: check_output_image("OUT", out))
     model, options = _load(checkpoint, device, options)
     low = _read(image)
     try:
@@ -92,6 +94,7 @@ def inpaint_command(
     """Fill the white part of the mask from the rest of the image."""
     from ldmkit.evaluation.restoration import inpaint
 
+    checked(lambda: check_output_image("--out", out))
     model, options = _load(checkpoint, device, options)
     picture, holes = _read(image), _read(mask)
     if holes.shape[-2:] != picture.shape[-2:]:
@@ -124,6 +127,10 @@ def eval_spatial_command(
     from ldmkit.evaluation.restoration import evaluate_inpainting, evaluate_super_resolution
     from ldmkit.evaluation.semantic import evaluate_semantic_synthesis
 
+    checked(
+        lambda: check_count("--n", n),
+        lambda: grid is None or check_output_image("--grid", grid),
+    )
     model, options = _load(checkpoint, device, options)
     spatial = model.spatial
     if spatial is None:

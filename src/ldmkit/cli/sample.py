@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ldmkit.cli.common import Device, app, fail, sampling_options
+from ldmkit.cli.common import Device, app, checked, fail, sampling_options
+from ldmkit.inputs import check_count, check_fraction, check_output_image, check_side
 
 if TYPE_CHECKING:
     from ldmkit.samplers import SamplingOptions
@@ -63,6 +64,14 @@ def sample_command(
     device: Device = "auto",
 ) -> None:
     """Generate a grid of samples; the PNG's text metadata records how to reproduce it."""
+    checked(
+        lambda: check_count("--n", n),
+        lambda: per_class is None or check_count("--per-class", per_class),
+        lambda: per_prompt is None or check_count("--per-prompt", per_prompt),
+        lambda: check_side("--latent-size", latent_size),
+        lambda: check_fraction("--strength", strength),
+        lambda: check_output_image("--out", out),
+    )
     import torch
     from PIL.PngImagePlugin import PngInfo
 
@@ -121,6 +130,14 @@ def sample_command(
             init_images = image_to_tensor(load_image(init_image))[None].expand(n, -1, -1, -1)
         except ImageLoadError as error:
             raise fail(str(error)) from error
+        f = model.autoencoder.factor
+        height, width = init_images.shape[-2:]
+        if height % f or width % f:
+            raise fail(
+                f"--init-image {init_image} is {width}x{height} pixels; each side must be a "
+                f"multiple of the first stage's f={f} (e.g. crop it to "
+                f"{width // f * f}x{height // f * f})"
+            )
     try:
         images = model.sample(
             n,

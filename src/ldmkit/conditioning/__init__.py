@@ -22,6 +22,7 @@ from ldmkit.conditioning.layout import (
     tokens_to_layouts,
 )
 from ldmkit.conditioning.layout_conditioner import LayoutCondition, LayoutConditioner
+from ldmkit.conditioning.prompt import PromptWarning
 from ldmkit.conditioning.registry import AnyConditionerConfig
 from ldmkit.conditioning.spatial import (
     SpatialConfig,
@@ -57,6 +58,7 @@ __all__ = [
     "LayoutConfig",
     "LayoutEncoder",
     "Preview",
+    "PromptWarning",
     "SpatialCondition",
     "SpatialConditioner",
     "SpatialConfig",

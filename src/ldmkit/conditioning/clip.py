@@ -57,6 +57,10 @@ class ClipConditioner(PromptConditioner):
         super().__init__(dropout)
         self.clip = encoder if encoder is not None else ClipTextEncoder(config)
 
+    def problems(self, prompts: Sequence[str]) -> list[str]:
+        """Prompts CLIP cuts (`ClipTextEncoder.problems`)."""
+        return self.clip.problems(prompts)
+
     def resource(self) -> ClipTextEncoder:
         """The loaded CLIP."""
         return self.clip

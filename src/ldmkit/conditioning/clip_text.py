@@ -169,6 +169,20 @@ class ClipTextEncoder(nn.Module):
     def extra_repr(self) -> str:
         return f"path={self.config.path!r}, layer={self.config.layer!r}, width={self.width}"
 
+    def problems(self, prompts: Sequence[str]) -> list[str]:
+        """Prompts longer than `max_length` tokens (start and end included), with the point
+        where CLIP cuts them."""
+        found = []
+        for prompt in prompts:
+            ids = self.tokenizer(prompt, truncation=False).input_ids
+            if len(ids) > self.config.max_length:
+                kept = self.tokenizer.decode(ids[1 : self.config.max_length - 1])
+                found.append(
+                    f"prompt {prompt[:60]!r}: cut to {self.config.max_length} tokens of "
+                    f"{len(ids)}, after {kept[-30:]!r}"
+                )
+        return found
+
     # no_grad, not inference_mode: the context feeds the UNet's cross-attention during training,
     # and autograd refuses to save inference tensors for the backward pass.
     @torch.no_grad()

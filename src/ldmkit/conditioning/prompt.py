@@ -1,6 +1,7 @@
 """What every caption conditioner shares: prompts in, context tokens out, the empty prompt as the
 null condition, caption dropout in training. Subclasses give `context(prompts)`."""
 
+import warnings
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,6 +28,10 @@ def captions(data: Sequence[Mapping[str, Any]], data_name: str) -> list[str]:
     return found
 
 
+class PromptWarning(UserWarning):
+    """A prompt is not read as written: unknown words, or cut at the encoder's length."""
+
+
 class PromptConditioner(Conditioner):
     """Prompts -> `context(prompts)` (B, tokens, width); "" is the null prompt, which
     `dropout` (caption dropout) trains."""
@@ -39,9 +44,17 @@ class PromptConditioner(Conditioner):
         """Cross-attention context (B, tokens, width) of `prompts`."""
 
     def encode(self, values: Any, n: int, device: torch.device) -> Conditioning:
-        """`n` prompts as context."""
+        """`n` prompts as context; a `PromptWarning` says what the encoder loses of any of
+        them (unknown words, a cut)."""
         self.check_count(values, n)
+        for problem in self.problems(list(dict.fromkeys(values))):
+            warnings.warn(problem, PromptWarning, stacklevel=2)
         return {"context": self.context(list(values))}
+
+    def problems(self, prompts: Sequence[str]) -> list[str]:
+        """What the text encoder loses of each prompt, one line per prompt that loses something
+        (none by default)."""
+        return []
 
     def null(self, cond: Conditioning, n: int, device: torch.device) -> Conditioning:
         """The empty prompt's context for every sample."""

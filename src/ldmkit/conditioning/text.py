@@ -96,6 +96,10 @@ class TextConditioner(PromptConditioner):
         """The text transformer."""
         return self.encoder
 
+    def problems(self, prompts: Sequence[str]) -> list[str]:
+        """Unknown words and cuts (`TextTokenizer.problems`)."""
+        return self.tokenizer.problems(prompts)
+
     def resource(self) -> TextTokenizer:
         """Its tokenizer."""
         return self.tokenizer

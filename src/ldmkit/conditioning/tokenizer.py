@@ -85,6 +85,35 @@ class TextTokenizer:
         encodings = self.tokenizer.encode_batch(list(texts))
         return torch.tensor([e.ids for e in encodings], dtype=torch.long)
 
+    def problems(self, texts: Sequence[str]) -> list[str]:
+        """What this tokenizer loses of each text, one line per text that loses something:
+        words outside its vocabulary (read as [UNK]) and the point where a text longer than
+        `max_length` tokens is cut."""
+        found = []
+        for text, encoding in zip(texts, self.tokenizer.encode_batch(list(texts)), strict=True):
+            unknown = [
+                text[start:end]
+                for token, (start, end) in zip(encoding.tokens, encoding.offsets, strict=True)
+                if token == UNK
+            ]
+            lost = []
+            if unknown:
+                words = ", ".join(dict.fromkeys(unknown))
+                lost.append(f"unknown words read as {UNK}: {words}")
+            if encoding.overflowing:
+                kept = max((end for _, end in encoding.offsets), default=0)
+                lost.append(
+                    f"cut to {self.max_length} tokens after {text[max(0, kept - 30) : kept]!r} "
+                    f"(character {kept} of {len(text)})"
+                )
+            if lost:
+                found.append(f"prompt {_short(text)}: {'; '.join(lost)}")
+        return found
+
     def decode(self, ids: torch.Tensor) -> list[str]:
         """Token ids (B, L) back to text (special tokens dropped)."""
         return self.tokenizer.decode_batch(ids.tolist())
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")

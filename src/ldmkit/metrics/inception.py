@@ -218,9 +218,15 @@ def load_inception(path: Path, resize: Resize = "pytorch-fid") -> InceptionV3:
     if not path.is_file():
         raise FileNotFoundError(f"no InceptionV3 weights at {path}; {WEIGHTS_HELP}")
     if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        state = load_file(str(path))
+        try:
+            state = load_file(str(path))
+        except (SafetensorError, OSError) as error:
+            raise ValueError(
+                f"{path} is not a readable safetensors file ({error}); {WEIGHTS_HELP}"
+            ) from error
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)

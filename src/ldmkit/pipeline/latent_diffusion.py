@@ -340,7 +340,8 @@ class LatentDiffusion(nn.Module):
         model's `default_guidance`). Image-to-image (SDEdit): `init_images` (n, 3, H, W) in
         [-1, 1] are encoded, noised to the timestep `strength` of the way up the sampler's
         steps, and denoised from there (ddim or ddpm); strength 1 starts from (almost) pure
-        noise, small keeps the image. `latent_size` samples latents of another side.
+        noise, small keeps the image; the sample takes the image's size and aspect (each
+        side a multiple of the first stage's f). `latent_size` samples latents of another side.
         `callback(step, steps, z)` runs after every step (progress, previews; raise to cancel).
 
         `options.compile` runs the UNet through `CompiledDenoiser` (frozen, channels-last
@@ -357,12 +358,13 @@ class LatentDiffusion(nn.Module):
         given = {k: v for k, v in {**given, **(inputs or {})}.items() if v is not None}
         cond, uncond = self.conditions(n, given, guidance)
         sampler_options = options.sampler_options()
+        size = latent_side(self.conditioners, given, latent_size, self.config.latent_size)
         z_init = None
         if init_images is not None:
             z_init = self.encode(init_images.to(device))
-            if latent_size is None:
-                latent_size = z_init.shape[-1]
-        size = latent_side(self.conditioners, given, latent_size, self.config.latent_size)
+            fixed = any(c.latent_size(given.get(c.input_name)) for c in self.conditioners)
+            if latent_size is None and not fixed:
+                size = (int(z_init.shape[-2]), int(z_init.shape[-1]))  # the image's, any aspect
         shape = (n, self.config.unet.out_channels, *size)
         generators = [torch.Generator(device="cpu").manual_seed(options.seed + i) for i in range(n)]
         if z_init is not None:

@@ -1,5 +1,6 @@
 """Configuration of a training run: optimiser, loop settings, and the autoencoder experiment."""
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -42,6 +43,29 @@ class LoopConfig:
     keep_checkpoints: int = 2
     max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
 
+    # (field, smallest value): the counts a run cannot work without.
+    _AT_LEAST = (
+        ("steps", 1),
+        ("batch_size", 1),
+        ("seed", 0),
+        ("threads", 0),
+        ("num_workers", 0),
+        ("log_every", 1),
+        ("checkpoint_every", 0),
+        ("keep_checkpoints", 1),
+        ("max_bad_steps", 1),
+    )
+
+    def __post_init__(self) -> None:
+        for name, minimum in self._AT_LEAST:
+            value = getattr(self, name)
+            if value < minimum:
+                raise ValueError(f"{name} must be >= {minimum}; got {value}")
+        if not math.isfinite(self.max_minutes) or self.max_minutes < 0:
+            raise ValueError(
+                f"max_minutes must be a finite number >= 0 (0 = no limit); got {self.max_minutes}"
+            )
+
     def cadence(self, snapshot_every: int) -> Cadence:
         """When the loop logs, snapshots (every `snapshot_every` steps) and saves."""
         return Cadence(
@@ -63,6 +87,14 @@ class RunConfig(LoopConfig):
     dead_code_restart_every: int = 200  # VQ only; 0 disables restarts
     heldout_images: int = 16  # images in the reconstruction grid
     latent_stat_batches: int = 8  # batches used to measure the latent scale
+
+    _AT_LEAST = (
+        *LoopConfig._AT_LEAST,
+        ("image_every", 0),
+        ("dead_code_restart_every", 0),
+        ("heldout_images", 1),
+        ("latent_stat_batches", 1),
+    )
 
 
 @dataclass(frozen=True)
@@ -89,6 +121,23 @@ class DiffusionRunConfig(LoopConfig):
     sample_steps: int = 50
     sample_guidance: float = 3.0
     sample_sampler: str = "ddim"
+
+    _AT_LEAST = (
+        *LoopConfig._AT_LEAST,
+        ("grad_accumulation", 1),
+        ("sample_every", 0),
+        ("sample_count", 1),
+        ("sample_steps", 1),
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1); got {self.ema_decay}")
+        if not (math.isfinite(self.sample_guidance) and self.sample_guidance >= 0):
+            raise ValueError(
+                f"sample_guidance must be a finite number >= 0; got {self.sample_guidance}"
+            )
 
 
 @dataclass(frozen=True)
