@@ -6,7 +6,9 @@ every 2, the last 2 kept), in a subprocess where the process must die."""
 
 import errno
 import os
+import random
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -238,3 +240,64 @@ def test_checkpoint_errors_name_the_file(tmp_path: Path) -> None:
     folder.mkdir()
     with pytest.raises(CheckpointError, match=r"config\.json is missing"):
         verify_checkpoint(folder)
+
+
+def _mount_small_disk(where: Path, megabytes: int) -> bool:
+    """A size-limited tmpfs at `where` (root on Linux only); False where that is not allowed."""
+    where.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={megabytes}m", "tmpfs", str(where)],
+        capture_output=True,
+        check=False,
+    )
+    return made.returncode == 0
+
+
+def test_a_really_full_disk_stops_cleanly_and_the_run_resumes_elsewhere(
+    reference: Path, tmp_path: Path
+) -> None:
+    disk = tmp_path / "disk"
+    # One training checkpoint of this run is about 11 MB: the first fits, the second does not.
+    if not _mount_small_disk(disk, 16):
+        pytest.skip("mounting a size-limited tmpfs needs root on Linux")
+    try:
+        full = train(disk / "run")
+        assert full.returncode == 2, full.stderr
+        assert "No space left on device" in full.stderr and "Traceback" not in full.stderr
+        assert checkpoints(disk / "run") == ["latest.json", "step-00000002"]
+        shutil.copytree(disk / "run", tmp_path / "run")
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+    again = train(tmp_path / "run")
+    assert again.returncode == 0 and "resuming from step 2" in again.stderr, again.stderr
+    assert_same_weights(tmp_path / "run", reference)
+
+
+def test_sigkills_at_random_moments_still_end_in_the_same_weights(
+    reference: Path, tmp_path: Path
+) -> None:
+    rng = random.Random(7)
+    run = tmp_path / "run"
+    env = {**os.environ, "CI": "true"}
+    env.pop(ENV, None)
+    command = [sys.executable, "-m", "ldmkit", "train-autoencoder", *SETTINGS, "--out", str(run)]
+    kills = 0
+    for _ in range(8):
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            process.wait(timeout=rng.uniform(2.0, 6.0))  # start-up is ~2 s, the run ~3 more
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+            continue
+        assert process.returncode == 0
+        break
+    else:
+        assert train(run).returncode == 0
+    assert kills >= 1  # at least one kill landed mid-run
+    assert_same_weights(run, reference)
