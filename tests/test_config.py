@@ -1,5 +1,6 @@
 """Strict config loading: unknown keys, wrong types, overrides, presets round trip."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,42 @@ def test_an_autoencoder_config_with_the_older_width_names_reads_as_the_new() -> 
     assert from_dict(type(PRESETS["kl-f4"].model), old) == PRESETS["kl-f4"].model
     with pytest.raises(ConfigError, match="give model_channels or the older ch, not both"):
         from_dict(type(PRESETS["kl-f4"].model), {**old, "model_channels": 8})
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optim.lr=-1", "optim: lr must be a finite number > 0; got -1.0"),
+        ("optim.lr=.nan", "optim: lr must be a finite number > 0; got nan"),
+        ("optim.betas=[1.5, 0.9]", "optim: betas must each be in [0, 1)"),
+        ("optim.min_lr_ratio=2", "optim: min_lr_ratio must be in [0, 1]"),
+        ("optim.warmup_steps=-3", "optim: warmup_steps must be >= 0"),
+        ("data.resolution=0", "data: data.resolution must be >= 1"),
+        ("model.latent_size=0", "model: latent_size must be >= 1"),
+        ("run.steps=-5", "run: steps must be >= 1; got -5"),
+        ("run.batch_size=0", "run: batch_size must be >= 1; got 0"),
+        ("run.grad_accumulation=0", "run: grad_accumulation must be >= 1"),
+        ("run.max_minutes=-1", "run: max_minutes must be a finite number >= 0"),
+        ("run.sample_sampler=foo", "run: sample_sampler must be one of ddpm, ddim"),
+        ("run.ema_decay=1", "run: ema_decay must be in [0, 1)"),
+    ],
+)
+def test_config_values_out_of_range_name_their_key(override: str, message: str) -> None:
+    data = apply_overrides(to_dict(DIFFUSION_PRESETS["shapes-text"]), [override])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        from_dict(DiffusionTrainConfig, data)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("loss.kl_weight=-1", "loss: kl_weight must be a finite number >= 0"),
+        ("loss.disc_start=-1", "loss: disc_start must be >= 0"),
+        ("model.dropout=2", "model: dropout must be in [0, 1)"),
+        ("run.heldout_images=0", "run: heldout_images must be >= 1"),
+    ],
+)
+def test_autoencoder_config_values_out_of_range_name_their_key(override: str, message: str) -> None:
+    data = apply_overrides(to_dict(PRESETS["tiny"]), [override])
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        from_dict(AutoencoderTrainConfig, data)

@@ -23,6 +23,8 @@ from ldmkit.checkpoint import CheckpointError
 from ldmkit.cli import app
 from ldmkit.fault_points import ENV, KILLED
 
+pytestmark = pytest.mark.slow  # trainings in subprocesses: `make test`, not `make test-fast`
+
 STEPS = 6
 SETTINGS = [
     "--preset",

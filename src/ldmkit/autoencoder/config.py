@@ -43,10 +43,18 @@ class AutoencoderConfig:
     dead_code_threshold: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.commitment_beta < 0 or self.dead_code_threshold < 0:
+            raise ValueError(
+                "commitment_beta and dead_code_threshold must be >= 0, got "
+                f"{self.commitment_beta} and {self.dead_code_threshold}"
+            )
         if self.factor not in VALID_FACTORS:
             raise ValueError(
                 f"patch {self.patch} and channel_mult {self.channel_mult} give f={self.factor}; "
-                "choose them so that patch * 2 ** (len(channel_mult) - 1) is one of {VALID_FACTORS}"
+                f"choose them so that patch * 2 ** (len(channel_mult) - 1) is one of "
+                f"{VALID_FACTORS}"
             )
         for name in ("model_channels", "num_res_blocks", "z_channels", "codebook_size", "patch"):
             if getattr(self, name) < 1:

@@ -5,6 +5,7 @@ for the adaptive weight): L = L_rec / exp(s) + s + w_kl * KL (or w_q * L_codeboo
 + lambda * L_GAN, lambda = ||grad L_rec|| / (||grad L_GAN|| + 1e-4) at the decoder's last layer.
 """
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +34,18 @@ class AutoencoderLossConfig:
     disc_factor: float = 1.0
     disc_layers: int = 3
     disc_channels: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("perceptual_weight", "kl_weight", "codebook_weight", "disc_weight"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+        for name in ("disc_start", "disc_layers", "disc_channels"):
+            minimum = 0 if name == "disc_start" else 1
+            if getattr(self, name) < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {getattr(self, name)}")
+        if not self.disc_factor >= 0.0:
+            raise ValueError(f"disc_factor must be >= 0, got {self.disc_factor}")
 
 
 def adaptive_gan_weight(

@@ -25,5 +25,6 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.kind in ("folder", "emoji") and not self.path:
             raise ValueError(f"data.path is required for data.kind={self.kind!r}")
-        if self.size < 1:
-            raise ValueError(f"data.size must be >= 1, got {self.size}")
+        for name in ("size", "resolution", "max_objects"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")

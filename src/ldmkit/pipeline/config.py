@@ -39,6 +39,8 @@ class DiffusionConfig:
     conditioners: tuple[AnyConditionerConfig, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.latent_size < 1:
+            raise ValueError(f"latent_size must be >= 1, got {self.latent_size}")
         outputs = [c.output for c in self.conditioners]
         for output in set(outputs):
             if outputs.count(output) > 1:

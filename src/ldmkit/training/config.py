@@ -8,6 +8,7 @@ from ldmkit.autoencoder import AutoencoderConfig, AutoencoderLossConfig
 from ldmkit.data.config import DataConfig
 from ldmkit.pipeline import DiffusionConfig
 from ldmkit.precision import Precision
+from ldmkit.samplers import SAMPLERS
 from ldmkit.training.loop import Cadence
 
 
@@ -23,6 +24,20 @@ class OptimConfig:
     min_lr_ratio: float = 0.0  # cosine decays to lr * min_lr_ratio
     grad_clip: float = 0.0  # max global norm; 0 disables clipping
     disc_lr: float = 0.0  # discriminator learning rate; 0 means the same as lr
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0; got {self.lr}")
+        if not all(0.0 <= beta < 1.0 for beta in self.betas):
+            raise ValueError(f"betas must each be in [0, 1); got {list(self.betas)}")
+        for name in ("weight_decay", "grad_clip", "disc_lr"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0; got {value}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0; got {self.warmup_steps}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio must be in [0, 1]; got {self.min_lr_ratio}")
 
 
 @dataclass(frozen=True)
@@ -132,6 +147,10 @@ class DiffusionRunConfig(LoopConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.sample_sampler not in SAMPLERS:
+            raise ValueError(
+                f"sample_sampler must be one of {', '.join(SAMPLERS)}; got {self.sample_sampler!r}"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1); got {self.ema_decay}")
         if not (math.isfinite(self.sample_guidance) and self.sample_guidance >= 0):
