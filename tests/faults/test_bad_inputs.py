@@ -20,6 +20,15 @@ T2I = str(SHAPES_TEXT_TO_IMAGE)
 SAMPLE = ["sample", "--checkpoint", T2I, "--prompt", "a red circle", "--steps", "1"]
 TRAIN = ["train", "--preset", "shapes-text", "--autoencoder", str(SHAPES_AUTOENCODER)]
 TRAIN_AE = ["train-autoencoder", "--preset", "tiny"]
+INPAINT = [
+    "inpaint",
+    "--checkpoint",
+    T2I,
+    "--image",
+    "{files}/odd.png",
+    "--mask",
+    "{files}/odd.png",
+]
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +79,38 @@ CASES = {
     "upscale OUT x.gif2": (
         ["upscale", "{files}/odd.png", "{tmp}/up.gif2", "--checkpoint", T2I],
         ".gif2 is not an image format",
+    ),
+    "inpaint --out o.xyz": (
+        [*INPAINT, "--out", "{tmp}/o.xyz"],
+        ".xyz is not an image format",
+    ),
+    "eval checkpoint --n 0": (
+        ["eval", "checkpoint", "--checkpoint", T2I, "--n", "0"],
+        "--n must be an integer >= 1",
+    ),
+    "eval layout --n 0": (["eval", "layout", "--checkpoint", T2I, "--n", "0"], "--n must be"),
+    "eval relations --n 0": (["eval", "relations", "--checkpoint", T2I, "--n", "0"], "--n must"),
+    "eval spatial --n 0": (["eval", "spatial", "--checkpoint", T2I, "--n", "0"], "--n must be"),
+    "eval spatial of a text model": (
+        ["eval", "spatial", "--checkpoint", T2I, "--n", "2"],
+        "has no spatial condition; use `ldmkit eval checkpoint`",
+    ),
+    "eval reconstruction --batch-size 0": (
+        ["eval", "reconstruction", "--checkpoint", str(SHAPES_AUTOENCODER), "--batch-size", "0"],
+        "--batch-size must be an integer >= 1; got 0",
+    ),
+    "train-evaluator --steps -1": (
+        ["train-evaluator", "--out", "{tmp}/evaluator", "--steps", "-1"],
+        "--steps must be an integer >= 1; got -1",
+    ),
+    "train-evaluator --resolution 16 (shapes)": (
+        ["train-evaluator", "--out", "{tmp}/evaluator", "--resolution", "16"],
+        "ShapesConfig.resolution must be an int in [32, 512]",
+    ),
+    "data prepare an unknown set": (["data", "prepare", "nosuchset"], "unknown dataset"),
+    "upscale a missing image": (
+        ["upscale", "{tmp}/none.png", "{tmp}/up.png", "--checkpoint", T2I],
+        "cannot read image",
     ),
     "eval fid --n 0": (["eval", "fid", "--fake", T2I, "--n", "0"], "--n must be an integer >= 1"),
     "eval fid pickled inception": (

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from ldmkit.cli.common import Overrides, app, data_app, fail
+from ldmkit.cli.common import Overrides, app, checked, data_app, fail
 from ldmkit.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from ldmkit.inputs import check_count, check_writable_folder
 
 
 def _config_data(
@@ -168,6 +169,11 @@ def train_evaluator_command(
     seed: int = 0,
 ) -> None:
     """Train an adherence evaluator on ground truth; prints held-out accuracy."""
+    checked(
+        lambda: check_count("--steps", steps),
+        lambda: check_count("--resolution", resolution, minimum=16),
+        lambda: check_writable_folder("--out", out.parent),
+    )
     from ldmkit.metrics.class_evaluator import EvaluatorConfig
     from ldmkit.training.evaluator_trainer import label_space, train_evaluator
 
@@ -175,8 +181,11 @@ def train_evaluator_command(
         kinds, colors = label_space(data)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--data") from error
-    config = EvaluatorConfig(num_kinds=kinds, num_colors=colors, resolution=resolution)
-    result = train_evaluator(out, steps=steps, seed=seed, config=config, data=data)
+    try:
+        config = EvaluatorConfig(num_kinds=kinds, num_colors=colors, resolution=resolution)
+        result = train_evaluator(out, steps=steps, seed=seed, config=config, data=data)
+    except ValueError as error:
+        raise fail(f"--resolution {resolution} / --data {data}: {error}") from error
     typer.echo(json.dumps(result))
 
 
