@@ -17,7 +17,10 @@ if TYPE_CHECKING:
 @app.command("sample")
 @sampling_options(guidance=None)
 def sample_command(
-    checkpoint: Annotated[Path, typer.Option(help="Latent diffusion folder (RUN/model)")],
+    checkpoint: Annotated[
+        Path,
+        typer.Option(help="Latent diffusion folder: ldmkit's (RUN/model) or a diffusers SD folder"),
+    ],
     options: "SamplingOptions",
     out: Annotated[Path, typer.Option(help="Grid PNG to write")] = Path("samples.png"),
     n: int = 16,
@@ -75,13 +78,14 @@ def sample_command(
     import torch
     from PIL.PngImagePlugin import PngInfo
 
-    from ldmkit.checkpoint import CheckpointError, load_latent_diffusion, training_data
+    from ldmkit.checkpoint import CheckpointError, training_data
     from ldmkit.data.factory import class_names
     from ldmkit.hardware import select_device
     from ldmkit.images import image_grid, labelled_grid, to_uint8
+    from ldmkit.interop.load import load
 
     try:
-        model = load_latent_diffusion(checkpoint, select_device(device))
+        model = load(checkpoint, select_device(device))
         options = model.resolve(options)  # recorded as run: guidance and precision resolved
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error

@@ -1,0 +1,147 @@
+"""A diffusers Stable Diffusion folder read offline by `ldmkit.load`: a tiny random pipeline is
+saved by diffusers itself, then ldmkit's schedule, text context, denoiser output and decoder
+must equal the pipeline's own, and sampling runs from the command line."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import ldmkit
+from ldmkit.checkpoint import CheckpointError
+from ldmkit.cli import app
+from ldmkit.samplers import SamplingOptions
+
+diffusers = pytest.importorskip("diffusers", reason="needs the test extra: pip install diffusers")
+transformers = pytest.importorskip("transformers", reason="needs transformers (CLIP)")
+
+PROMPTS = ["a cat", ""]
+
+
+def _randomised(module: torch.nn.Module, scale: float) -> torch.nn.Module:
+    with torch.no_grad():  # every parameter random, so no mapping error hides behind an init
+        for p in module.parameters():
+            p.copy_(torch.randn_like(p) * scale)
+    return module.eval()
+
+
+@pytest.fixture(scope="module")
+def pipeline_folder(tiny_clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A StableDiffusionPipeline in miniature (CLIP width 32, f=2 VAE, 8x8 latents, v-prediction
+    on the scaled-linear schedule), written by diffusers' save_pretrained."""
+    torch.manual_seed(0)
+    unet = diffusers.UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        block_out_channels=(32, 64),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    vae = diffusers.AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=16,
+        scaling_factor=0.5,
+    )
+    scheduler = diffusers.DDIMScheduler(
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        prediction_type="v_prediction",
+    )
+    pipe = diffusers.StableDiffusionPipeline(
+        vae=_randomised(vae, 0.2),
+        text_encoder=transformers.CLIPTextModel.from_pretrained(tiny_clip),
+        tokenizer=transformers.CLIPTokenizer.from_pretrained(tiny_clip),
+        unet=_randomised(unet, 0.1),
+        scheduler=scheduler,
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    folder = tmp_path_factory.mktemp("diffusers") / "tiny-sd"
+    pipe.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(pipeline_folder: Path) -> "diffusers.StableDiffusionPipeline":
+    return diffusers.StableDiffusionPipeline.from_pretrained(pipeline_folder, local_files_only=True)
+
+
+def test_schedule_and_objective_come_from_the_scheduler(pipeline_folder: Path, reference) -> None:
+    model = ldmkit.load(pipeline_folder)
+    assert model.config.loss.prediction == "v"
+    torch.testing.assert_close(
+        model.schedule.alpha_bar.float(), reference.scheduler.alphas_cumprod, rtol=1e-6, atol=0
+    )
+
+
+@torch.no_grad()
+def test_context_denoiser_and_decoder_equal_the_pipelines(pipeline_folder: Path, reference) -> None:
+    model = ldmkit.load(pipeline_folder)
+    ids = reference.tokenizer(
+        PROMPTS, padding="max_length", max_length=77, truncation=True, return_tensors="pt"
+    ).input_ids
+    context = reference.text_encoder(ids)[0]
+    cond, _ = model.conditions(2, {"prompts": PROMPTS}, 1.0)
+    torch.testing.assert_close(cond["context"], context)
+    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    t = torch.tensor([10, 700])
+    ours = model.conditional_unet(x, t, cond)
+    theirs = reference.unet(x, t, encoder_hidden_states=context).sample
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+    scale = reference.vae.config.scaling_factor
+    decoded = reference.vae.decode(x / scale).sample.clamp(-1, 1)
+    torch.testing.assert_close(model.decode(x), decoded, rtol=1e-4, atol=1e-4)
+
+
+def test_samples_from_python_and_the_command_line(pipeline_folder: Path, tmp_path: Path) -> None:
+    images = ldmkit.load(pipeline_folder).sample(
+        2, prompts=PROMPTS, options=SamplingOptions(steps=2, guidance=3.0)
+    )
+    assert images.shape == (2, 3, 16, 16) and torch.isfinite(images).all()
+    out = tmp_path / "cats.png"
+    arguments = ["sample", "--checkpoint", str(pipeline_folder), "--prompt", "a cat"]
+    result = CliRunner().invoke(app, [*arguments, "--n", "1", "--steps", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.is_file()
+
+
+def test_what_cannot_be_read_is_named(pipeline_folder: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(pipeline_folder, other)
+    index = json.loads((other / "model_index.json").read_text())
+    (other / "model_index.json").write_text(json.dumps({**index, "_class_name": "FluxPipeline"}))
+    with pytest.raises(CheckpointError, match="a diffusers FluxPipeline folder; ldmkit reads"):
+        ldmkit.load(other)
+    (other / "model_index.json").write_text(json.dumps(index))
+    scheduler = other / "scheduler" / "scheduler_config.json"
+    config = json.loads(scheduler.read_text())
+    scheduler.write_text(json.dumps({**config, "beta_schedule": "linear"}))
+    with pytest.raises(CheckpointError, match="beta_schedule 'linear' is not supported"):
+        ldmkit.load(other)
+    scheduler.write_text(json.dumps(config))
+    weights = other / "unet" / "diffusion_pytorch_model.safetensors"
+    weights.unlink()
+    (other / "unet" / "diffusion_pytorch_model.bin").write_bytes(
+        b"\x80\x04\x95\x1b\x00\x00\x00\x00\x00\x00\x00\x8c\x08builtins\x94\x8c\x04exec\x94\x93\x94."
+    )
+    with pytest.raises(CheckpointError, match="refused"):
+        ldmkit.load(other)
+    with pytest.raises(CheckpointError, match="neither an ldmkit checkpoint folder"):
+        ldmkit.load(tmp_path)
