@@ -6,6 +6,8 @@
   PSNR); the demo's first stage.
 - `shapes_t2i/` (`scripts/ship_text_to_image.py` makes it): the `shapes-text` model on that
   autoencoder's latents, UNet and text encoder in float16; the demo's model.
+- `clip_bpe/`: the CLIP text tokenizer's byte-pair merges (Stable Diffusion 1.x and OpenCLIP
+  prompts are tokenised with them), so a single-file checkpoint needs nothing downloaded.
 """
 
 from pathlib import Path
@@ -14,3 +16,4 @@ ASSETS = Path(__file__).parent
 SHAPES_EVALUATOR = ASSETS / "shapes_evaluator"
 SHAPES_AUTOENCODER = ASSETS / "shapes_kl_f4"
 SHAPES_TEXT_TO_IMAGE = ASSETS / "shapes_t2i"
+CLIP_BPE = ASSETS / "clip_bpe" / "bpe_simple_vocab_16e6.txt.gz"

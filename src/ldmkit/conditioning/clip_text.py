@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 if TYPE_CHECKING:
-    from transformers import CLIPTextModel
+    from transformers import CLIPTextModel, CLIPTokenizer
 
 LAYERS = ("last", "penultimate")
 # A CLIPTextModel directory, or a whole CLIP (text and vision towers, e.g.
@@ -86,48 +86,18 @@ class ClipTextEncoder(nn.Module):
 
     _clip: "CLIPTextModel"
 
-    def __init__(self, config: ClipTextConfig):
+    def __init__(
+        self,
+        config: ClipTextConfig,
+        model: "CLIPTextModel | None" = None,
+        tokenizer: "CLIPTokenizer | None" = None,
+    ):
+        """Loads the encoder and tokenizer from `config.path`, unless both are given (a
+        single-file checkpoint's CLIP, built in memory; `config.path` then names that file)."""
         super().__init__()
-        try:
-            from transformers import CLIPTextModel, CLIPTokenizer
-            from transformers.utils import logging as hf_logging
-        except ImportError as error:
-            raise ImportError(
-                "the CLIP text encoder needs transformers: pip install 'ldmkit[clip]'"
-            ) from error
-        model_dir, tokenizer_dir = locate(Path(config.path))
-        check_model_type(model_dir)
-        if not any((tokenizer_dir / f).is_file() for f in ("tokenizer.json", "vocab.json")):
-            raise FileNotFoundError(
-                f"no CLIP tokenizer in {tokenizer_dir} (vocab.json and merges.txt, or "
-                f"tokenizer.json); clip.path must be {LAYOUT_HINT}"
-            )
-        # The load report lists the vision tower's weights as unexpected when `path` is a whole
-        # CLIP; missing weights, the case that matters, are checked below instead.
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-        try:
-            # float32 whatever the config.json says (transformers 5 defaults to its dtype, often
-            # float16 in SD folders); .half() afterwards if wanted.
-            model, info = CLIPTextModel.from_pretrained(
-                model_dir, local_files_only=True, dtype=torch.float32, output_loading_info=True
-            )
-        except Exception as error:  # transformers and safetensors raise their own types too
-            raise ValueError(f"cannot load a CLIPTextModel from {model_dir}: {error}") from error
-        finally:
-            hf_logging.set_verbosity(verbosity)
-        if info["missing_keys"]:
-            missing = sorted(info["missing_keys"])
-            raise ValueError(
-                f"{model_dir} lacks {len(missing)} CLIP text weights (e.g. {missing[0]}); "
-                "transformers would initialise them randomly"
-            )
-        try:
-            tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
-        except Exception as error:  # the tokenizers library raises its own exception types
-            raise ValueError(
-                f"cannot load a CLIP tokenizer from {tokenizer_dir}: {error}"
-            ) from error
+        if model is None or tokenizer is None:
+            model, tokenizer = _load(config)
+        model_dir = config.path
         positions = model.config.max_position_embeddings
         if config.max_length > positions:
             raise ValueError(
@@ -212,3 +182,46 @@ class ClipTextEncoder(nn.Module):
         # hidden_states: embeddings then each layer's output, before the final LayerNorm.
         hidden = self._clip(input_ids=ids, output_hidden_states=True).hidden_states
         return self._clip.final_layer_norm(hidden[-2])
+
+
+def _load(config: ClipTextConfig) -> tuple["CLIPTextModel", "CLIPTokenizer"]:
+    """The CLIPTextModel and CLIPTokenizer at `config.path` (read offline; errors say why not)."""
+    try:
+        from transformers import CLIPTextModel, CLIPTokenizer
+        from transformers.utils import logging as hf_logging
+    except ImportError as error:
+        raise ImportError(
+            "the CLIP text encoder needs transformers: pip install 'ldmkit[clip]'"
+        ) from error
+    model_dir, tokenizer_dir = locate(Path(config.path))
+    check_model_type(model_dir)
+    if not any((tokenizer_dir / f).is_file() for f in ("tokenizer.json", "vocab.json")):
+        raise FileNotFoundError(
+            f"no CLIP tokenizer in {tokenizer_dir} (vocab.json and merges.txt, or "
+            f"tokenizer.json); clip.path must be {LAYOUT_HINT}"
+        )
+    # The load report lists the vision tower's weights as unexpected when `path` is a whole
+    # CLIP; missing weights, the case that matters, are checked below instead.
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        # float32 whatever the config.json says (transformers 5 defaults to its dtype, often
+        # float16 in SD folders); .half() afterwards if wanted.
+        model, info = CLIPTextModel.from_pretrained(
+            model_dir, local_files_only=True, dtype=torch.float32, output_loading_info=True
+        )
+    except Exception as error:  # transformers and safetensors raise their own types too
+        raise ValueError(f"cannot load a CLIPTextModel from {model_dir}: {error}") from error
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if info["missing_keys"]:
+        missing = sorted(info["missing_keys"])
+        raise ValueError(
+            f"{model_dir} lacks {len(missing)} CLIP text weights (e.g. {missing[0]}); "
+            "transformers would initialise them randomly"
+        )
+    try:
+        tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+    except Exception as error:  # the tokenizers library raises its own exception types
+        raise ValueError(f"cannot load a CLIP tokenizer from {tokenizer_dir}: {error}") from error
+    return model, tokenizer

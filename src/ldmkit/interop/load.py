@@ -6,20 +6,23 @@ import torch
 
 from ldmkit.checkpoint import CONFIG_FILE, CheckpointError, load_latent_diffusion
 from ldmkit.interop.diffusers_folder import INDEX, is_diffusers_folder, load_diffusers_folder
+from ldmkit.interop.single_file import SUFFIXES, is_single_file, load_single_file
 from ldmkit.pipeline import LatentDiffusion
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> LatentDiffusion:
-    """The model at `path`: an ldmkit checkpoint folder (`config.json`, as training writes it)
-    or a diffusers Stable Diffusion folder (`model_index.json`); offline, from the folder
-    alone. Anything else is an error saying what was looked for."""
+    """The model at `path`: an ldmkit checkpoint folder (`config.json`, as training writes it),
+    a diffusers Stable Diffusion folder (`model_index.json`) or a Stable Diffusion 1.x single
+    file (`.safetensors`, `.ckpt`); offline, from what is there alone. Anything else is an
+    error saying what was looked for."""
     path = Path(path)
+    if is_single_file(path):
+        return load_single_file(path, device)
     if is_diffusers_folder(path):
         return load_diffusers_folder(path, device)
     if (path / CONFIG_FILE).is_file() or not path.exists():
         return load_latent_diffusion(path, device)
     raise CheckpointError(
-        f"{path} is neither an ldmkit checkpoint folder ({CONFIG_FILE}) nor a diffusers "
-        f"pipeline folder ({INDEX}); single-file .ckpt / .safetensors checkpoints are not read "
-        "yet"
+        f"{path} is neither an ldmkit checkpoint folder ({CONFIG_FILE}), a diffusers pipeline "
+        f"folder ({INDEX}) nor a checkpoint file ({', '.join(SUFFIXES)})"
     )

@@ -1,0 +1,260 @@
+"""A Stable Diffusion 1.x single-file checkpoint (`.safetensors` or `.ckpt`) as an ldmkit
+`LatentDiffusion`, read from the file alone, offline.
+
+The file holds the CompVis modules under their original names, which ldmkit keeps:
+`model.diffusion_model.*` (the UNet), `first_stage_model.*` (the KL autoencoder) and
+`cond_stage_model.transformer.*` (CLIP ViT-L/14's text transformer), plus the schedule's
+`betas`. The architecture is read from the weights' names and shapes (widths, levels, blocks,
+attention levels, context width); what the weights cannot say comes from the family's rules
+(`FAMILIES`: SD 1.x uses 8 heads in every transformer, a latent scale of 0.18215, epsilon
+prediction). CLIP's tokenizer comes from the vocabulary ldmkit ships (`conditioning.clip_vocab`).
+A `.ckpt` is read only through `torch.load(weights_only=True)`: a pickle with code is refused.
+"""
+
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
+from ldmkit.checkpoint import CheckpointError, load_state
+from ldmkit.conditioning import ClipCondition, ClipTextConfig, ClipTextEncoder
+from ldmkit.conditioning.clip_vocab import VOCAB_SIZE, clip_tokenizer
+from ldmkit.diffusion import DiffusionLossConfig, ScheduleConfig, cosine_schedule, linear_schedule
+from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+from ldmkit.unet import UNetConfig
+
+UNET, FIRST_STAGE = "model.diffusion_model.", "first_stage_model."
+CLIP_PREFIXES = ("cond_stage_model.transformer.text_model.", "cond_stage_model.transformer.")
+SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth")
+
+
+@dataclass(frozen=True)
+class Family:
+    """What a checkpoint family's weights do not record."""
+
+    name: str
+    num_heads: int | None  # a fixed number of heads in every transformer, or
+    num_head_channels: int | None  # a fixed width per head
+    latent_scale: float
+    prediction: str
+    latent_size: int  # the side it was trained at (512 px / 8)
+
+
+FAMILIES = {"sd1": Family("Stable Diffusion 1.x", 8, None, 0.18215, "eps", 64)}
+
+
+def is_single_file(path: Path) -> bool:
+    """Whether `path` is a checkpoint file ldmkit may read as one (by its suffix)."""
+    return Path(path).is_file() and Path(path).suffix in SUFFIXES
+
+
+def read_state(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a `.safetensors` file, or of a `.ckpt` read with weights_only (its
+    "state_dict" entry when it has one); anything that is not tensors is refused."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            return load_file(str(path))
+        zipped = zipfile.is_zipfile(path)  # torch's own format; mmap needs it
+        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
+    except (SafetensorError, OSError, RuntimeError) as error:
+        raise CheckpointError(f"{path} is not a readable checkpoint: {error}") from error
+    except Exception as error:  # the unpickler refuses code with its own error types
+        raise CheckpointError(
+            f"{path} holds more than tensors (code or objects) and is refused: it is read only "
+            "with torch.load(weights_only=True); convert it to .safetensors where it came from"
+        ) from error
+    state = loaded.get("state_dict", loaded) if isinstance(loaded, Mapping) else None
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{path} holds a {type(loaded).__name__}, not a state dict")
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def detect_family(state: Mapping[str, torch.Tensor], path: Path) -> Family:
+    """The checkpoint family of `state`, from its keys; unknown ones are an error that says
+    what was recognised."""
+    found = sorted({key.split(".")[0] for key in state})
+    if f"{UNET}input_blocks.0.0.weight" not in state:
+        raise CheckpointError(
+            f"{path} is not a latent diffusion checkpoint ldmkit recognises: no "
+            f"{UNET}* UNet (its top-level keys: {', '.join(found[:8])})"
+        )
+    if any(key.startswith("cond_stage_model.model.") for key in state):
+        raise CheckpointError(
+            f"{path} is a Stable Diffusion 2.x file (an OpenCLIP text encoder); only 1.x single "
+            "files are read so far (a diffusers folder of it is read)"
+        )
+    if not any(key.startswith(CLIP_PREFIXES[1]) for key in state):
+        raise CheckpointError(
+            f"{path}: a UNet without a CLIP text encoder (cond_stage_model.transformer.*); "
+            f"the CompVis model-zoo families are not read yet (top-level keys: {', '.join(found)})"
+        )
+    return FAMILIES["sd1"]
+
+
+def _part(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+
+
+def _indices(keys: Any, pattern: str) -> list[int]:
+    return sorted({int(m.group(1)) for key in keys if (m := re.match(pattern, key))})
+
+
+def unet_config_from_state(unet: Mapping[str, torch.Tensor], family: Family) -> UNetConfig:
+    """The UNet's architecture from its CompVis weights: widths and levels from the block
+    shapes, attention levels from where transformers stand, heads from the family."""
+    first = unet["input_blocks.0.0.weight"]  # (model_channels, in_channels, 3, 3)
+    model_channels = int(first.shape[0])
+    level, mults, blocks, attention = 0, [0], [0], set()
+    depth = linear = None
+    for i in _indices(unet, r"input_blocks\.(\d+)\.")[1:]:
+        if f"input_blocks.{i}.0.op.weight" in unet:  # a downsampling convolution
+            level += 1
+            mults.append(0)
+            blocks.append(0)
+            continue
+        width = int(unet[f"input_blocks.{i}.0.out_layers.3.weight"].shape[0])
+        mults[level], blocks[level] = width // model_channels, blocks[level] + 1
+        if f"input_blocks.{i}.1.proj_in.weight" in unet:
+            attention.add(2**level)
+            depth = len(_indices(unet, rf"input_blocks\.{i}\.1\.transformer_blocks\.(\d+)\."))
+            linear = unet[f"input_blocks.{i}.1.proj_in.weight"].ndim == 2
+    if len(set(blocks)) != 1:
+        raise CheckpointError(f"the UNet has {blocks} residual blocks per level; expected equal")
+    context = unet.get("middle_block.1.transformer_blocks.0.attn2.to_k.weight")
+    if any(key.startswith("label_emb.") for key in unet):
+        raise CheckpointError("a UNet with a class or noise-level embedding is not read yet")
+    emb = unet["input_blocks.1.0.emb_layers.1.weight"]
+    return UNetConfig(
+        in_channels=int(first.shape[1]),
+        out_channels=int(unet["out.2.weight"].shape[0]),
+        model_channels=model_channels,
+        channel_mult=tuple(mults),
+        num_res_blocks=blocks[0],
+        attention_resolutions=tuple(sorted(attention)),
+        num_heads=family.num_heads,
+        num_head_channels=family.num_head_channels,
+        transformer_depth=depth or 1,
+        context_dim=None if context is None else int(context.shape[1]),
+        use_linear_in_transformer=bool(linear),
+        use_scale_shift_norm=int(emb.shape[0]) == 2 * int(mults[0] * model_channels),
+    )
+
+
+def autoencoder_config_from_state(ae: Mapping[str, torch.Tensor]) -> AutoencoderConfig:
+    """The KL autoencoder's architecture from its CompVis weights."""
+    width = int(ae["encoder.conv_in.weight"].shape[0])
+    levels = _indices(ae, r"encoder\.down\.(\d+)\.")
+    z = int(ae["decoder.conv_in.weight"].shape[1])
+    if int(ae["quant_conv.weight"].shape[0]) != 2 * z:
+        raise CheckpointError("the first stage is not a KL autoencoder (VQ is not read yet)")
+    return AutoencoderConfig(
+        kind="kl",
+        in_channels=int(ae["encoder.conv_in.weight"].shape[1]),
+        out_channels=int(ae["decoder.conv_out.weight"].shape[0]),
+        model_channels=width,
+        channel_mult=tuple(
+            int(ae[f"encoder.down.{i}.block.0.conv2.weight"].shape[0]) // width for i in levels
+        ),
+        num_res_blocks=len(_indices(ae, r"encoder\.down\.0\.block\.(\d+)\.")),
+        attn_factors=tuple(2**i for i in levels if f"encoder.down.{i}.attn.0.q.weight" in ae),
+        mid_attention="encoder.mid.attn_1.q.weight" in ae,
+        z_channels=z,
+    )
+
+
+def clip_from_state(state: Mapping[str, torch.Tensor], path: Path) -> ClipTextEncoder:
+    """CLIP's text transformer from `cond_stage_model.transformer.*`, its shape read from the
+    weights (64-wide heads, quick-GELU, as CLIP's), with the shipped tokenizer."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    prefix = next(p for p in CLIP_PREFIXES if f"{p}embeddings.token_embedding.weight" in state)
+    weights = _part(state, prefix)
+    vocab, width = weights["embeddings.token_embedding.weight"].shape
+    if vocab != VOCAB_SIZE:
+        raise CheckpointError(f"{path}: a CLIP with {vocab} tokens, not CLIP's {VOCAB_SIZE}")
+    config = CLIPTextConfig(
+        vocab_size=int(vocab),
+        hidden_size=int(width),
+        intermediate_size=int(weights["encoder.layers.0.mlp.fc1.weight"].shape[0]),
+        num_hidden_layers=len(_indices(weights, r"encoder\.layers\.(\d+)\.")),
+        num_attention_heads=max(1, int(width) // 64),
+        max_position_embeddings=int(weights["embeddings.position_embedding.weight"].shape[0]),
+        hidden_act="quick_gelu",
+        bos_token_id=49406,
+        eos_token_id=49407,
+        pad_token_id=49407,
+    )
+    model = CLIPTextModel(config).eval()
+    # The model's own names: under text_model. in some transformers versions, bare in others.
+    nested = any(key.startswith("text_model.") for key in model.state_dict())
+    weights = {
+        ("text_model." if nested else "") + k: v
+        for k, v in weights.items()
+        if not k.endswith("position_ids")
+    }
+    load_state(model, _with_buffers(model, weights), path)
+    return ClipTextEncoder(ClipTextConfig(str(path)), model.float(), clip_tokenizer())
+
+
+def _with_buffers(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> dict:
+    """`weights` plus the model's own non-learned buffers the file may leave out."""
+    own = model.state_dict()
+    return {**{k: v for k, v in own.items() if k not in weights and "position_ids" in k}, **weights}
+
+
+def schedule_from_state(state: Mapping[str, torch.Tensor]) -> ScheduleConfig:
+    """The schedule whose betas the file stores (LDM's linear or the cosine one, checked to
+    1e-5); SD 1.x's when it stores none."""
+    betas = state.get("betas")
+    if betas is None:
+        return ScheduleConfig("linear", 1000, 0.00085, 0.012)
+    betas = betas.double()
+    steps, start, end = len(betas), float(betas[0]), float(betas[-1])
+    if torch.allclose(linear_schedule(steps, start, end).betas, betas, rtol=1e-5, atol=0):
+        return ScheduleConfig("linear", steps, start, end)
+    if torch.allclose(cosine_schedule(steps).betas, betas, rtol=1e-5, atol=0):
+        return ScheduleConfig("cosine", steps)
+    raise CheckpointError(
+        "the checkpoint's betas follow neither LDM's linear (sqrt-linear) schedule nor the "
+        "cosine one; ldmkit cannot reproduce its noise schedule"
+    )
+
+
+def load_single_file(path: Path, device: str | torch.device = "cpu") -> LatentDiffusion:
+    """The Stable Diffusion 1.x checkpoint file `path` as a LatentDiffusion."""
+    path = Path(path)
+    state = read_state(path)
+    family = detect_family(state, path)
+    unet_state, ae_state = _part(state, UNET), _part(state, FIRST_STAGE)
+    try:
+        unet = unet_config_from_state(unet_state, family)
+        ae_config = autoencoder_config_from_state(ae_state)
+        autoencoder = Autoencoder(ae_config)
+        ae_state = {
+            **ae_state,
+            "latent_shift": torch.tensor(0.0),
+            "latent_scale": torch.tensor(family.latent_scale),
+        }
+        load_state(autoencoder, ae_state, path)
+        config = DiffusionConfig(
+            unet=unet,
+            schedule=schedule_from_state(state),
+            loss=DiffusionLossConfig(prediction=family.prediction),  # type: ignore[arg-type]
+            latent_size=family.latent_size,
+            conditioners=(ClipCondition(encoder=ClipTextConfig(str(path))),),
+        )
+        model = LatentDiffusion(config, autoencoder.eval(), {"clip": clip_from_state(state, path)})
+        load_state(model.unet, unet_state, path)
+    except CheckpointError:
+        raise
+    except (KeyError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path} ({family.name}): {error}") from error
+    return model.to(device).eval()

@@ -1,0 +1,163 @@
+"""Stable Diffusion 1.x single files read by `ldmkit.load`: a tiny file in SD 1.x's layout (the
+original key names, random weights, tiny widths, CLIP's full vocabulary) is read back into the
+same UNet, autoencoder and text encoder, from .safetensors and from .ckpt, samples
+deterministically from the command line, and what is not SD 1.x is refused by name."""
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from typer.testing import CliRunner
+
+import ldmkit
+from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
+from ldmkit.checkpoint import CheckpointError
+from ldmkit.cli import app
+from ldmkit.conditioning.clip_vocab import VOCAB_SIZE, clip_tokenizer
+from ldmkit.diffusion import linear_schedule
+from ldmkit.unet import UNet, UNetConfig
+
+transformers = pytest.importorskip("transformers", reason="the CLIP encoder needs transformers")
+
+UNET_CONFIG = UNetConfig(
+    in_channels=4,
+    out_channels=4,
+    model_channels=32,
+    channel_mult=(1, 2),
+    num_res_blocks=1,
+    attention_resolutions=(1,),
+    num_heads=8,  # SD 1.x's rule: 8 heads in every transformer
+    num_head_channels=None,
+    context_dim=64,
+)
+AE_CONFIG = AutoencoderConfig(
+    model_channels=32, channel_mult=(1, 2), num_res_blocks=1, z_channels=4
+)
+
+
+def _random(module: torch.nn.Module) -> torch.nn.Module:
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn_like(p) * 0.05)
+    return module.eval()
+
+
+@pytest.fixture(scope="module")
+def parts() -> dict:
+    torch.manual_seed(0)
+    clip_config = transformers.CLIPTextConfig(
+        vocab_size=VOCAB_SIZE,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=1,
+        max_position_embeddings=77,
+        hidden_act="quick_gelu",
+    )
+    return {
+        "unet": _random(UNet(UNET_CONFIG)),
+        "autoencoder": _random(Autoencoder(AE_CONFIG)),
+        "clip": _random(transformers.CLIPTextModel(clip_config)),
+    }
+
+
+def _sd1_state(parts: dict) -> dict[str, torch.Tensor]:
+    """The parts under SD 1.x's key names, with the schedule's buffers."""
+    state = {f"model.diffusion_model.{k}": v for k, v in parts["unet"].state_dict().items()}
+    for key, value in parts["autoencoder"].state_dict().items():
+        if not key.startswith("latent_"):
+            state[f"first_stage_model.{key}"] = value
+    for key, value in parts["clip"].state_dict().items():  # SD 1.x names, whatever transformers'
+        state[f"cond_stage_model.transformer.text_model.{key.removeprefix('text_model.')}"] = value
+    schedule = linear_schedule(1000, 0.00085, 0.012)
+    state["betas"] = schedule.betas.float()
+    state["alphas_cumprod"] = schedule.alpha_bar.float()
+    return {k: v.contiguous() for k, v in state.items()}
+
+
+@pytest.fixture(scope="module")
+def sd_file(parts: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sd") / "tiny-sd1.safetensors"
+    save_file(_sd1_state(parts), str(path))
+    return path
+
+
+def test_clip_tokenizer_ships_with_ldmkit() -> None:
+    ids = clip_tokenizer()(["a photo of a cat"]).input_ids
+    assert ids == [[49406, 320, 1125, 539, 320, 2368, 49407]]  # CLIP's ids for these words
+
+
+@torch.no_grad()
+def test_the_file_reads_back_into_the_same_networks(sd_file: Path, parts: dict) -> None:
+    model = ldmkit.load(sd_file)
+    config = model.config
+    assert config.unet.channel_mult == (1, 2) and config.unet.attention_resolutions == (1,)
+    assert config.unet.num_heads == 8 and config.unet.context_dim == 64
+    assert config.schedule.kind == "linear" and config.loss.prediction == "eps"
+    assert model.autoencoder.factor == 2 and float(model.autoencoder.latent_scale) == pytest.approx(0.18215)
+    original = parts["unet"].state_dict()
+    assert all(torch.equal(v, original[k]) for k, v in model.unet.state_dict().items())
+    z = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    expected = parts["autoencoder"].decode(z / 0.18215).clamp(-1, 1)
+    torch.testing.assert_close(model.decode(z), expected)
+    cond, _ = model.conditions(1, {"prompts": ["a photo of a cat"]}, 1.0)
+    ids = clip_tokenizer()(["a photo of a cat"], padding="max_length", return_tensors="pt")
+    torch.testing.assert_close(cond["context"], parts["clip"](ids.input_ids).last_hidden_state)
+
+
+def test_a_ckpt_reads_the_same_and_a_pickle_with_code_is_refused(
+    sd_file: Path, parts: dict, tmp_path: Path
+) -> None:
+    ckpt = tmp_path / "tiny-sd1.ckpt"
+    torch.save({"state_dict": _sd1_state(parts), "global_step": 7}, ckpt)
+    model = ldmkit.load(ckpt)
+    original = parts["unet"].state_dict()
+    assert all(torch.equal(v, original[k]) for k, v in model.unet.state_dict().items())
+    marker = tmp_path / "executed"
+
+    class Payload:
+        def __reduce__(self):  # what a malicious checkpoint does when unpickled
+            return (os.system, (f"touch {marker}",))
+
+    evil = tmp_path / "evil.ckpt"
+    evil.write_bytes(pickle.dumps({"state_dict": {}, "x": Payload()}))
+    with pytest.raises(CheckpointError, match=r"holds more than tensors .* refused"):
+        ldmkit.load(evil)
+    assert not marker.exists()
+
+
+def test_sampling_from_the_command_line_is_deterministic(sd_file: Path, tmp_path: Path) -> None:
+    runs = []
+    for name in ("a.png", "b.png"):
+        out = tmp_path / name
+        arguments = ["sample", "--checkpoint", str(sd_file), "--prompt", "a photo of a cat"]
+        arguments += ["--n", "1", "--steps", "2", "--latent-size", "8", "--out", str(out)]
+        result = CliRunner().invoke(app, arguments)
+        assert result.exit_code == 0, result.output
+        runs.append(Image.open(out).tobytes())
+    assert runs[0] == runs[1]
+
+
+def test_other_files_are_refused_by_name(sd_file: Path, parts: dict, tmp_path: Path) -> None:
+    state = _sd1_state(parts)
+    sd2 = {k: v for k, v in state.items() if not k.startswith("cond_stage_model")}
+    sd2["cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight"] = torch.zeros(3, 1)
+    save_file(sd2, str(tmp_path / "sd2.safetensors"))
+    with pytest.raises(CheckpointError, match=r"a Stable Diffusion 2\.x file"):
+        ldmkit.load(tmp_path / "sd2.safetensors")
+    save_file({"encoder.weight": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(
+        CheckpointError, match="not a latent diffusion checkpoint ldmkit recognises"
+    ):
+        ldmkit.load(tmp_path / "other.safetensors")
+    state["betas"] = torch.linspace(1e-4, 2e-2, 1000)  # plain linear in beta: not LDM's
+    save_file(state, str(tmp_path / "betas.safetensors"))
+    with pytest.raises(CheckpointError, match="betas follow neither"):
+        ldmkit.load(tmp_path / "betas.safetensors")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(CheckpointError, match="nor a checkpoint file"):
+        ldmkit.load(tmp_path / "notes.txt")
