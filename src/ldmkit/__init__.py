@@ -11,9 +11,12 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 
-def load(path: "str | Path", device: "str | torch.device" = "cpu") -> "LatentDiffusion":
-    """A latent diffusion model from a local folder: an ldmkit checkpoint or a diffusers Stable
-    Diffusion folder (`ldmkit.interop.load`); nothing is downloaded."""
+def load(
+    path: "str | Path", device: "str | torch.device" = "cpu", ema: bool = False
+) -> "LatentDiffusion":
+    """A latent diffusion model from a local folder or file: an ldmkit checkpoint, a diffusers
+    Stable Diffusion folder or a Stable Diffusion 1.x single file (`ldmkit.interop.load`; `ema`:
+    a single file's EMA weights); nothing is downloaded."""
     from ldmkit.interop.load import load as load_any
 
-    return load_any(path, device)
+    return load_any(path, device, ema)

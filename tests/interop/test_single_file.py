@@ -98,7 +98,9 @@ def test_the_file_reads_back_into_the_same_networks(sd_file: Path, parts: dict) 
     assert config.unet.channel_mult == (1, 2) and config.unet.attention_resolutions == (1,)
     assert config.unet.num_heads == 8 and config.unet.context_dim == 64
     assert config.schedule.kind == "linear" and config.loss.prediction == "eps"
-    assert model.autoencoder.factor == 2 and float(model.autoencoder.latent_scale) == pytest.approx(0.18215)
+    assert model.autoencoder.factor == 2 and float(model.autoencoder.latent_scale) == pytest.approx(
+        0.18215
+    )
     original = parts["unet"].state_dict()
     assert all(torch.equal(v, original[k]) for k, v in model.unet.state_dict().items())
     z = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
@@ -128,6 +130,22 @@ def test_a_ckpt_reads_the_same_and_a_pickle_with_code_is_refused(
     with pytest.raises(CheckpointError, match=r"holds more than tensors .* refused"):
         ldmkit.load(evil)
     assert not marker.exists()
+
+
+def test_ema_weights_are_taken_with_ema(parts: dict, tmp_path: Path) -> None:
+    state = _sd1_state(parts)
+    unet = parts["unet"].state_dict()
+    for key, value in unet.items():  # CompVis LitEma: the name under diffusion_model, no dots
+        state["model_ema.diffusion_model" + key.replace(".", "")] = value + 1.0
+    path = tmp_path / "with-ema.safetensors"
+    save_file(state, str(path))
+    plain, averaged = ldmkit.load(path), ldmkit.load(path, ema=True)
+    key = "input_blocks.0.0.weight"
+    assert torch.equal(plain.unet.state_dict()[key], unet[key])
+    assert torch.equal(averaged.unet.state_dict()[key], unet[key] + 1.0)
+    save_file(_sd1_state(parts), str(tmp_path / "no-ema.safetensors"))
+    with pytest.raises(CheckpointError, match=r"holds no EMA weights \(model_ema\.\*\)"):
+        ldmkit.load(tmp_path / "no-ema.safetensors", ema=True)
 
 
 def test_sampling_from_the_command_line_is_deterministic(sd_file: Path, tmp_path: Path) -> None:

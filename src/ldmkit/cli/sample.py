@@ -64,6 +64,9 @@ def sample_command(
     strength: Annotated[
         float, typer.Option(help="Image-to-image: 1 = from noise, small = close to the image")
     ] = 0.75,
+    ema: Annotated[
+        bool, typer.Option("--ema", help="Single files: the UNet's EMA weights (model_ema.*)")
+    ] = False,
     device: Device = "auto",
 ) -> None:
     """Generate a grid of samples; the PNG's text metadata records how to reproduce it."""
@@ -85,7 +88,7 @@ def sample_command(
     from ldmkit.interop.load import load
 
     try:
-        model = load(checkpoint, select_device(device))
+        model = load(checkpoint, select_device(device), ema=ema)
         options = model.resolve(options)  # recorded as run: guidance and precision resolved
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
@@ -164,6 +167,7 @@ def sample_command(
         "class": class_,
         "per_class": per_class,
         "latent_size": latent_size,
+        **({"ema": True} if ema else {}),
     }
     if init_image is not None:
         params.update(init_image=str(init_image), strength=strength)

@@ -10,14 +10,19 @@ from ldmkit.interop.single_file import SUFFIXES, is_single_file, load_single_fil
 from ldmkit.pipeline import LatentDiffusion
 
 
-def load(path: str | Path, device: str | torch.device = "cpu") -> LatentDiffusion:
+def load(
+    path: str | Path, device: str | torch.device = "cpu", ema: bool = False
+) -> LatentDiffusion:
     """The model at `path`: an ldmkit checkpoint folder (`config.json`, as training writes it),
     a diffusers Stable Diffusion folder (`model_index.json`) or a Stable Diffusion 1.x single
     file (`.safetensors`, `.ckpt`); offline, from what is there alone. Anything else is an
-    error saying what was looked for."""
+    error saying what was looked for. `ema` takes a single file's EMA weights (ldmkit's own
+    checkpoints hold the EMA weights already)."""
     path = Path(path)
     if is_single_file(path):
-        return load_single_file(path, device)
+        return load_single_file(path, device, ema)
+    if ema:
+        raise CheckpointError(f"{path}: --ema is for single files that hold model_ema.* weights")
     if is_diffusers_folder(path):
         return load_diffusers_folder(path, device)
     if (path / CONFIG_FILE).is_file() or not path.exists():

@@ -228,12 +228,32 @@ def schedule_from_state(state: Mapping[str, torch.Tensor]) -> ScheduleConfig:
     )
 
 
-def load_single_file(path: Path, device: str | torch.device = "cpu") -> LatentDiffusion:
-    """The Stable Diffusion 1.x checkpoint file `path` as a LatentDiffusion."""
+def ema_unet_state(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """The UNet's EMA weights a CompVis training stored (`model_ema.` + the parameter's name
+    under `diffusion_model.` with its dots removed), under the UNet's own names."""
+    unet = _part(state, UNET)
+    ema = {k: state.get("model_ema.diffusion_model" + k.replace(".", "")) for k in unet}
+    missing = [k for k, v in ema.items() if v is None and unet[k].is_floating_point()]
+    if len(missing) == len(ema):
+        raise CheckpointError(f"{path} holds no EMA weights (model_ema.*); leave out --ema")
+    if missing:
+        raise CheckpointError(
+            f"{path}: the EMA weights lack {len(missing)} UNet parameters (e.g. {missing[0]})"
+        )
+    return {k: v if v is not None else unet[k] for k, v in ema.items()}
+
+
+def load_single_file(
+    path: Path, device: str | torch.device = "cpu", ema: bool = False
+) -> LatentDiffusion:
+    """The Stable Diffusion 1.x checkpoint file `path` as a LatentDiffusion; `ema` takes the
+    UNet's EMA weights where the file has them."""
     path = Path(path)
     state = read_state(path)
     family = detect_family(state, path)
     unet_state, ae_state = _part(state, UNET), _part(state, FIRST_STAGE)
+    if ema:
+        unet_state = ema_unet_state(state, path)
     try:
         unet = unet_config_from_state(unet_state, family)
         ae_config = autoencoder_config_from_state(ae_state)
