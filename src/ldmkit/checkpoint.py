@@ -193,8 +193,11 @@ def read_typed_config(directory: Path, expected_model: str, cls: type[T]) -> T:
         raise CheckpointError(f"{directory}: invalid {expected_model} config: {error}") from error
 
 
-def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
-    """Strict load_state_dict with an error that lists missing and unexpected keys."""
+def load_state(
+    module: torch.nn.Module, state: dict[str, torch.Tensor], source: Path, assign: bool = False
+) -> None:
+    """Strict load_state_dict with an error that lists missing and unexpected keys; `assign`
+    makes the given tensors the module's own (no copy: a module built on the meta device)."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -204,7 +207,7 @@ def load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: 
             f"{source}: weights do not match the config: missing {missing[:5]}, "
             f"unexpected {unexpected[:5]}, wrong shape {shapes[:5]}"
         )
-    module.load_state_dict(state)
+    module.load_state_dict(state, assign=assign)
 
 
 AUTOENCODER_DIR = "autoencoder"

@@ -13,10 +13,10 @@ A `.ckpt` is read only through `torch.load(weights_only=True)`: a pickle with co
 
 import re
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from safetensors import SafetensorError
@@ -28,7 +28,9 @@ from ldmkit.conditioning import ClipCondition, ClipTextConfig, ClipTextEncoder
 from ldmkit.conditioning.clip_vocab import VOCAB_SIZE, clip_tokenizer
 from ldmkit.diffusion import DiffusionLossConfig, ScheduleConfig, cosine_schedule, linear_schedule
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
-from ldmkit.unet import UNetConfig
+from ldmkit.unet import UNet, UNetConfig
+
+M = TypeVar("M", bound=torch.nn.Module)
 
 UNET, FIRST_STAGE = "model.diffusion_model.", "first_stage_model."
 CLIP_PREFIXES = ("cond_stage_model.transformer.text_model.", "cond_stage_model.transformer.")
@@ -228,6 +230,15 @@ def schedule_from_state(state: Mapping[str, torch.Tensor]) -> ScheduleConfig:
     )
 
 
+def _assigned(build: Callable[[], M], state: dict[str, torch.Tensor], path: Path) -> M:
+    """The module `build` makes, built on the meta device and given the file's tensors as its
+    own (no second copy of the weights in memory), in float32."""
+    with torch.device("meta"):
+        module = build()
+    load_state(module, state, path, assign=True)
+    return module.float()
+
+
 def ema_unet_state(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
     """The UNet's EMA weights a CompVis training stored (`model_ema.` + the parameter's name
     under `diffusion_model.` with its dots removed), under the UNet's own names."""
@@ -257,13 +268,13 @@ def load_single_file(
     try:
         unet = unet_config_from_state(unet_state, family)
         ae_config = autoencoder_config_from_state(ae_state)
-        autoencoder = Autoencoder(ae_config)
         ae_state = {
             **ae_state,
             "latent_shift": torch.tensor(0.0),
             "latent_scale": torch.tensor(family.latent_scale),
         }
-        load_state(autoencoder, ae_state, path)
+        autoencoder = _assigned(lambda: Autoencoder(ae_config), ae_state, path)
+        denoiser = _assigned(lambda: UNet(unet), unet_state, path)
         config = DiffusionConfig(
             unet=unet,
             schedule=schedule_from_state(state),
@@ -271,8 +282,8 @@ def load_single_file(
             latent_size=family.latent_size,
             conditioners=(ClipCondition(encoder=ClipTextConfig(str(path))),),
         )
-        model = LatentDiffusion(config, autoencoder.eval(), {"clip": clip_from_state(state, path)})
-        load_state(model.unet, unet_state, path)
+        clip = {"clip": clip_from_state(state, path)}
+        model = LatentDiffusion(config, autoencoder.eval(), clip, unet=denoiser)
     except CheckpointError:
         raise
     except (KeyError, ValueError, RuntimeError) as error:

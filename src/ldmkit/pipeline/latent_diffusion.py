@@ -61,15 +61,20 @@ class LatentDiffusion(nn.Module):
         autoencoder: Autoencoder,
         loaded: Mapping[str, Any] | None = None,
         conditioners: Sequence[Conditioner] | None = None,
+        unet: UNet | None = None,
     ):
         """`loaded` holds what conditioners take by kind: a text model's tokenizer under "text",
         an already loaded frozen CLIP under "clip" (else it loads its own). `conditioners`
         replaces those `config` lists (`build_conditioners`), e.g. a mode of one's own; the
-        UNet's inputs must then fit them."""
+        UNet's inputs must then fit them. `unet` is one built elsewhere for `config.unet` (a
+        checkpoint's, its weights already in place)."""
         super().__init__()
         # The UNet first, then the conditioners: the order in which their initial weights draw
         # from the global generator, so a seed gives the weights it always gave.
-        unet = UNet(config.unet)
+        if unet is None:
+            unet = UNet(config.unet)
+        elif unet.config != config.unet:
+            raise ValueError("the given unet was built for another UNetConfig than config.unet")
         if conditioners is None:
             conditioners = build_conditioners(config, autoencoder, loaded)
         z = autoencoder.config.z_channels
