@@ -12,11 +12,15 @@ __version__ = "0.1.0"
 
 
 def load(
-    path: "str | Path", device: "str | torch.device" = "cpu", ema: bool = False
+    path: "str | Path",
+    device: "str | torch.device" = "cpu",
+    ema: bool = False,
+    prediction: str | None = None,
 ) -> "LatentDiffusion":
     """A latent diffusion model from a local folder or file: an ldmkit checkpoint, a diffusers
-    Stable Diffusion folder or a Stable Diffusion 1.x single file (`ldmkit.interop.load`; `ema`:
-    a single file's EMA weights); nothing is downloaded."""
+    Stable Diffusion folder or a Stable Diffusion 1.x / 2.x single file (`ldmkit.interop.load`;
+    `ema`: a single file's EMA weights; `prediction`: eps or v for a 2.x file); nothing is
+    downloaded."""
     from ldmkit.interop.load import load as load_any
 
-    return load_any(path, device, ema)
+    return load_any(path, device, ema, prediction)

@@ -162,11 +162,8 @@ def test_sampling_from_the_command_line_is_deterministic(sd_file: Path, tmp_path
 
 def test_other_files_are_refused_by_name(sd_file: Path, parts: dict, tmp_path: Path) -> None:
     state = _sd1_state(parts)
-    sd2 = {k: v for k, v in state.items() if not k.startswith("cond_stage_model")}
-    sd2["cond_stage_model.model.transformer.resblocks.0.attn.in_proj_weight"] = torch.zeros(3, 1)
-    save_file(sd2, str(tmp_path / "sd2.safetensors"))
-    with pytest.raises(CheckpointError, match=r"a Stable Diffusion 2\.x file"):
-        ldmkit.load(tmp_path / "sd2.safetensors")
+    with pytest.raises(CheckpointError, match=r"a Stable Diffusion 1\.x file: it predicts eps"):
+        ldmkit.load(sd_file, prediction="v")
     save_file({"encoder.weight": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
     with pytest.raises(
         CheckpointError, match="not a latent diffusion checkpoint ldmkit recognises"
@@ -179,3 +176,87 @@ def test_other_files_are_refused_by_name(sd_file: Path, parts: dict, tmp_path: P
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(CheckpointError, match="nor a checkpoint file"):
         ldmkit.load(tmp_path / "notes.txt")
+
+
+SD2_UNET = UNetConfig(
+    in_channels=4,
+    out_channels=4,
+    model_channels=64,
+    channel_mult=(1, 2),
+    num_res_blocks=1,
+    attention_resolutions=(1,),
+    num_heads=None,
+    num_head_channels=64,  # SD 2.x's rule: 64-wide heads
+    context_dim=64,
+    use_linear_in_transformer=True,
+)
+
+
+def _openclip_keys(clip: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A transformers CLIP text model under OpenCLIP's names (as SD 2.x files store its text
+    tower): q, k, v fused into nn.MultiheadAttention's in_proj, in that order."""
+    hf = {k.removeprefix("text_model."): v for k, v in clip.state_dict().items()}
+    out = {
+        "token_embedding.weight": hf["embeddings.token_embedding.weight"],
+        "positional_embedding": hf["embeddings.position_embedding.weight"],
+        "ln_final.weight": hf["final_layer_norm.weight"],
+        "ln_final.bias": hf["final_layer_norm.bias"],
+        "text_projection": torch.eye(hf["final_layer_norm.weight"].shape[0]),
+        "logit_scale": torch.tensor(4.6),
+    }
+    names = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "mlp.fc1": "mlp.c_fc"}
+    names |= {"mlp.fc2": "mlp.c_proj", "self_attn.out_proj": "attn.out_proj"}
+    layers = {int(k.split(".")[2]) for k in hf if k.startswith("encoder.layers.")}
+    for i in layers:
+        for ours, theirs in names.items():
+            for kind in ("weight", "bias"):
+                out[f"transformer.resblocks.{i}.{theirs}.{kind}"] = hf[
+                    f"encoder.layers.{i}.{ours}.{kind}"
+                ]
+        for kind in ("weight", "bias"):
+            parts = [hf[f"encoder.layers.{i}.self_attn.{p}_proj.{kind}"] for p in "qkv"]
+            out[f"transformer.resblocks.{i}.attn.in_proj_{kind}"] = torch.cat(parts)
+    return out
+
+
+@torch.no_grad()
+def test_a_stable_diffusion_2_file_reads_its_openclip_tower(parts: dict, tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    unet = _random(UNet(SD2_UNET))
+    clip = _random(
+        transformers.CLIPTextModel(
+            transformers.CLIPTextConfig(
+                vocab_size=VOCAB_SIZE,
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=3,
+                num_attention_heads=1,
+                max_position_embeddings=77,
+                hidden_act="gelu",
+            )
+        )
+    )
+    state = {k: v for k, v in _sd1_state(parts).items() if not k.startswith("cond_stage_model")}
+    state = {k: v for k, v in state.items() if not k.startswith("model.diffusion_model.")}
+    state |= {f"model.diffusion_model.{k}": v for k, v in unet.state_dict().items()}
+    state |= {f"cond_stage_model.model.{k}": v for k, v in _openclip_keys(clip).items()}
+    path = tmp_path / "tiny-sd2.safetensors"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+
+    model = ldmkit.load(path)  # no global_step: read as the 768-v model, and said
+    assert model.config.loss.prediction == "v" and model.config.latent_size == 96
+    assert model.config.unet.num_head_channels == 64 and model.config.unet.use_linear_in_transformer
+    original = unet.state_dict()
+    assert all(torch.equal(v, original[k]) for k, v in model.unet.state_dict().items())
+    assert ldmkit.load(path, prediction="eps").config.loss.prediction == "eps"
+    base = tmp_path / "tiny-sd2-base.ckpt"  # the 512 base model's .ckpt records its steps
+    torch.save({"state_dict": state, "global_step": 875000}, base)
+    assert ldmkit.load(base).config.loss.prediction == "eps"
+    # The context is OpenCLIP's penultimate layer, final LayerNorm applied, "!"-padded prompts.
+    cond, _ = model.conditions(1, {"prompts": ["a photo of a cat"]}, 1.0)
+    ids = clip_tokenizer(pad_token="!")(
+        ["a photo of a cat"], padding="max_length", return_tensors="pt"
+    ).input_ids
+    assert ids[0, 7:].eq(0).all()  # after the end of text: "!" (id 0)
+    hidden = clip(ids, output_hidden_states=True).hidden_states[-2]
+    torch.testing.assert_close(cond["context"], clip.final_layer_norm(hidden))

@@ -67,6 +67,10 @@ def sample_command(
     ema: Annotated[
         bool, typer.Option("--ema", help="Single files: the UNet's EMA weights (model_ema.*)")
     ] = False,
+    prediction: Annotated[
+        str | None,
+        typer.Option(help="Stable Diffusion 2.x files: v (768-v, the default) or eps (512 base)"),
+    ] = None,
     device: Device = "auto",
 ) -> None:
     """Generate a grid of samples; the PNG's text metadata records how to reproduce it."""
@@ -88,7 +92,7 @@ def sample_command(
     from ldmkit.interop.load import load
 
     try:
-        model = load(checkpoint, select_device(device), ema=ema)
+        model = load(checkpoint, select_device(device), ema=ema, prediction=prediction)
         options = model.resolve(options)  # recorded as run: guidance and precision resolved
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error

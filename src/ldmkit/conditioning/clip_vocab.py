@@ -45,8 +45,9 @@ def clip_vocabulary(path: Path = CLIP_BPE) -> tuple[dict[str, int], list[str]]:
     return {token: i for i, token in enumerate(tokens)}, merges
 
 
-def clip_tokenizer(max_length: int = 77) -> "CLIPTokenizer":
-    """A CLIPTokenizer with CLIP's vocabulary (pad = end of text, as Stable Diffusion 1.x)."""
+def clip_tokenizer(max_length: int = 77, pad_token: str = EOS) -> "CLIPTokenizer":
+    """A CLIPTokenizer with CLIP's vocabulary, padding with `pad_token`: the end of text for
+    Stable Diffusion 1.x (OpenAI CLIP), "!" (id 0) for 2.x (OpenCLIP pads with zeros)."""
     from transformers import CLIPTokenizer
 
     vocab, merges = clip_vocabulary()
@@ -54,7 +55,7 @@ def clip_tokenizer(max_length: int = 77) -> "CLIPTokenizer":
         directory = Path(folder)
         (directory / "vocab.json").write_text(json.dumps(vocab))
         (directory / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n")
-        config = {"bos_token": BOS, "eos_token": EOS, "pad_token": EOS, "unk_token": EOS}
+        config = {"bos_token": BOS, "eos_token": EOS, "pad_token": pad_token, "unk_token": EOS}
         config["model_max_length"] = max_length
         (directory / "tokenizer_config.json").write_text(json.dumps(config))
         return CLIPTokenizer.from_pretrained(directory, local_files_only=True)

@@ -11,18 +11,24 @@ from ldmkit.pipeline import LatentDiffusion
 
 
 def load(
-    path: str | Path, device: str | torch.device = "cpu", ema: bool = False
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    ema: bool = False,
+    prediction: str | None = None,
 ) -> LatentDiffusion:
     """The model at `path`: an ldmkit checkpoint folder (`config.json`, as training writes it),
     a diffusers Stable Diffusion folder (`model_index.json`) or a Stable Diffusion 1.x single
     file (`.safetensors`, `.ckpt`); offline, from what is there alone. Anything else is an
     error saying what was looked for. `ema` takes a single file's EMA weights (ldmkit's own
-    checkpoints hold the EMA weights already)."""
+    checkpoints hold the EMA weights already); `prediction` (eps or v) says what a Stable
+    Diffusion 2.x file predicts, which the file does not record."""
     path = Path(path)
     if is_single_file(path):
-        return load_single_file(path, device, ema)
-    if ema:
-        raise CheckpointError(f"{path}: --ema is for single files that hold model_ema.* weights")
+        return load_single_file(path, device, ema, prediction)
+    if ema or prediction is not None:
+        raise CheckpointError(
+            f"{path}: --ema and --prediction are for single files (a folder says its own)"
+        )
     if is_diffusers_folder(path):
         return load_diffusers_folder(path, device)
     if (path / CONFIG_FILE).is_file() or not path.exists():

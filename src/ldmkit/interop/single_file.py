@@ -25,9 +25,10 @@ from safetensors.torch import load_file
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.checkpoint import CheckpointError, load_state
 from ldmkit.conditioning import ClipCondition, ClipTextConfig, ClipTextEncoder
-from ldmkit.conditioning.clip_vocab import VOCAB_SIZE, clip_tokenizer
+from ldmkit.conditioning.clip_vocab import EOS, VOCAB_SIZE, clip_tokenizer
 from ldmkit.diffusion import DiffusionLossConfig, ScheduleConfig, cosine_schedule, linear_schedule
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+from ldmkit.progress import notice
 from ldmkit.unet import UNet, UNetConfig
 
 M = TypeVar("M", bound=torch.nn.Module)
@@ -49,7 +50,15 @@ class Family:
     latent_size: int  # the side it was trained at (512 px / 8)
 
 
-FAMILIES = {"sd1": Family("Stable Diffusion 1.x", 8, None, 0.18215, "eps", 64)}
+FAMILIES = {
+    "sd1": Family("Stable Diffusion 1.x", 8, None, 0.18215, "eps", 64),
+    # 2.x: 64-wide heads; the 768-v model predicts v at 96x96 latents, the 512 base eps at 64.
+    "sd2-v": Family("Stable Diffusion 2.x (768-v)", None, 64, 0.18215, "v", 96),
+    "sd2-base": Family("Stable Diffusion 2.x (512 base)", None, 64, 0.18215, "eps", 64),
+}
+OPENCLIP = "cond_stage_model.model."
+# The 512 base model's training steps, which its .ckpt records (the 768-v model's differ).
+SD2_BASE_STEPS = 875000
 
 
 def is_single_file(path: Path) -> bool:
@@ -57,13 +66,14 @@ def is_single_file(path: Path) -> bool:
     return Path(path).is_file() and Path(path).suffix in SUFFIXES
 
 
-def read_state(path: Path) -> dict[str, torch.Tensor]:
-    """The tensors of a `.safetensors` file, or of a `.ckpt` read with weights_only (its
-    "state_dict" entry when it has one); anything that is not tensors is refused."""
+def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(the tensors, the plain values beside them such as `global_step`) of a `.safetensors`
+    file, or of a `.ckpt` read with weights_only (its "state_dict" entry when it has one);
+    anything else is refused."""
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
-            return load_file(str(path))
+            return load_file(str(path)), {}
         zipped = zipfile.is_zipfile(path)  # torch's own format; mmap needs it
         loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
     except (SafetensorError, OSError, RuntimeError) as error:
@@ -76,24 +86,40 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
     state = loaded.get("state_dict", loaded) if isinstance(loaded, Mapping) else None
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{path} holds a {type(loaded).__name__}, not a state dict")
-    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    info = {k: v for k, v in loaded.items() if isinstance(v, int | float | str)}
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, info
 
 
-def detect_family(state: Mapping[str, torch.Tensor], path: Path) -> Family:
+def detect_family(
+    state: Mapping[str, torch.Tensor],
+    path: Path,
+    info: Mapping[str, Any] | None = None,
+    prediction: str | None = None,
+) -> Family:
     """The checkpoint family of `state`, from its keys; unknown ones are an error that says
-    what was recognised."""
+    what was recognised. A 2.x file does not say whether it predicts v (768-v) or eps (512
+    base): `prediction` says so, else a .ckpt's `global_step`, else v (said in a notice)."""
     found = sorted({key.split(".")[0] for key in state})
     if f"{UNET}input_blocks.0.0.weight" not in state:
         raise CheckpointError(
             f"{path} is not a latent diffusion checkpoint ldmkit recognises: no "
             f"{UNET}* UNet (its top-level keys: {', '.join(found[:8])})"
         )
-    if any(key.startswith("cond_stage_model.model.") for key in state):
-        raise CheckpointError(
-            f"{path} is a Stable Diffusion 2.x file (an OpenCLIP text encoder); only 1.x single "
-            "files are read so far (a diffusers folder of it is read)"
-        )
-    if not any(key.startswith(CLIP_PREFIXES[1]) for key in state):
+    if f"{OPENCLIP}token_embedding.weight" in state:
+        if prediction is None:
+            base = (info or {}).get("global_step") == SD2_BASE_STEPS
+            if not base:
+                notice(
+                    f"{path}: a Stable Diffusion 2.x file, read as the 768-v model (v "
+                    "prediction, 96x96 latents); pass --prediction eps for the 512 base model"
+                )
+            prediction = "eps" if base else "v"
+        if prediction not in ("eps", "v"):
+            raise CheckpointError(f"--prediction must be eps or v, not {prediction!r}")
+        return FAMILIES["sd2-v" if prediction == "v" else "sd2-base"]
+    if prediction not in (None, "eps"):
+        raise CheckpointError(f"{path} is a Stable Diffusion 1.x file: it predicts eps")
+    if not any(key.startswith(CLIP_PREFIXES[1]) for key in state):  # no OpenAI CLIP either
         raise CheckpointError(
             f"{path}: a UNet without a CLIP text encoder (cond_stage_model.transformer.*); "
             f"the CompVis model-zoo families are not read yet (top-level keys: {', '.join(found)})"
@@ -177,8 +203,12 @@ def clip_from_state(state: Mapping[str, torch.Tensor], path: Path) -> ClipTextEn
     weights (64-wide heads, quick-GELU, as CLIP's), with the shipped tokenizer."""
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    prefix = next(p for p in CLIP_PREFIXES if f"{p}embeddings.token_embedding.weight" in state)
-    weights = _part(state, prefix)
+    openclip = f"{OPENCLIP}token_embedding.weight" in state
+    if openclip:
+        weights = openclip_to_hf(_part(state, OPENCLIP))
+    else:
+        prefix = next(p for p in CLIP_PREFIXES if f"{p}embeddings.token_embedding.weight" in state)
+        weights = _part(state, prefix)
     vocab, width = weights["embeddings.token_embedding.weight"].shape
     if vocab != VOCAB_SIZE:
         raise CheckpointError(f"{path}: a CLIP with {vocab} tokens, not CLIP's {VOCAB_SIZE}")
@@ -189,10 +219,10 @@ def clip_from_state(state: Mapping[str, torch.Tensor], path: Path) -> ClipTextEn
         num_hidden_layers=len(_indices(weights, r"encoder\.layers\.(\d+)\.")),
         num_attention_heads=max(1, int(width) // 64),
         max_position_embeddings=int(weights["embeddings.position_embedding.weight"].shape[0]),
-        hidden_act="quick_gelu",
+        hidden_act="gelu" if openclip else "quick_gelu",  # OpenCLIP ViT-H: exact GELU
         bos_token_id=49406,
         eos_token_id=49407,
-        pad_token_id=49407,
+        pad_token_id=0 if openclip else 49407,
     )
     model = CLIPTextModel(config).eval()
     # The model's own names: under text_model. in some transformers versions, bare in others.
@@ -203,7 +233,36 @@ def clip_from_state(state: Mapping[str, torch.Tensor], path: Path) -> ClipTextEn
         if not k.endswith("position_ids")
     }
     load_state(model, _with_buffers(model, weights), path)
-    return ClipTextEncoder(ClipTextConfig(str(path)), model.float(), clip_tokenizer())
+    # SD 2.x reads OpenCLIP's penultimate layer and pads prompts with "!" (id 0).
+    layer = "penultimate" if openclip else "last"
+    tokenizer = clip_tokenizer(pad_token="!" if openclip else EOS)
+    return ClipTextEncoder(ClipTextConfig(str(path), layer=layer), model.float(), tokenizer)
+
+
+def openclip_to_hf(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """OpenCLIP's text tower (`transformer.resblocks.N.attn.in_proj_weight`, `ln_1`, `mlp.c_fc`,
+    `ln_final`, ...) under transformers' CLIPTextModel names, the fused in-projection split
+    into q, k, v (nn.MultiheadAttention stacks them in that order)."""
+    names = {"ln_1": "layer_norm1", "ln_2": "layer_norm2", "mlp.c_fc": "mlp.fc1"}
+    names |= {"mlp.c_proj": "mlp.fc2", "attn.out_proj": "self_attn.out_proj"}
+    out = {
+        "embeddings.token_embedding.weight": weights["token_embedding.weight"],
+        "embeddings.position_embedding.weight": weights["positional_embedding"],
+        "final_layer_norm.weight": weights["ln_final.weight"],
+        "final_layer_norm.bias": weights["ln_final.bias"],
+    }
+    for key, value in weights.items():
+        found = re.match(r"transformer\.resblocks\.(\d+)\.(.+)\.(weight|bias)$", key)
+        if found is None:
+            continue
+        layer, name, kind = found.groups()  # in_proj_weight / _bias do not match: split below
+        out[f"encoder.layers.{layer}.{names.get(name, name)}.{kind}"] = value
+    for layer in _indices(weights, r"transformer\.resblocks\.(\d+)\."):
+        for kind in ("weight", "bias"):
+            fused = weights[f"transformer.resblocks.{layer}.attn.in_proj_{kind}"]
+            for part, chunk in zip("qkv", fused.chunk(3), strict=True):
+                out[f"encoder.layers.{layer}.self_attn.{part}_proj.{kind}"] = chunk
+    return out
 
 
 def _with_buffers(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> dict:
@@ -255,13 +314,17 @@ def ema_unet_state(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, t
 
 
 def load_single_file(
-    path: Path, device: str | torch.device = "cpu", ema: bool = False
+    path: Path,
+    device: str | torch.device = "cpu",
+    ema: bool = False,
+    prediction: str | None = None,
 ) -> LatentDiffusion:
-    """The Stable Diffusion 1.x checkpoint file `path` as a LatentDiffusion; `ema` takes the
-    UNet's EMA weights where the file has them."""
+    """The Stable Diffusion 1.x or 2.x checkpoint file `path` as a LatentDiffusion; `ema` takes
+    the UNet's EMA weights where the file has them; `prediction` (eps or v) says what a 2.x
+    file predicts."""
     path = Path(path)
-    state = read_state(path)
-    family = detect_family(state, path)
+    state, info = read_state(path)
+    family = detect_family(state, path, info, prediction)
     unet_state, ae_state = _part(state, UNET), _part(state, FIRST_STAGE)
     if ema:
         unet_state = ema_unet_state(state, path)
