@@ -260,3 +260,28 @@ def test_a_stable_diffusion_2_file_reads_its_openclip_tower(parts: dict, tmp_pat
     assert ids[0, 7:].eq(0).all()  # after the end of text: "!" (id 0)
     hidden = clip(ids, output_hidden_states=True).hidden_states[-2]
     torch.testing.assert_close(cond["context"], clip.final_layer_norm(hidden))
+
+
+def test_the_original_yaml_config_overrides_detection(sd_file: Path, tmp_path: Path) -> None:
+    config = tmp_path / "v1-inference-v.yaml"
+    config.write_text(
+        "model:\n"
+        "  params:\n"
+        "    parameterization: v\n"
+        "    scale_factor: 0.5\n"
+        "    image_size: 32\n"
+        "    unet_config:\n"
+        "      params:\n"
+        "        num_heads: 8\n"
+    )
+    model = ldmkit.load(sd_file, original_config=config)
+    assert model.config.loss.prediction == "v" and model.config.latent_size == 32
+    assert float(model.autoencoder.latent_scale) == 0.5 and model.config.unet.num_heads == 8
+    with pytest.raises(CheckpointError, match="give --config or --prediction, not both"):
+        ldmkit.load(sd_file, original_config=config, prediction="eps")
+    config.write_text("model: {target: ldm.models.diffusion.ddpm.LatentDiffusion}\n")
+    with pytest.raises(CheckpointError, match="not an original LDM / Stable Diffusion config"):
+        ldmkit.load(sd_file, original_config=config)
+    arguments = ["sample", "--checkpoint", str(tmp_path), "--config", str(config)]
+    result = CliRunner().invoke(app, [*arguments, "--prompt", "a cat"])
+    assert result.exit_code == 2 and "are for single files" in result.output

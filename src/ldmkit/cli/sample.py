@@ -71,6 +71,10 @@ def sample_command(
         str | None,
         typer.Option(help="Stable Diffusion 2.x files: v (768-v, the default) or eps (512 base)"),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Single files: the model's original YAML config (overrides detection)"),
+    ] = None,
     device: Device = "auto",
 ) -> None:
     """Generate a grid of samples; the PNG's text metadata records how to reproduce it."""
@@ -92,7 +96,13 @@ def sample_command(
     from ldmkit.interop.load import load
 
     try:
-        model = load(checkpoint, select_device(device), ema=ema, prediction=prediction)
+        model = load(
+            checkpoint,
+            select_device(device),
+            ema=ema,
+            prediction=prediction,
+            original_config=config,
+        )
         options = model.resolve(options)  # recorded as run: guidance and precision resolved
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error

@@ -15,19 +15,21 @@ def load(
     device: str | torch.device = "cpu",
     ema: bool = False,
     prediction: str | None = None,
+    original_config: Path | None = None,
 ) -> LatentDiffusion:
     """The model at `path`: an ldmkit checkpoint folder (`config.json`, as training writes it),
     a diffusers Stable Diffusion folder (`model_index.json`) or a Stable Diffusion 1.x single
     file (`.safetensors`, `.ckpt`); offline, from what is there alone. Anything else is an
     error saying what was looked for. `ema` takes a single file's EMA weights (ldmkit's own
     checkpoints hold the EMA weights already); `prediction` (eps or v) says what a Stable
-    Diffusion 2.x file predicts, which the file does not record."""
+    Diffusion 2.x file predicts, which the file does not record; `original_config` (the
+    model's original YAML) overrides what is detected for a single file."""
     path = Path(path)
     if is_single_file(path):
-        return load_single_file(path, device, ema, prediction)
-    if ema or prediction is not None:
+        return load_single_file(path, device, ema, prediction, original_config)
+    if ema or prediction is not None or original_config is not None:
         raise CheckpointError(
-            f"{path}: --ema and --prediction are for single files (a folder says its own)"
+            f"{path}: --ema, --prediction and --config are for single files (a folder says its own)"
         )
     if is_diffusers_folder(path):
         return load_diffusers_folder(path, device)

@@ -90,15 +90,9 @@ def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, info
 
 
-def detect_family(
-    state: Mapping[str, torch.Tensor],
-    path: Path,
-    info: Mapping[str, Any] | None = None,
-    prediction: str | None = None,
-) -> Family:
-    """The checkpoint family of `state`, from its keys; unknown ones are an error that says
-    what was recognised. A 2.x file does not say whether it predicts v (768-v) or eps (512
-    base): `prediction` says so, else a .ckpt's `global_step`, else v (said in a notice)."""
+def file_kind(state: Mapping[str, torch.Tensor], path: Path) -> str:
+    """The file's kind from the keys of `state`, "sd1" or "sd2"; anything else is an error
+    that says what was recognised."""
     found = sorted({key.split(".")[0] for key in state})
     if f"{UNET}input_blocks.0.0.weight" not in state:
         raise CheckpointError(
@@ -106,6 +100,25 @@ def detect_family(
             f"{UNET}* UNet (its top-level keys: {', '.join(found[:8])})"
         )
     if f"{OPENCLIP}token_embedding.weight" in state:
+        return "sd2"
+    if not any(key.startswith(CLIP_PREFIXES[1]) for key in state):  # no OpenAI CLIP either
+        raise CheckpointError(
+            f"{path}: a UNet without a CLIP text encoder (cond_stage_model.transformer.*); "
+            f"the CompVis model-zoo families are not read yet (top-level keys: {', '.join(found)})"
+        )
+    return "sd1"
+
+
+def detect_family(
+    state: Mapping[str, torch.Tensor],
+    path: Path,
+    info: Mapping[str, Any] | None = None,
+    prediction: str | None = None,
+) -> Family:
+    """The checkpoint family of `state`, from its keys (`file_kind`). A 2.x file does not say
+    whether it predicts v (768-v) or eps (512 base): `prediction` says so, else a .ckpt's
+    `global_step`, else v (said in a notice)."""
+    if file_kind(state, path) == "sd2":
         if prediction is None:
             base = (info or {}).get("global_step") == SD2_BASE_STEPS
             if not base:
@@ -119,12 +132,40 @@ def detect_family(
         return FAMILIES["sd2-v" if prediction == "v" else "sd2-base"]
     if prediction not in (None, "eps"):
         raise CheckpointError(f"{path} is a Stable Diffusion 1.x file: it predicts eps")
-    if not any(key.startswith(CLIP_PREFIXES[1]) for key in state):  # no OpenAI CLIP either
-        raise CheckpointError(
-            f"{path}: a UNet without a CLIP text encoder (cond_stage_model.transformer.*); "
-            f"the CompVis model-zoo families are not read yet (top-level keys: {', '.join(found)})"
-        )
     return FAMILIES["sd1"]
+
+
+def family_from_original_config(path: Path) -> Family:
+    """What an original LDM / Stable Diffusion YAML config (`v1-inference.yaml`,
+    `v2-inference-v.yaml`) says that the weights do not: the parameterisation, the UNet's heads,
+    the latent scale and size. Given with a file, it overrides detection."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+        params = data["model"]["params"]
+        unet = params["unet_config"]["params"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise CheckpointError(f"--config {path} is not readable YAML: {error}") from error
+    except (KeyError, TypeError) as error:
+        raise CheckpointError(
+            f"--config {path} has no model.params.unet_config.params: it is not an original "
+            "LDM / Stable Diffusion config"
+        ) from error
+    heads, head_channels = unet.get("num_heads", -1), unet.get("num_head_channels", -1)
+    if not (heads and heads > 0) and not (head_channels and head_channels > 0):
+        raise CheckpointError(f"--config {path}: neither num_heads nor num_head_channels is set")
+    prediction = params.get("parameterization", "eps")
+    if prediction not in ("eps", "v", "x0"):
+        raise CheckpointError(f"--config {path}: parameterization {prediction!r} is not eps or v")
+    return Family(
+        name=f"as {Path(path).name} says",
+        num_heads=heads if heads and heads > 0 else None,
+        num_head_channels=head_channels if head_channels and head_channels > 0 else None,
+        latent_scale=float(params.get("scale_factor", 0.18215)),
+        prediction=prediction,
+        latent_size=int(params.get("image_size", 64)),
+    )
 
 
 def _part(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -318,13 +359,20 @@ def load_single_file(
     device: str | torch.device = "cpu",
     ema: bool = False,
     prediction: str | None = None,
+    original_config: Path | None = None,
 ) -> LatentDiffusion:
     """The Stable Diffusion 1.x or 2.x checkpoint file `path` as a LatentDiffusion; `ema` takes
     the UNet's EMA weights where the file has them; `prediction` (eps or v) says what a 2.x
-    file predicts."""
+    file predicts; `original_config` (the model's original YAML) overrides the family's rules."""
     path = Path(path)
     state, info = read_state(path)
-    family = detect_family(state, path, info, prediction)
+    if original_config is not None:
+        if prediction is not None:
+            raise CheckpointError("give --config or --prediction, not both")
+        file_kind(state, path)  # the keys must still be a file ldmkit reads
+        family = family_from_original_config(original_config)
+    else:
+        family = detect_family(state, path, info, prediction)
     unet_state, ae_state = _part(state, UNET), _part(state, FIRST_STAGE)
     if ema:
         unet_state = ema_unet_state(state, path)
@@ -338,15 +386,15 @@ def load_single_file(
         }
         autoencoder = _assigned(lambda: Autoencoder(ae_config), ae_state, path)
         denoiser = _assigned(lambda: UNet(unet), unet_state, path)
+        clip = clip_from_state(state, path)
         config = DiffusionConfig(
             unet=unet,
             schedule=schedule_from_state(state),
             loss=DiffusionLossConfig(prediction=family.prediction),  # type: ignore[arg-type]
             latent_size=family.latent_size,
-            conditioners=(ClipCondition(encoder=ClipTextConfig(str(path))),),
+            conditioners=(ClipCondition(encoder=clip.config),),  # its layer, penultimate for 2.x
         )
-        clip = {"clip": clip_from_state(state, path)}
-        model = LatentDiffusion(config, autoencoder.eval(), clip, unet=denoiser)
+        model = LatentDiffusion(config, autoencoder.eval(), {"clip": clip}, unet=denoiser)
     except CheckpointError:
         raise
     except (KeyError, ValueError, RuntimeError) as error:
