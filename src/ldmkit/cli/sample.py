@@ -92,7 +92,7 @@ def sample_command(
     from ldmkit.checkpoint import CheckpointError, training_data
     from ldmkit.data.factory import class_names
     from ldmkit.hardware import select_device
-    from ldmkit.images import image_grid, labelled_grid, to_uint8
+    from ldmkit.images import image_grid, labelled_grid
     from ldmkit.interop.load import load
 
     try:
@@ -182,6 +182,8 @@ def sample_command(
         "per_class": per_class,
         "latent_size": latent_size,
         **({"ema": True} if ema else {}),
+        **({"prediction": prediction} if prediction else {}),
+        **({"config": str(config)} if config else {}),
     }
     if init_image is not None:
         params.update(init_image=str(init_image), strength=strength)
@@ -207,17 +209,27 @@ def sample_command(
         grid = image_grid(images, nrow=min(n, 8))
     grid.save(out, pnginfo=info)
     if singles:
-        from PIL import Image
-
-        for i, array in enumerate(to_uint8(images)):
-            label = int(labels[i]) if labels is not None else None
-            single = {**params, "index": i, "seed": options.seed + i, "n": 1, "class": label}
-            if texts:
-                single.update(prompts=[texts[i]], per_prompt=None)
-            meta = PngInfo()
-            meta.add_text("ldmkit", json.dumps(single))
-            Image.fromarray(array).save(out.with_name(f"{out.stem}-{i:03d}.png"), pnginfo=meta)
+        _write_singles(images, out, params, labels, texts, options.seed)
     typer.echo(json.dumps({"out": str(out), **params}))
+
+
+def _write_singles(
+    images: Any, out: Path, params: dict[str, Any], labels: Any, texts: list[str], seed: int
+) -> None:
+    """Each image as OUT-NNN.png, its metadata that of one sample (its seed, class, prompt)."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    from ldmkit.images import to_uint8
+
+    for i, array in enumerate(to_uint8(images)):
+        label = int(labels[i]) if labels is not None else None
+        single = {**params, "index": i, "seed": seed + i, "n": 1, "class": label}
+        if texts:
+            single.update(prompts=[texts[i]], per_prompt=None)
+        meta = PngInfo()
+        meta.add_text("ldmkit", json.dumps(single))
+        Image.fromarray(array).save(out.with_name(f"{out.stem}-{i:03d}.png"), pnginfo=meta)
 
 
 def _semantic_condition(model: Any, path: Path, n: int) -> Any:
