@@ -5,20 +5,18 @@ and prediction type as the schedule and objective, the CLIP text encoder as a `C
 """
 
 import json
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file
 
 from ldmkit.checkpoint import CheckpointError, load_state
 from ldmkit.conditioning import ClipCondition, ClipTextConfig
 from ldmkit.diffusion import DiffusionLossConfig, ScheduleConfig
 from ldmkit.interop.diffusers_autoencoder import autoencoder_from_diffusers
 from ldmkit.interop.diffusers_unet import unet_config_from_diffusers, unet_state_from_diffusers
+from ldmkit.interop.single_file import read_state
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 
 INDEX = "model_index.json"
@@ -119,21 +117,9 @@ def _json(path: Path) -> dict[str, Any]:
 
 
 def _weights(folder: Path) -> dict[str, torch.Tensor]:
-    """A component's weights: safetensors, else a .bin read with weights_only (no code runs)."""
+    """A component's weights: safetensors, else a .bin read with weights_only (`read_state`:
+    no code runs)."""
     for name in WEIGHTS:
-        file = folder / name
-        if not file.is_file():
-            continue
-        try:
-            if file.suffix == ".safetensors":
-                return load_file(str(file))
-            zipped = zipfile.is_zipfile(file)  # torch's own format; mmap needs it
-            state = torch.load(file, map_location="cpu", weights_only=True, mmap=zipped)
-        except (SafetensorError, OSError, RuntimeError) as error:
-            raise CheckpointError(f"{file} is not readable: {error}") from error
-        except Exception as error:  # the unpickler refuses code with its own error types
-            raise CheckpointError(
-                f"{file} holds more than tensors and is refused (weights_only loading)"
-            ) from error
-        return dict(state)
+        if (folder / name).is_file():
+            return read_state(folder / name)[0]
     raise CheckpointError(f"{folder} has no weights file ({' or '.join(WEIGHTS)})")
