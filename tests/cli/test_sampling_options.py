@@ -9,7 +9,8 @@ from ldmkit.cli.common import SAMPLER_NAMES
 from ldmkit.samplers import SAMPLERS
 
 SAMPLING = ["--sampler", "--steps", "--guidance", "--eta", "--spacing", "--seed", "--precision",
-            "--compile", "--tile"]  # fmt: skip
+            "--compile", "--tile", "--karras", "--steps-offset", "--final",
+            "--timesteps"]  # fmt: skip
 COMMANDS = [
     ["sample"],
     ["upscale"],
@@ -49,6 +50,11 @@ def test_every_sampling_command_has_the_whole_group(path: list[str]) -> None:
         (["--precision", "half"], "precision must be one of"),
         (["--tile", "-4"], "tile must be an integer >= 1"),
         (["--guidance-rescale", "-0.1"], "guidance_rescale must be a number in [0, 1]"),
+        (["--sampler", "LMS Karras"], "a web-UI name such as 'DPM++ 2M Karras'"),
+        (["--final", "one"], "final must be one of zero, sigma_min"),
+        (["--timesteps", "999,x"], "timesteps must be comma-separated numbers"),
+        (["--karras", "--spacing", "leading"], "leave spacing and timesteps unset"),
+        (["--steps-offset", "-1"], "steps_offset must be an integer >= 0"),
     ],
 )
 def test_bad_sampling_values_exit_2_before_any_work(flags: list[str], named: str) -> None:

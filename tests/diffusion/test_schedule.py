@@ -95,12 +95,16 @@ def test_snr_sigma_and_lookups() -> None:
         schedule.alpha_bar_at(torch.tensor([100]))
 
 
-def test_fractional_timesteps_interpolate_log_alpha_bar() -> None:
+def test_fractional_timesteps_interpolate_sigma() -> None:
     schedule = linear_schedule(100)
     assert schedule.alpha_bar_at(20.0).item() == pytest.approx(schedule.alpha_bar[20].item())
     half = schedule.alpha_bar_at(torch.tensor([20.5])).item()
-    expected = math.sqrt(schedule.alpha_bar[20].item() * schedule.alpha_bar[21].item())
-    assert half == pytest.approx(expected, rel=1e-12)
+
+    def sigma(a: float) -> float:
+        return math.sqrt((1.0 - a) / a)
+
+    expected = (sigma(schedule.alpha_bar[20].item()) + sigma(schedule.alpha_bar[21].item())) / 2
+    assert sigma(half) == pytest.approx(expected, rel=1e-12)
 
 
 def test_broadcast_to_shapes_and_dtype() -> None:
@@ -110,3 +114,36 @@ def test_broadcast_to_shapes_and_dtype() -> None:
     assert broadcast_to(torch.tensor(2.0), x).shape == ()
     with pytest.raises(ValueError, match="batch of 3"):
         broadcast_to(torch.ones(2), x)
+
+
+def test_zero_terminal_snr_keeps_the_start_and_ends_at_pure_noise() -> None:
+    from ldmkit.diffusion import ScheduleConfig, build_schedule, rescale_zero_terminal_snr
+    from ldmkit.diffusion.schedule import ZERO_SNR_ALPHA_BAR
+
+    plain = linear_schedule()
+    rescaled = rescale_zero_terminal_snr(plain)
+    assert rescaled.alpha_bar[0].item() == pytest.approx(plain.alpha_bar[0].item(), rel=1e-12)
+    assert rescaled.alpha_bar[-1].item() == pytest.approx(ZERO_SNR_ALPHA_BAR, rel=1e-9)
+    # sqrt(alpha_bar) is an affine map of the original's (Lin et al. 2024, Algorithm 1).
+    a, b = plain.alpha_bar.sqrt()[:-1], rescaled.alpha_bar.sqrt()[:-1]
+    slope = (b[0] - b[500]) / (a[0] - a[500])
+    assert torch.allclose(b, b[0] + slope * (a - a[0]), atol=1e-9)
+    assert build_schedule(ScheduleConfig(zero_terminal_snr=True)).alpha_bar.equal(
+        rescaled.alpha_bar
+    )
+    with pytest.raises(ValueError, match=r"steps_offset must lie in \[0, 999\], got 1000"):
+        ScheduleConfig(steps_offset=1000)
+
+
+def test_zero_terminal_snr_matches_diffusers() -> None:
+    diffusers = pytest.importorskip("diffusers")
+    from ldmkit.diffusion import rescale_zero_terminal_snr
+
+    theirs = diffusers.DDIMScheduler(
+        beta_schedule="scaled_linear",
+        beta_start=0.00085,
+        beta_end=0.012,
+        rescale_betas_zero_snr=True,
+    ).alphas_cumprod.double()
+    ours = rescale_zero_terminal_snr(linear_schedule()).alpha_bar
+    assert torch.allclose(ours[:-1], theirs[:-1], rtol=1e-5, atol=1e-7)  # theirs is float32

@@ -57,11 +57,15 @@ def pipeline_folder(tiny_clip: Path, tmp_path_factory: pytest.TempPathFactory) -
         sample_size=16,
         scaling_factor=0.5,
     )
-    scheduler = diffusers.DDIMScheduler(
+    scheduler = diffusers.DDIMScheduler(  # Stable Diffusion 2's settings
         beta_schedule="scaled_linear",
         beta_start=0.00085,
         beta_end=0.012,
         prediction_type="v_prediction",
+        steps_offset=1,
+        set_alpha_to_one=False,
+        clip_sample=False,
+        timestep_spacing="leading",
     )
     pipe = diffusers.StableDiffusionPipeline(
         vae=_randomised(vae, 0.2),
@@ -86,6 +90,11 @@ def reference(pipeline_folder: Path) -> "diffusers.StableDiffusionPipeline":
 def test_schedule_and_objective_come_from_the_scheduler(pipeline_folder: Path, reference) -> None:
     model = ldmkit.load(pipeline_folder)
     assert model.config.loss.prediction == "v"
+    schedule = model.config.schedule
+    assert (schedule.steps_offset, schedule.set_alpha_to_one) == (1, False)
+    resolved = model.resolve(SamplingOptions("ddim"))
+    assert (resolved.steps_offset, resolved.final) == (1, "sigma_min")
+    assert model.resolve(SamplingOptions("euler")).final is None  # DDIM's and PLMS's setting
     torch.testing.assert_close(
         model.schedule.alpha_bar.float(), reference.scheduler.alphas_cumprod, rtol=1e-6, atol=0
     )
@@ -108,6 +117,52 @@ def test_context_denoiser_and_decoder_equal_the_pipelines(pipeline_folder: Path,
     scale = reference.vae.config.scaling_factor
     decoded = reference.vae.decode(x / scale).sample.clamp(-1, 1)
     torch.testing.assert_close(model.decode(x), decoded, rtol=1e-4, atol=1e-4)
+
+
+# ldmkit's sampler options -> the diffusers scheduler (with its settings) that should agree.
+SAME_SAMPLERS = [
+    (SamplingOptions("ddim", 10, 3.0, spacing="leading"), "DDIMScheduler", {}),
+    (SamplingOptions("Euler", 10, 3.0), "EulerDiscreteScheduler", {"timestep_spacing": "linspace"}),
+    (SamplingOptions("Heun", 10, 3.0), "HeunDiscreteScheduler", {"timestep_spacing": "linspace"}),
+    (
+        SamplingOptions("DPM++ 2M Karras", 10, 3.0),
+        "DPMSolverMultistepScheduler",
+        {"use_karras_sigmas": True, "lower_order_final": False, "final_sigmas_type": "zero"},
+    ),
+]
+
+
+@pytest.mark.parametrize(("options", "scheduler", "settings"), SAME_SAMPLERS)
+@torch.no_grad()
+def test_a_ten_step_sample_equals_the_pipelines(
+    pipeline_folder: Path, reference, options: SamplingOptions, scheduler: str, settings: dict
+) -> None:
+    model = ldmkit.load(pipeline_folder)
+    ours = model.sample(2, prompts=PROMPTS, options=options.replace(seed=7))
+    # The same x_T: ldmkit draws sample i's from a generator seeded seed + i.
+    x_T = torch.stack(
+        [torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(7 + i)) for i in (0, 1)]
+    )
+    pipe = diffusers.StableDiffusionPipeline(**{**reference.components})
+    pipe.scheduler = getattr(diffusers, scheduler).from_config(
+        reference.scheduler.config, **settings
+    )
+    pipe.scheduler.set_timesteps(10)
+    start = x_T
+    if float(pipe.scheduler.init_noise_sigma) != 1.0:  # Euler: x in the sigma-scaled form
+        # diffusers scales x_T by sigma_max ("linspace"); ldmkit by sqrt(1 + sigma_max^2).
+        sigma = pipe.scheduler.sigmas[0].item()
+        start = x_T * (sigma**2 + 1) ** 0.5 / float(pipe.scheduler.init_noise_sigma)
+    theirs = pipe(
+        PROMPTS,
+        height=16,
+        width=16,
+        num_inference_steps=10,
+        guidance_scale=3.0,
+        latents=start,
+        output_type="pt",
+    ).images
+    assert (ours * 0.5 + 0.5).clamp(0, 1).sub(theirs).abs().max() < 1e-3
 
 
 def test_samples_from_python_and_the_command_line(pipeline_folder: Path, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ original key names, random weights, tiny widths, CLIP's full vocabulary) is read
 same UNet, autoencoder and text encoder, from .safetensors and from .ckpt, samples
 deterministically from the command line, and what is not SD 1.x is refused by name."""
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -19,6 +20,7 @@ from ldmkit.checkpoint import CheckpointError
 from ldmkit.cli import app
 from ldmkit.conditioning.clip_vocab import VOCAB_SIZE, clip_tokenizer
 from ldmkit.diffusion import linear_schedule
+from ldmkit.samplers import SamplingOptions
 from ldmkit.unet import UNet, UNetConfig
 
 transformers = pytest.importorskip("transformers", reason="the CLIP encoder needs transformers")
@@ -98,6 +100,8 @@ def test_the_file_reads_back_into_the_same_networks(sd_file: Path, parts: dict) 
     assert config.unet.channel_mult == (1, 2) and config.unet.attention_resolutions == (1,)
     assert config.unet.num_heads == 8 and config.unet.context_dim == 64
     assert config.schedule.kind == "linear" and config.loss.prediction == "eps"
+    # The CompVis code's DDIM / PLMS conventions: timesteps T // S * i + 1, ending at alpha_bar_0.
+    assert (config.schedule.steps_offset, config.schedule.set_alpha_to_one) == (1, False)
     assert model.autoencoder.factor == 2 and float(model.autoencoder.latent_scale) == pytest.approx(
         0.18215
     )
@@ -148,16 +152,22 @@ def test_ema_weights_are_taken_with_ema(parts: dict, tmp_path: Path) -> None:
         ldmkit.load(tmp_path / "no-ema.safetensors", ema=True)
 
 
-def test_sampling_from_the_command_line_is_deterministic(sd_file: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sampler", ["ddim", "DPM++ 2M SDE Karras", "Euler a"])
+def test_sampling_from_the_command_line_is_deterministic(
+    sd_file: Path, tmp_path: Path, sampler: str
+) -> None:
     runs = []
     for name in ("a.png", "b.png"):
         out = tmp_path / name
         arguments = ["sample", "--checkpoint", str(sd_file), "--prompt", "a photo of a cat"]
-        arguments += ["--n", "1", "--steps", "2", "--latent-size", "8", "--out", str(out)]
-        result = CliRunner().invoke(app, arguments)
+        arguments += ["--n", "1", "--steps", "3", "--latent-size", "8", "--out", str(out)]
+        result = CliRunner().invoke(app, [*arguments, "--sampler", sampler])
         assert result.exit_code == 0, result.output
         runs.append(Image.open(out).tobytes())
     assert runs[0] == runs[1]
+    recorded = json.loads(Image.open(tmp_path / "a.png").text["ldmkit"])
+    options = SamplingOptions(sampler)
+    assert (recorded["sampler"], recorded["karras"]) == (options.sampler, options.karras)
 
 
 def test_other_files_are_refused_by_name(sd_file: Path, parts: dict, tmp_path: Path) -> None:
@@ -285,3 +295,14 @@ def test_the_original_yaml_config_overrides_detection(sd_file: Path, tmp_path: P
     arguments = ["sample", "--checkpoint", str(tmp_path), "--config", str(config)]
     result = CliRunner().invoke(app, [*arguments, "--prompt", "a cat"])
     assert result.exit_code == 2 and "are for single files" in result.output
+
+
+def test_a_zero_terminal_snr_file_is_recognised(parts: dict, tmp_path: Path) -> None:
+    from ldmkit.diffusion import ScheduleConfig, build_schedule
+    from ldmkit.interop.single_file import schedule_from_state
+
+    rescaled = build_schedule(ScheduleConfig(zero_terminal_snr=True))
+    config = schedule_from_state({"betas": rescaled.betas.float()})
+    assert config.zero_terminal_snr and (config.beta_start, config.beta_end) == pytest.approx(
+        (0.00085, 0.012)
+    )

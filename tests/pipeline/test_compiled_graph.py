@@ -113,3 +113,22 @@ def test_compiled_denoiser_with_context_is_one_graph_over_steps(recorder: GraphR
     assert len(recorder.graphs) == 1
     if native_winograd_available():
         assert recorder.calls("winograd_conv3x3") > 0
+
+
+def test_fractional_timesteps_compile_once_too(
+    recorder: GraphRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Euler calls the model at fractional t (float32): one graph for all its steps, no break.
+    model = _class_model()
+    monkeypatch.setattr(
+        latent_diffusion_module,
+        "CompiledDenoiser",
+        functools.partial(CompiledDenoiser, backend=recorder),
+    )
+    torch._dynamo.utils.counters.clear()
+    labels = torch.tensor([0, 1])
+    options = SamplingOptions("Euler", steps=5, guidance=2.0, compile=True)
+    compiled = model.sample(2, labels, options=options)
+    assert len(recorder.graphs) == 1 and not torch._dynamo.utils.counters["graph_break"]
+    eager = model.sample(2, labels, options=options.replace(compile=False))
+    assert torch.allclose(compiled, eager, atol=1e-4)

@@ -7,7 +7,17 @@ from ldmkit.samplers import sample, sample_ddim, sample_ddpm, select_timesteps
 
 CHUNK = 8000
 # name, steps: step counts these samplers are run with (DDIM, first order, needs more).
-CASES = [("ddpm", 250), ("ddim", 100), ("plms", 50), ("dpm++2m", 20)]
+CASES = [
+    ("ddpm", 250),
+    ("ddim", 100),
+    ("plms", 50),
+    ("dpm++2m", 20),
+    ("dpm++2m-sde", 50),
+    ("euler", 100),
+    ("euler-a", 400),  # first order in its noise: 0.96 of the std at 100 steps
+    ("heun", 30),
+    ("unipc", 20),
+]
 
 
 def _z(n: int, seed: int = 0) -> torch.Tensor:
@@ -43,7 +53,7 @@ def test_sample_moments_match_the_data(gaussian, name: str, steps: int) -> None:
     assert torch.allclose(std_ratio, torch.ones(4, dtype=torch.float64), atol=0.05), std_ratio
 
 
-@pytest.mark.parametrize("name", ["ddim", "plms", "dpm++2m"])
+@pytest.mark.parametrize("name", ["ddim", "plms", "dpm++2m", "euler", "heun", "unipc"])
 def test_deterministic_samplers_follow_the_exact_flow(gaussian, name: str) -> None:
     z = _z(500)
     errors = {}
@@ -80,9 +90,11 @@ def test_higher_order_samplers_beat_ddim_at_20_steps(gaussian) -> None:
         )
         .abs()
         .max()
-        for name in ("ddim", "plms", "dpm++2m")
+        for name in ("ddim", "plms", "dpm++2m", "unipc", "heun")
     }
     assert errors["dpm++2m"] < errors["ddim"] / 1.3, errors
+    assert errors["unipc"] < errors["ddim"] / 1.3, errors
+    assert errors["heun"] < errors["ddim"] / 1.3, errors
     assert errors["plms"] < errors["ddim"] / 1.3, errors
 
 
@@ -127,3 +139,27 @@ def test_ddim_with_eta_one_is_ddpm(gaussian) -> None:
         gaussian.denoiser(), z.shape, gaussian.schedule, 30, generators=generators, **kwargs
     )
     assert torch.allclose(ddim, ddpm, atol=1e-10)
+
+
+@pytest.mark.parametrize(("name", "steps"), [("ddim", 200), ("euler", 200), ("dpm++2m", 50)])
+def test_zero_terminal_snr_v_models_start_from_plain_noise(gaussian, name: str, steps: int):
+    # With zero terminal SNR, x at t = T - 1 is pure noise: x_T ~ N(0, I) is exact, no bias
+    # from the start (Lin et al. 2024); a v-model is defined there, "trailing" starts there.
+    from dataclasses import replace
+
+    from ldmkit.diffusion import rescale_zero_terminal_snr
+
+    data = replace(gaussian, schedule=rescale_zero_terminal_snr(gaussian.schedule))
+    x0 = sample(
+        name,
+        data.denoiser("v"),
+        (CHUNK, 4),
+        data.schedule,
+        steps,
+        prediction="v",
+        spacing="trailing",
+        initial_noise=_z(CHUNK),
+        dtype=torch.float64,
+    )
+    assert torch.allclose(x0.mean(0), data.mu, atol=0.05), x0.mean(0)
+    assert torch.allclose(x0.std(0) / data.s, torch.ones(4, dtype=torch.float64), atol=0.05)

@@ -1,5 +1,6 @@
 """Timestep spacings and the sampler registry."""
 
+import inspect
 import itertools
 
 import pytest
@@ -7,7 +8,9 @@ import torch
 
 from ldmkit.diffusion import cosine_schedule, linear_schedule
 from ldmkit.samplers import SAMPLERS, sample, sample_ddim, select_timesteps
-from ldmkit.samplers.timesteps import SPACINGS, timestep_pairs
+from ldmkit.samplers.grid import step_grid
+from ldmkit.samplers.registry import FRACTIONAL
+from ldmkit.samplers.timesteps import SPACINGS
 
 
 def test_spacings_for_50_of_1000() -> None:
@@ -36,9 +39,11 @@ def test_spacings_are_distinct_decreasing_and_in_range(spacing: str, steps: int)
             assert ts == list(range(999, -1, -1))
 
 
-def test_pairs_end_at_clean_data_and_bad_inputs_fail() -> None:
+def test_grids_end_at_clean_data_and_bad_inputs_fail() -> None:
     schedule = linear_schedule(10)
-    assert timestep_pairs(schedule, 3, "leading") == [(6, 3), (3, 0), (0, -1)]
+    grid = step_grid(schedule, 3, "leading")
+    assert [p.t for p in grid] == [6, 3, 0, None]
+    assert grid.points[-1].alpha_bar == 1.0 and grid.sigmas[-1] == 0.0
     with pytest.raises(ValueError, match=r"\[1, 10\]"):
         select_timesteps(schedule, 11)
     with pytest.raises(ValueError, match="not one of"):
@@ -46,13 +51,13 @@ def test_pairs_end_at_clean_data_and_bad_inputs_fail() -> None:
 
 
 def test_registry_dispatches_and_reports_bad_names(gaussian) -> None:
-    assert set(SAMPLERS) == {"ddpm", "ddim", "plms", "dpm++2m"}
+    assert set(SAMPLERS) >= {"ddpm", "ddim", "plms", "dpm++2m", "euler", "euler-a", "heun"}
     noise = torch.randn(4, 4)
     direct = sample_ddim(gaussian.denoiser(), (4, 4), gaussian.schedule, 7, initial_noise=noise)
     via = sample("ddim", gaussian.denoiser(), (4, 4), gaussian.schedule, 7, initial_noise=noise)
     assert torch.equal(direct, via)
-    with pytest.raises(ValueError, match="unknown sampler 'euler'; valid names: ddpm, ddim"):
-        sample("euler", gaussian.denoiser(), (4, 4), gaussian.schedule, 7)
+    with pytest.raises(ValueError, match="unknown sampler 'lms'; valid names: ddpm, ddim"):
+        sample("lms", gaussian.denoiser(), (4, 4), gaussian.schedule, 7)
     with pytest.raises(ValueError, match="has no option 'eta'; valid options: prediction"):
         sample("plms", gaussian.denoiser(), (4, 4), gaussian.schedule, 7, eta=0.5)
 
@@ -64,17 +69,19 @@ def test_samplers_reject_wrong_model_output_shapes(gaussian) -> None:
         sample("ddpm", gaussian.denoiser(), (4, 4), gaussian.schedule, 3, prediction="score")
 
 
-@pytest.mark.parametrize("name", ["ddim", "ddpm"])
+@pytest.mark.parametrize("name", list(SAMPLERS))
 def test_skip_starts_part_way_down_from_the_given_latent(name: str) -> None:
     schedule = linear_schedule()
-    seen: list[int] = []
+    seen: list[float] = []
 
     def denoise(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        seen.append(int(t[0]))
+        seen.append(float(t[0]))
         return torch.zeros_like(x)
 
     start = torch.randn(1, 2, 4, 4)
     sample(name, denoise, (1, 2, 4, 4), schedule, 5, skip=2, initial_noise=start)
-    assert seen == [t for t, _ in timestep_pairs(schedule, 5)[2:]]
+    spacing = inspect.signature(SAMPLERS[name]).parameters["spacing"].default
+    grid = step_grid(schedule, 5, spacing, fractional=name in FRACTIONAL)
+    assert sorted(set(seen), reverse=True) == grid.timesteps[2:]
     with pytest.raises(ValueError, match="skip must lie"):
         sample(name, denoise, (1, 2, 4, 4), schedule, 5, skip=5)

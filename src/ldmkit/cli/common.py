@@ -22,8 +22,16 @@ Overrides = Annotated[
 Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = none)")]
 # The registry's names (`ldmkit.samplers.SAMPLERS`), written out so that loading the CLI does
 # not import torch; tests/cli/test_sampling_options.py holds the two equal.
-SAMPLER_NAMES = ("ddpm", "ddim", "plms", "dpm++2m")
-Sampler = Annotated[str, typer.Option(help=f"Sampler: {', '.join(SAMPLER_NAMES)}")]
+SAMPLER_NAMES = (
+    "ddpm", "ddim", "plms", "dpm++2m", "dpm++2m-sde", "euler", "euler-a", "heun", "unipc"
+)  # fmt: skip
+Sampler = Annotated[
+    str,
+    typer.Option(
+        help=f"Sampler: {', '.join(SAMPLER_NAMES)}, or a web-UI name ('DPM++ 2M Karras', "
+        "'Euler a') or a diffusers scheduler class"
+    ),
+]
 Steps = Annotated[int, typer.Option(help="Sampler steps")]
 Seed = Annotated[int, typer.Option(help="Sample i draws its noise from seed + i")]
 Device = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N")]
@@ -60,7 +68,31 @@ def checked(*checks: Callable[[], Any]) -> None:
         raise fail(str(error)) from error
 
 
-Eta = Annotated[float, typer.Option(help="DDIM's stochasticity: 0 deterministic, 1 as DDPM")]
+Eta = Annotated[
+    float | None,
+    typer.Option(
+        help="Fresh noise of ddim (default 0: deterministic; 1 as DDPM), euler-a and "
+        "dpm++2m-sde (default 1)"
+    ),
+]
+Karras = Annotated[
+    bool, typer.Option("--karras", help="Karras et al. 2022 sigmas (the web UIs' 'Karras')")
+]
+StepsOffset = Annotated[
+    int | None,
+    typer.Option(help="Added to 'leading' timesteps (default: the model's; Stable Diffusion 1)"),
+]
+Final = Annotated[
+    str | None,
+    typer.Option(
+        help="Where the last step lands: zero (clean data) or sigma_min (the first training "
+        "timestep; default: the model's convention, sigma_min for Stable Diffusion's DDIM/PLMS)"
+    ),
+]
+Timesteps = Annotated[
+    str | None,
+    typer.Option(help="Explicit timesteps, decreasing and comma-separated: 999,749,499,249"),
+]
 GuidanceRescale = Annotated[
     float,
     typer.Option(
@@ -84,7 +116,8 @@ GuidanceOrDefault = Annotated[
 
 def sampling_options(guidance: float | None = 3.0) -> Callable[[Callable[..., Any]], Any]:
     """A command decorator: the shared sampling options (--sampler, --steps, --guidance,
-    --guidance-rescale, --eta, --spacing, --seed, --precision, --compile, --tile) are added to
+    --guidance-rescale, --eta, --spacing, --karras, --steps-offset, --final, --timesteps,
+    --seed, --precision, --compile, --tile) are added to
     the command's options and reach it as one validated `SamplingOptions` in its `options`
     parameter; an invalid value exits with code 2 and a message naming the option. `guidance`
     is the command's default (None: the model's own)."""
@@ -93,8 +126,12 @@ def sampling_options(guidance: float | None = 3.0) -> Callable[[Callable[..., An
         "steps": (Steps, 50),
         "guidance": (GuidanceOrDefault if guidance is None else Guidance, guidance),
         "guidance_rescale": (GuidanceRescale, 0.0),
-        "eta": (Eta, 0.0),
+        "eta": (Eta, None),
         "spacing": (Spacing, None),
+        "karras": (Karras, False),
+        "steps_offset": (StepsOffset, None),
+        "final": (Final, None),
+        "timesteps": (Timesteps, None),
         "seed": (Seed, 0),
         "precision": (Precision, "fp32"),
         "compile_": (Compile, False),
@@ -116,6 +153,7 @@ def sampling_options(guidance: float | None = 3.0) -> Callable[[Callable[..., An
             chosen = {name: kwargs.pop(name) for name in defaults}
             chosen["compile"] = chosen.pop("compile_")
             try:
+                chosen["timesteps"] = _timesteps(chosen["timesteps"])
                 options = SamplingOptions(**chosen)
             except ValueError as error:
                 raise fail(str(error)) from error
@@ -126,3 +164,18 @@ def sampling_options(guidance: float | None = 3.0) -> Callable[[Callable[..., An
         return run
 
     return decorate
+
+
+def _timesteps(text: str | None) -> tuple[float | int, ...] | None:
+    """--timesteps "999,749.5,499" as numbers (ints where written as ints)."""
+    if text is None:
+        return None
+    try:
+        return tuple(
+            int(part) if part.strip().lstrip("-").isdigit() else float(part)
+            for part in text.split(",")
+        )
+    except ValueError:
+        raise ValueError(
+            f"timesteps must be comma-separated numbers such as 999,749,499; got {text!r}"
+        ) from None

@@ -21,6 +21,7 @@ from ldmkit.diffusion.schedule import (
     build_schedule,
     cosine_schedule,
     linear_schedule,
+    rescale_zero_terminal_snr,
 )
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "min_snr_weight",
     "offset_noise",
     "q_sample",
+    "rescale_zero_terminal_snr",
     "sample_timesteps",
     "target_for",
     "to_eps",

@@ -31,6 +31,13 @@ class ScheduleConfig:
     beta_end: float = 0.012
     # Cosine only: the small offset s that keeps beta_0 from vanishing (Nichol & Dhariwal 2021).
     cosine_s: float = 0.008
+    # Rescale to zero terminal SNR (Lin et al. 2024, Algorithm 1), for v-prediction models.
+    zero_terminal_snr: bool = False
+    # Sampling conventions the model was released with (Stable Diffusion and CompVis LDM: 1 and
+    # False): added to "leading" timesteps, and whether DDIM / PLMS end at clean data (True) or
+    # at the first training timestep's alpha_bar (False; diffusers' `set_alpha_to_one`).
+    steps_offset: int = 0
+    set_alpha_to_one: bool = True
 
     def __post_init__(self) -> None:
         if self.kind not in SCHEDULE_KINDS:
@@ -43,6 +50,10 @@ class ScheduleConfig:
             )
         if self.cosine_s < 0.0:
             raise ValueError(f"cosine_s must be >= 0, got {self.cosine_s}")
+        if not 0 <= self.steps_offset < self.num_timesteps:
+            raise ValueError(
+                f"steps_offset must lie in [0, {self.num_timesteps - 1}], got {self.steps_offset}"
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -52,7 +63,7 @@ class NoiseSchedule:
     betas: torch.Tensor  # (T,)
     alphas: torch.Tensor = field(init=False)  # (T,) 1 - beta_t
     alpha_bar: torch.Tensor = field(init=False)  # (T,) prod_{s<=t} alpha_s
-    log_alpha_bar: torch.Tensor = field(init=False)  # (T,) kept for fractional-t interpolation
+    log_alpha_bar: torch.Tensor = field(init=False)  # (T,)
 
     def __post_init__(self) -> None:
         betas = torch.as_tensor(self.betas).detach().to("cpu", torch.float64)
@@ -73,11 +84,16 @@ class NoiseSchedule:
         return self.betas.numel()
 
     def alpha_bar_at(self, t: Timestep) -> torch.Tensor:
-        """alpha_bar_t for integer t (exact) or fractional t (log-linear interpolation)."""
+        """alpha_bar_t for integer t (exact) or fractional t: there the noise level
+        sigma = sqrt((1 - alpha_bar) / alpha_bar) is interpolated linearly between the
+        neighbouring timesteps (the convention of diffusers' Euler and Heun schedulers, whose
+        fractional timesteps a model is then called at)."""
         t = _as_tensor(t)
         if not t.is_floating_point():
             return _gather(self.alpha_bar, t, self.num_timesteps)
-        return torch.exp(_interpolate(self.log_alpha_bar, t, self.num_timesteps))
+        sigma_table = ((1.0 - self.alpha_bar) / self.alpha_bar).sqrt()
+        sigma = _interpolate(sigma_table, t, self.num_timesteps)
+        return 1.0 / (1.0 + sigma.square())
 
     def sqrt_alpha_bar(self, t: Timestep) -> torch.Tensor:
         """sqrt(alpha_bar_t), the signal scale of x_t."""
@@ -119,14 +135,35 @@ def cosine_schedule(num_timesteps: int = 1000, s: float = 0.008) -> NoiseSchedul
     return NoiseSchedule(betas.clamp(max=0.999))
 
 
+# alpha_bar at the last timestep of a zero-terminal-SNR schedule: 0 in the paper, this small
+# value in practice (as diffusers does), so that an eps-prediction model stays defined there.
+ZERO_SNR_ALPHA_BAR = 2.0**-24
+
+
+def rescale_zero_terminal_snr(schedule: NoiseSchedule) -> NoiseSchedule:
+    """The schedule with sqrt(alpha_bar) shifted and scaled so that it keeps its first value and
+    reaches 0 at the last timestep (Lin et al. 2024, "Common Diffusion Noise Schedules and
+    Sample Steps are Flawed", Algorithm 1): training then sees pure noise at t = T - 1, as
+    sampling starts from. alpha_bar_{T-1} is `ZERO_SNR_ALPHA_BAR` rather than exactly 0."""
+    root = schedule.alpha_bar.sqrt()
+    first, last = root[0].clone(), root[-1].clone()
+    root = (root - last) * first / (first - last)
+    alpha_bar = root.square()
+    alpha_bar[-1] = ZERO_SNR_ALPHA_BAR
+    alphas = torch.cat([alpha_bar[:1], alpha_bar[1:] / alpha_bar[:-1]])
+    return NoiseSchedule(1.0 - alphas)
+
+
 def build_schedule(config: ScheduleConfig) -> NoiseSchedule:
     """The schedule that `config` describes."""
     match config.kind:
         case "linear":
-            return linear_schedule(config.num_timesteps, config.beta_start, config.beta_end)
+            schedule = linear_schedule(config.num_timesteps, config.beta_start, config.beta_end)
         case "cosine":
-            return cosine_schedule(config.num_timesteps, config.cosine_s)
-    raise ValueError(f"kind {config.kind!r} is not one of {', '.join(SCHEDULE_KINDS)}")
+            schedule = cosine_schedule(config.num_timesteps, config.cosine_s)
+        case _:
+            raise ValueError(f"kind {config.kind!r} is not one of {', '.join(SCHEDULE_KINDS)}")
+    return rescale_zero_terminal_snr(schedule) if config.zero_terminal_snr else schedule
 
 
 def broadcast_to(coefficient: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -48,11 +48,16 @@ def schedule_from_diffusers(config: Mapping[str, Any]) -> tuple[ScheduleConfig, 
         raise CheckpointError(
             f"scheduler: prediction_type {prediction!r} is not one of {', '.join(PREDICTIONS)}"
         )
+    # diffusers' defaults where the key is absent: PNDM's set_alpha_to_one is False, DDIM's True.
+    alpha_to_one = config.get("set_alpha_to_one", config.get("_class_name") != "PNDMScheduler")
     schedule = ScheduleConfig(
         kind=SCHEDULES[kind],  # type: ignore[arg-type]
         num_timesteps=int(config.get("num_train_timesteps", 1000)),
         beta_start=float(config.get("beta_start", 0.00085)),
         beta_end=float(config.get("beta_end", 0.012)),
+        zero_terminal_snr=bool(config.get("rescale_betas_zero_snr", False)),
+        steps_offset=int(config.get("steps_offset", 0)),
+        set_alpha_to_one=bool(alpha_to_one),
     )
     return schedule, PREDICTIONS[prediction]
 

@@ -14,7 +14,7 @@ A `.ckpt` is read only through `torch.load(weights_only=True)`: a pickle with co
 import re
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +26,13 @@ from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.checkpoint import CheckpointError, load_state
 from ldmkit.conditioning import ClipCondition, ClipTextConfig, ClipTextEncoder
 from ldmkit.conditioning.clip_vocab import EOS, VOCAB_SIZE, clip_tokenizer
-from ldmkit.diffusion import DiffusionLossConfig, ScheduleConfig, cosine_schedule, linear_schedule
+from ldmkit.diffusion import (
+    DiffusionLossConfig,
+    ScheduleConfig,
+    build_schedule,
+    cosine_schedule,
+    linear_schedule,
+)
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.progress import notice
 from ldmkit.unet import UNet, UNetConfig
@@ -36,6 +42,9 @@ M = TypeVar("M", bound=torch.nn.Module)
 UNET, FIRST_STAGE = "model.diffusion_model.", "first_stage_model."
 CLIP_PREFIXES = ("cond_stage_model.transformer.text_model.", "cond_stage_model.transformer.")
 SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth")
+# The sampling conventions of the CompVis / Stability code these files come from: its DDIM and
+# PLMS step from T // S * i + 1 and end at alpha_bar_0 (`make_ddim_timesteps`).
+COMPVIS_CONVENTIONS: dict[str, Any] = {"steps_offset": 1, "set_alpha_to_one": False}
 
 
 @dataclass(frozen=True)
@@ -317,13 +326,19 @@ def schedule_from_state(state: Mapping[str, torch.Tensor]) -> ScheduleConfig:
     1e-5); SD 1.x's when it stores none."""
     betas = state.get("betas")
     if betas is None:
-        return ScheduleConfig("linear", 1000, 0.00085, 0.012)
+        return ScheduleConfig("linear", 1000, 0.00085, 0.012, **COMPVIS_CONVENTIONS)
     betas = betas.double()
     steps, start, end = len(betas), float(betas[0]), float(betas[-1])
     if torch.allclose(linear_schedule(steps, start, end).betas, betas, rtol=1e-5, atol=0):
-        return ScheduleConfig("linear", steps, start, end)
+        return ScheduleConfig("linear", steps, start, end, **COMPVIS_CONVENTIONS)
     if torch.allclose(cosine_schedule(steps).betas, betas, rtol=1e-5, atol=0):
-        return ScheduleConfig("cosine", steps)
+        return ScheduleConfig("cosine", steps, **COMPVIS_CONVENTIONS)
+    # A zero-terminal-SNR file stores rescaled betas (their first is the original's): those of
+    # Stable Diffusion's linear schedule (beta_end 0.012) are recognised.
+    config = ScheduleConfig("linear", steps, start, 0.012, zero_terminal_snr=True)
+    rescaled = build_schedule(config).alpha_bar
+    if torch.allclose(rescaled[:-1], torch.cumprod(1.0 - betas, 0)[:-1], rtol=1e-4, atol=1e-7):
+        return replace(config, **COMPVIS_CONVENTIONS)
     raise CheckpointError(
         "the checkpoint's betas follow neither LDM's linear (sqrt-linear) schedule nor the "
         "cosine one; ldmkit cannot reproduce its noise schedule"

@@ -1,16 +1,15 @@
 """Image-to-image (SDEdit, Meng et al. 2022): start the sampler from an image's latent noised
-part of the way up the schedule instead of from pure noise."""
+part of the way down its grid instead of from pure noise."""
 
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 
-from ldmkit.diffusion import NoiseSchedule, q_sample
+from ldmkit.diffusion import NoiseSchedule
+from ldmkit.diffusion.schedule import broadcast_to
 from ldmkit.samplers import SamplingOptions, randn_per_sample
-from ldmkit.samplers.timesteps import timestep_pairs
-
-SAMPLERS = ("ddim", "ddpm")  # those that can start from a given x_t
+from ldmkit.samplers.registry import grid_for
 
 
 def noised_start(
@@ -21,14 +20,15 @@ def noised_start(
     generators: Sequence[torch.Generator],
 ) -> dict[str, Any]:
     """Sampler options that start from z0 noised `strength` of the way: the number of steps to
-    skip and x at the first kept step's timestep (each sample's noise from its generator)."""
-    if options.sampler not in SAMPLERS:
-        raise ValueError(f"image-to-image needs sampler ddim or ddpm, not {options.sampler!r}")
+    skip and x at the first kept step's point of the sampler's grid (each sample's noise from
+    its generator). Any sampler can start there."""
     if not 0.0 < strength <= 1.0:
         raise ValueError(f"strength must lie in (0, 1], got {strength}")
     steps = options.steps
-    pairs = timestep_pairs(schedule, steps, options.spacing or "linspace")
+    sampler_options = options.sampler_options()
+    grid = grid_for(options.sampler, schedule, steps, **sampler_options)
     skip = steps - max(1, round(strength * steps))
-    t = torch.full((z0.shape[0],), pairs[skip][0], device=z0.device)
+    alpha_bar = torch.full((z0.shape[0],), grid.points[skip].alpha_bar, dtype=torch.float64)
+    alpha_bar = broadcast_to(alpha_bar, z0)
     eps = randn_per_sample(z0.shape, generators, z0.device, z0.dtype)
-    return {"initial_noise": q_sample(schedule, z0, t, eps), "skip": skip}
+    return {"initial_noise": alpha_bar.sqrt() * z0 + (1.0 - alpha_bar).sqrt() * eps, "skip": skip}

@@ -46,6 +46,7 @@ from ldmkit.samplers import (
     sample,
     tiled,
 )
+from ldmkit.samplers.registry import END_AT_ALPHA
 from ldmkit.unet import UNet
 
 C = TypeVar("C", bound=Conditioner)
@@ -169,10 +170,20 @@ class LatentDiffusion(nn.Module):
     def resolve(self, options: SamplingOptions) -> SamplingOptions:
         """`options` as this model samples with them: guidance None becomes the model's
         default, precision "auto" (and an emulated half precision, with its warning) the one
-        for its device."""
+        for its device, steps_offset and final (None) the conventions its schedule records
+        (`ScheduleConfig.steps_offset`, `set_alpha_to_one` for DDIM and PLMS)."""
         guidance = self.default_guidance if options.guidance is None else options.guidance
         precision = resolve_precision(options.precision, self.device)
-        return options.replace(guidance=guidance, precision=precision)
+        conventions = self.config.schedule
+        steps_offset = options.steps_offset
+        if steps_offset is None and conventions.steps_offset:
+            steps_offset = conventions.steps_offset
+        final = options.final
+        if final is None and not conventions.set_alpha_to_one and options.sampler in END_AT_ALPHA:
+            final = "sigma_min"
+        return options.replace(
+            guidance=guidance, precision=precision, steps_offset=steps_offset, final=final
+        )
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         """What training updates: the UNet's parameters, and the context encoder's if any."""
@@ -344,7 +355,7 @@ class LatentDiffusion(nn.Module):
         contrasts them with each conditioner's null condition (`options.guidance` None: the
         model's `default_guidance`). Image-to-image (SDEdit): `init_images` (n, 3, H, W) in
         [-1, 1] are encoded, noised to the timestep `strength` of the way up the sampler's
-        steps, and denoised from there (ddim or ddpm); strength 1 starts from (almost) pure
+        steps, and denoised from there (any sampler); strength 1 starts from (almost) pure
         noise, small keeps the image; the sample takes the image's size and aspect (each
         side a multiple of the first stage's f). `latent_size` samples latents of another side.
         `callback(step, steps, z)` runs after every step (progress, previews; raise to cancel).

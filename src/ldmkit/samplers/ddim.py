@@ -5,10 +5,12 @@ from collections.abc import Sequence
 
 import torch
 
-from ldmkit.diffusion import NoiseSchedule, Prediction, to_eps, to_x0
+from ldmkit.diffusion import NoiseSchedule, Prediction
 from ldmkit.diffusion.parameterization import check_prediction
+from ldmkit.samplers.grid import StepGrid, step_grid
 from ldmkit.samplers.noise import initial_latent, randn_per_sample
-from ldmkit.samplers.timesteps import Spacing, alpha_bar_of, skip_steps, timestep_pairs
+from ldmkit.samplers.prediction import output_to_eps, output_to_x0
+from ldmkit.samplers.timesteps import Spacing
 from ldmkit.samplers.types import Denoiser, StepCallback, call_denoiser, stepping
 
 
@@ -21,6 +23,7 @@ def sample_ddim(
     prediction: Prediction = "eps",
     eta: float = 0.0,
     spacing: Spacing = "linspace",
+    grid: StepGrid | None = None,
     generators: Sequence[torch.Generator] | None = None,
     initial_noise: torch.Tensor | None = None,
     skip: int = 0,
@@ -32,25 +35,25 @@ def sample_ddim(
     """x_0 by DDIM from x_T ~ N(0, I) in `steps` steps with stochasticity `eta`.
 
     With `skip` = k the first k steps are left out and `initial_noise` is x at the timestep of
-    step k (image-to-image: a noised image, SDEdit)."""
+    step k (image-to-image: a noised image, SDEdit). `grid` (`step_grid`) replaces `steps` and
+    `spacing` by a grid of one's own (Karras sigmas, steps_offset, final alpha_bar)."""
     check_prediction(prediction)
     if eta < 0.0:
         raise ValueError(f"eta must be >= 0, got {eta}")
-    pairs = timestep_pairs(schedule, steps, spacing)
-    pairs = skip_steps(pairs, skip)
+    grid = (grid or step_grid(schedule, steps, spacing)).skip(skip)
     x = initial_latent(shape, generators, initial_noise, device, dtype)
 
     def current() -> torch.Tensor:  # x after the steps done so far, read when called
         return x
 
-    for t, t_prev in stepping(pairs, "DDIM", show_progress, callback, current):
-        output = call_denoiser(denoise, x, t)
-        x0 = to_x0(prediction, output, x, t, schedule)
-        if t_prev < 0:
+    for here, following in stepping(grid.steps(), "DDIM", show_progress, callback, current):
+        output = call_denoiser(denoise, x, here.t)
+        x0 = output_to_x0(prediction, output, x, here.alpha_bar)
+        if following.is_clean:
             x = x0
             continue
-        eps = to_eps(prediction, output, x, t, schedule)
-        alpha_bar, alpha_bar_prev = alpha_bar_of(schedule, t), alpha_bar_of(schedule, t_prev)
+        eps = output_to_eps(prediction, output, x, here.alpha_bar)
+        alpha_bar, alpha_bar_prev = here.alpha_bar, following.alpha_bar
         # Eq. 16: sigma_t(eta) = eta sqrt((1 - ab_prev) / (1 - ab)) sqrt(1 - ab / ab_prev).
         sigma = eta * math.sqrt(
             (1.0 - alpha_bar_prev) / (1.0 - alpha_bar) * (1.0 - alpha_bar / alpha_bar_prev)

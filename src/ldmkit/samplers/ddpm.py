@@ -9,10 +9,12 @@ from collections.abc import Sequence
 
 import torch
 
-from ldmkit.diffusion import NoiseSchedule, Prediction, to_x0
+from ldmkit.diffusion import NoiseSchedule, Prediction
 from ldmkit.diffusion.parameterization import check_prediction
+from ldmkit.samplers.grid import StepGrid, step_grid
 from ldmkit.samplers.noise import initial_latent, randn_per_sample
-from ldmkit.samplers.timesteps import Spacing, alpha_bar_of, skip_steps, timestep_pairs
+from ldmkit.samplers.prediction import output_to_x0
+from ldmkit.samplers.timesteps import Spacing
 from ldmkit.samplers.types import Denoiser, StepCallback, call_denoiser, stepping
 
 
@@ -24,6 +26,7 @@ def sample_ddpm(
     *,
     prediction: Prediction = "eps",
     spacing: Spacing = "linspace",
+    grid: StepGrid | None = None,
     generators: Sequence[torch.Generator] | None = None,
     initial_noise: torch.Tensor | None = None,
     skip: int = 0,
@@ -37,19 +40,19 @@ def sample_ddpm(
     With `skip` = k the first k steps are left out and `initial_noise` is x at the timestep of
     step k (image-to-image)."""
     check_prediction(prediction)
-    pairs = timestep_pairs(schedule, schedule.num_timesteps if steps is None else steps, spacing)
-    pairs = skip_steps(pairs, skip)
+    steps = schedule.num_timesteps if steps is None else steps
+    grid = (grid or step_grid(schedule, steps, spacing)).skip(skip)
     x = initial_latent(shape, generators, initial_noise, device, dtype)
 
     def current() -> torch.Tensor:  # x after the steps done so far, read when called
         return x
 
-    for t, t_prev in stepping(pairs, "DDPM", show_progress, callback, current):
-        x0 = to_x0(prediction, call_denoiser(denoise, x, t), x, t, schedule)
-        if t_prev < 0:
+    for here, following in stepping(grid.steps(), "DDPM", show_progress, callback, current):
+        x0 = output_to_x0(prediction, call_denoiser(denoise, x, here.t), x, here.alpha_bar)
+        if following.is_clean:
             x = x0  # the last step's posterior is a point mass at the predicted x_0
             continue
-        alpha_bar, alpha_bar_prev = alpha_bar_of(schedule, t), alpha_bar_of(schedule, t_prev)
+        alpha_bar, alpha_bar_prev = here.alpha_bar, following.alpha_bar
         beta = 1.0 - alpha_bar / alpha_bar_prev  # of the (respaced) step t -> t_prev
         # Posterior q(x_{t-1} | x_t, x_0): mean (Eq. 7) and variance beta_tilde.
         coefficient_x0 = math.sqrt(alpha_bar_prev) * beta / (1.0 - alpha_bar)

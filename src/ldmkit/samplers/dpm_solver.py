@@ -14,10 +14,12 @@ from collections.abc import Sequence
 
 import torch
 
-from ldmkit.diffusion import NoiseSchedule, Prediction, to_x0
+from ldmkit.diffusion import NoiseSchedule, Prediction
 from ldmkit.diffusion.parameterization import check_prediction
+from ldmkit.samplers.grid import StepGrid, step_grid
 from ldmkit.samplers.noise import initial_latent
-from ldmkit.samplers.timesteps import Spacing, alpha_bar_of, timestep_pairs
+from ldmkit.samplers.prediction import output_to_x0
+from ldmkit.samplers.timesteps import Spacing
 from ldmkit.samplers.types import Denoiser, StepCallback, call_denoiser, stepping
 
 
@@ -29,8 +31,10 @@ def sample_dpmpp_2m(
     *,
     prediction: Prediction = "eps",
     spacing: Spacing = "logsnr",
+    grid: StepGrid | None = None,
     generators: Sequence[torch.Generator] | None = None,
     initial_noise: torch.Tensor | None = None,
+    skip: int = 0,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     show_progress: bool = False,
@@ -38,7 +42,7 @@ def sample_dpmpp_2m(
 ) -> torch.Tensor:
     """x_0 by DPM-Solver++(2M) from x_T ~ N(0, I) in `steps` steps (one model call each)."""
     check_prediction(prediction)
-    pairs = timestep_pairs(schedule, steps, spacing)
+    grid = (grid or step_grid(schedule, steps, spacing)).skip(skip)
     x = initial_latent(shape, generators, initial_noise, device, dtype)
     x0_prev: torch.Tensor | None = None
     h_prev = 0.0
@@ -46,12 +50,13 @@ def sample_dpmpp_2m(
     def current() -> torch.Tensor:  # x after the steps done so far, read when called
         return x
 
-    for t, t_prev in stepping(pairs, "DPM-Solver++(2M)", show_progress, callback, current):
-        x0 = to_x0(prediction, call_denoiser(denoise, x, t), x, t, schedule)
-        if t_prev < 0:
+    walk = stepping(grid.steps(), "DPM-Solver++(2M)", show_progress, callback, current)
+    for here, following in walk:
+        x0 = output_to_x0(prediction, call_denoiser(denoise, x, here.t), x, here.alpha_bar)
+        if following.is_clean:
             x = x0
             continue
-        alpha_bar, alpha_bar_prev = alpha_bar_of(schedule, t), alpha_bar_of(schedule, t_prev)
+        alpha_bar, alpha_bar_prev = here.alpha_bar, following.alpha_bar
         sigma, sigma_prev = math.sqrt(1.0 - alpha_bar), math.sqrt(1.0 - alpha_bar_prev)
         h = _lambda(alpha_bar_prev) - _lambda(alpha_bar)
         if x0_prev is None:

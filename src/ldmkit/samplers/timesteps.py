@@ -6,7 +6,7 @@ starts at T-1 and steps down by T/S, so the first step matches pure noise (Lin e
 for, like "trailing", and ends at t = 0, like "leading", so the last denoising step is short;
 "logsnr" spaces the steps evenly in lambda = log SNR / 2 (Lu et al. 2022, "logSNR"), which
 suits the multistep solvers whose error terms are powers of the lambda step h.
-Step i goes from t_i to t_{i+1}; the last step goes to t = -1, the clean data (alpha_bar = 1).
+`grid.step_grid` turns them into the points a sampler walks, ending at clean data.
 """
 
 from typing import Literal
@@ -44,19 +44,6 @@ def select_timesteps(
     return ascending[::-1]
 
 
-def timestep_pairs(
-    schedule: NoiseSchedule, steps: int, spacing: Spacing = "linspace"
-) -> list[tuple[int, int]]:
-    """(t, t_prev) for each step, the last one ending at t_prev = -1 (clean data)."""
-    ts = select_timesteps(schedule, steps, spacing)
-    return list(zip(ts, [*ts[1:], -1], strict=True))
-
-
-def alpha_bar_of(schedule: NoiseSchedule, t: int) -> float:
-    """alpha_bar_t as a float, with alpha_bar_{-1} = 1 for the clean data."""
-    return 1.0 if t < 0 else float(schedule.alpha_bar[t])
-
-
 def _logsnr_uniform(schedule: NoiseSchedule, steps: int) -> list[int]:
     # The t whose lambda is nearest to each of S evenly spaced lambdas (ascending t), then
     # nudged apart where rounding made neighbours coincide; S <= T leaves room for that.
@@ -69,12 +56,3 @@ def _logsnr_uniform(schedule: NoiseSchedule, steps: int) -> list[int]:
         limit = schedule.num_timesteps - 1 if i == steps - 1 else ascending[i + 1] - 1
         ascending[i] = min(ascending[i], limit)
     return ascending
-
-
-def skip_steps(pairs: list[tuple[int, int]], skip: int) -> list[tuple[int, int]]:
-    """The (t, t_prev) pairs after the first `skip` (image-to-image starts part way down)."""
-    if not 0 <= skip < len(pairs):
-        raise ValueError(
-            f"skip must lie in [0, {len(pairs) - 1}] for {len(pairs)} steps, got {skip}"
-        )
-    return pairs[skip:]

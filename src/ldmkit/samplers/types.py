@@ -7,7 +7,9 @@ import torch
 
 from ldmkit.progress import progress
 
-# x_t (B, ...) and timesteps t (B,) int64 -> a prediction (eps, v or x0) shaped like x_t.
+# x_t (B, ...) and timesteps t (B,) -> a prediction (eps, v or x0) shaped like x_t. t is int64
+# on the training timesteps, float32 where a sampler's grid is fractional (Karras sigmas, the
+# k-diffusion samplers' "linspace"): a model must accept both (a sinusoidal embedding does).
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # Called after every step with (steps done, steps in all, x after that step): for progress,
 # previews, or to cancel (an exception raised here ends the sampling).
@@ -15,9 +17,13 @@ StepCallback = Callable[[int, int, torch.Tensor], None]
 T = TypeVar("T")
 
 
-def call_denoiser(denoise: Denoiser, x_t: torch.Tensor, t: int) -> torch.Tensor:
-    """denoise(x_t, t) with t repeated per sample, checked to return x_t's shape and dtype."""
-    t_batch = torch.full((x_t.shape[0],), t, dtype=torch.long, device=x_t.device)  # (B,)
+def call_denoiser(denoise: Denoiser, x_t: torch.Tensor, t: int | float | None) -> torch.Tensor:
+    """denoise(x_t, t) with t repeated per sample (int64 for an int, float32 for a float),
+    checked to return x_t's shape and dtype."""
+    if t is None:
+        raise ValueError("the grid's end point has no timestep to call the model at")
+    dtype = torch.long if isinstance(t, int) else torch.float32
+    t_batch = torch.full((x_t.shape[0],), t, dtype=dtype, device=x_t.device)  # (B,)
     output = denoise(x_t, t_batch)
     if output.shape != x_t.shape:
         raise ValueError(
