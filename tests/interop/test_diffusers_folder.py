@@ -200,3 +200,58 @@ def test_what_cannot_be_read_is_named(pipeline_folder: Path, tmp_path: Path) -> 
         ldmkit.load(other)
     with pytest.raises(CheckpointError, match="neither an ldmkit checkpoint folder"):
         ldmkit.load(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def inpaint_folder(pipeline_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny pipeline as a StableDiffusionInpaintPipeline: a 9-channel UNet (z_t, the mask,
+    the encoded known part), saved by diffusers."""
+    reference = diffusers.StableDiffusionPipeline.from_pretrained(
+        pipeline_folder, local_files_only=True
+    )
+    torch.manual_seed(1)
+    unet_config = {**reference.unet.config, "in_channels": 9}
+    unet = diffusers.UNet2DConditionModel.from_config(unet_config)
+    pipe = diffusers.StableDiffusionInpaintPipeline(
+        **{**reference.components, "unet": _randomised(unet, 0.1)}
+    )
+    folder = tmp_path_factory.mktemp("diffusers") / "tiny-sd-inpaint"
+    pipe.save_pretrained(folder)
+    return folder
+
+
+@torch.no_grad()
+def test_an_inpainting_pipeline_samples_as_diffusers_does(inpaint_folder: Path) -> None:
+    model = ldmkit.load(inpaint_folder)
+    assert model.spatial is not None and model.spatial.layout == "stable_diffusion"
+    pipe = diffusers.StableDiffusionInpaintPipeline.from_pretrained(
+        inpaint_folder, local_files_only=True
+    )
+    image = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[:, :, 4:12, 2:10] = 1.0
+    condition = model.spatial_condition(image=image, mask=mask)
+    # diffusers' construction: the mask resized by nearest, the known part (mask < 0.5) encoded
+    # (its distribution's mode, so that both sides are deterministic) and scaled.
+    known = pipe.vae.encode(image * (mask < 0.5)).latent_dist.mode()
+    known = known * pipe.vae.config.scaling_factor
+    small = torch.nn.functional.interpolate(mask, size=(8, 8))
+    torch.testing.assert_close(condition, torch.cat([small, known], 1), rtol=1e-5, atol=1e-5)
+    options = SamplingOptions("ddim", 10, 3.0, spacing="leading", seed=3)
+    ours = model.sample(2, prompts=PROMPTS, condition=condition, options=options)
+    x_T = torch.stack(
+        [torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(3 + i)) for i in (0, 1)]
+    )
+    theirs = pipe(
+        PROMPTS,
+        image=image * 0.5 + 0.5,
+        mask_image=mask,
+        masked_image_latents=known,
+        height=16,
+        width=16,
+        num_inference_steps=10,
+        guidance_scale=3.0,
+        latents=x_T,
+        output_type="pt",
+    ).images
+    assert (ours * 0.5 + 0.5).clamp(0, 1).sub(theirs).abs().max() < 1e-3

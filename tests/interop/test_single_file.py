@@ -6,8 +6,10 @@ deterministically from the command line, and what is not SD 1.x is refused by na
 import json
 import os
 import pickle
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -306,3 +308,39 @@ def test_a_zero_terminal_snr_file_is_recognised(parts: dict, tmp_path: Path) -> 
     assert config.zero_terminal_snr and (config.beta_start, config.beta_end) == pytest.approx(
         (0.00085, 0.012)
     )
+
+
+def test_an_inpainting_file_fills_a_hole_from_the_command_line(parts: dict, tmp_path: Path) -> None:
+    # Stable Diffusion's inpainting layout: a 9-channel UNet (z_t, mask, encoded known part).
+    torch.manual_seed(3)
+    inpainting = {**parts, "unet": _random(UNet(replace(UNET_CONFIG, in_channels=9)))}
+    path = tmp_path / "tiny-sd1-inpainting.safetensors"
+    save_file(_sd1_state(inpainting), str(path))
+    model = ldmkit.load(path)
+    assert model.spatial is not None and model.spatial.layout == "stable_diffusion"
+    assert model.config.schedule.steps_offset == 1
+    picture = tmp_path / "picture.png"
+    Image.fromarray((torch.rand(16, 16, 3) * 255).byte().numpy()).save(picture)
+    hole = torch.zeros(16, 16, dtype=torch.uint8)
+    hole[4:12, 4:12] = 255
+    mask = tmp_path / "mask.png"
+    Image.fromarray(hole.numpy()).convert("RGB").save(mask)
+    out = tmp_path / "filled.png"
+    arguments = ["inpaint", "--checkpoint", str(path), "--image", str(picture), "--mask"]
+    arguments += [str(mask), "--prompt", "a cat", "--steps", "3", "--out", str(out)]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    filled = torch.from_numpy(np.asarray(Image.open(out))).float()
+    original = torch.from_numpy(np.asarray(Image.open(picture))).float()
+    assert torch.equal(filled[hole == 0], original[hole == 0])  # the known pixels kept
+    assert (filled[hole > 0] - original[hole > 0]).abs().mean() > 1  # the hole painted anew
+    assert json.loads(Image.open(out).text["ldmkit"])["prompt"] == "a cat"
+
+
+def test_unet_widths_not_read_yet_are_named() -> None:
+    from ldmkit.interop.concat_inputs import concat_conditioners
+
+    assert concat_conditioners(4, 4, "f") == ()
+    assert concat_conditioners(9, 4, "f")[0].map.layout == "stable_diffusion"
+    with pytest.raises(CheckpointError, match=r"takes 7 input channels.*not yet the x4 upscaler"):
+        concat_conditioners(7, 4, "x4.safetensors")

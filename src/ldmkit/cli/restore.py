@@ -16,18 +16,25 @@ if TYPE_CHECKING:
     from ldmkit.pipeline import LatentDiffusion
     from ldmkit.samplers import SamplingOptions
 
-Checkpoint = Annotated[Path, typer.Option(help="Spatially conditioned LDM folder (RUN/model)")]
+Checkpoint = Annotated[
+    Path,
+    typer.Option(
+        help="Spatially conditioned model: an ldmkit folder (RUN/model), or for inpainting a "
+        "Stable Diffusion inpainting file or diffusers folder"
+    ),
+]
 
 
 def _load(
     checkpoint: Path, device: str, options: "SamplingOptions"
 ) -> tuple["LatentDiffusion", "SamplingOptions"]:
     """The model, and `options` resolved for it (auto precision -> what will run)."""
-    from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
+    from ldmkit.checkpoint import CheckpointError
     from ldmkit.hardware import select_device
+    from ldmkit.interop.load import load
 
     try:
-        model = load_latent_diffusion(checkpoint, select_device(device))
+        model = load(checkpoint, select_device(device))
         return model, model.resolve(options)
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
@@ -81,17 +88,21 @@ def upscale_command(
 
 
 @app.command("inpaint")
-@sampling_options(guidance=1.0)
+@sampling_options(guidance=None)
 def inpaint_command(
     checkpoint: Checkpoint,
     image: Annotated[Path, typer.Option(help="Image with something to replace")],
     mask: Annotated[Path, typer.Option(help="Same-size mask: white where to fill, black to keep")],
     options: "SamplingOptions",
+    prompt: Annotated[
+        str | None, typer.Option(help="What to paint in the hole (text-conditioned models)")
+    ] = None,
     out: Annotated[Path, typer.Option(help="PNG to write")] = Path("inpainted.png"),
     paste: Annotated[bool, typer.Option(help="Copy the known pixels back exactly")] = True,
     device: Device = "auto",
 ) -> None:
-    """Fill the white part of the mask from the rest of the image."""
+    """Fill the white part of the mask from the rest of the image (and the prompt, for a
+    text-conditioned model such as Stable Diffusion's inpainting ones)."""
     from ldmkit.evaluation.restoration import inpaint
 
     checked(lambda: check_output_image("--out", out))
@@ -102,10 +113,15 @@ def inpaint_command(
         raise fail(f"the mask {mask} must have the image's size ({size} pixels, H x W)")
     holes = (holes.mean(1, keepdim=True) > 0).float()  # white (> mid-grey) = fill
     try:
-        result = inpaint(model, picture, holes, options, paste=paste)
+        prompts = [prompt or ""] if model.takes_prompts else None
+        if prompt is not None and prompts is None:
+            raise ValueError(f"{checkpoint} takes no prompt; leave --prompt out")
+        result = inpaint(model, picture, holes, options, paste=paste, prompts=prompts)
     except ValueError as error:
         raise fail(str(error)) from error
     params = {"checkpoint": str(checkpoint), "image": str(image), "mask": str(mask)}
+    if prompt is not None:
+        params["prompt"] = prompt
     _write(result, out, {**params, **options.to_dict()})
 
 

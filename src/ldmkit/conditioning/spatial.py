@@ -15,6 +15,11 @@ from PIL import Image, ImageDraw
 
 SpatialKind = Literal["super_resolution", "inpaint", "semantic"]
 KINDS = ("super_resolution", "inpaint", "semantic")
+# How the inpainting map is laid out: ldmkit's [encoded known part, mask (area-resized)], or
+# Stable Diffusion's inpainting models' [mask (nearest-resized), encoded known part], the
+# known part being image * (mask < 0.5).
+InpaintLayout = Literal["ldmkit", "stable_diffusion"]
+INPAINT_LAYOUTS = ("ldmkit", "stable_diffusion")
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,8 @@ class SpatialConfig:
     image_channels: int = 3
     # semantic: map classes including background 0 (shapes: 1 + 30 kind x colour classes).
     classes: int = 31
+    # inpaint: the map's layout (`InpaintLayout`).
+    layout: InpaintLayout = "ldmkit"
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -37,6 +44,10 @@ class SpatialConfig:
             raise ValueError(f"spatial.factor must be >= 2, got {self.factor}")
         if self.classes < 2:
             raise ValueError(f"spatial.classes must be >= 2, got {self.classes}")
+        if self.layout not in INPAINT_LAYOUTS:
+            raise ValueError(
+                f"spatial.layout must be one of {', '.join(INPAINT_LAYOUTS)}; got {self.layout!r}"
+            )
 
     def channels(self, z_channels: int) -> int:
         """Channels this condition adds to the UNet's input."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import torch
+import torch.nn.functional as F
 
 from ldmkit.conditioning.conditioner import (
     BuildContext,
@@ -147,6 +148,10 @@ class SpatialConditioner(Conditioner):
                 f"the mask must be (B, 1, H, W) like the image's H, W; got {tuple(mask.shape)} "
                 f"for an image {tuple(image.shape)}"
             )
+        if spatial.layout == "stable_diffusion":
+            known = self.encode_images(image * (mask < 0.5).to(image.dtype))
+            small = F.interpolate(mask.to(known.dtype), known.shape[-2:], mode="nearest")
+            return torch.cat([small, known], 1)
         known = self.encode_images(masked_images(image, mask))
         return torch.cat([known, resize_condition(mask.to(known.dtype), known.shape[-2:])], 1)
 

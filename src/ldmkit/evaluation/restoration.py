@@ -2,6 +2,7 @@
 held-out ground truth: PSNR/SSIM against bicubic upsampling (x4), PSNR inside the hole and on
 the hole's border (seams) for inpainting."""
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +61,22 @@ def inpaint(
     masks: torch.Tensor,
     options: SamplingOptions = SPATIAL_OPTIONS,
     paste: bool = True,
+    prompts: Sequence[str] | None = None,
 ) -> torch.Tensor:
     """Fill the holes (`masks` (B, 1, H, W), 1 = fill) of `images` in [-1, 1]; with `paste` the
     known pixels are copied back exactly and only the hole comes from the model. Larger than
-    the training size, in tiles as `upscale`."""
+    the training size, in tiles as `upscale`. A text-conditioned model takes `prompts` (one
+    per image, or one for all)."""
     _kind(model, "inpaint")
     device = model.device
     images, masks = images.to(device), masks.to(device, images.dtype)
     condition = model.spatial_condition(image=images, mask=masks)
     tile = options.tile or default_tile(model, max(condition.shape[-2:]))
-    out = model.sample(len(images), condition=condition, options=options.replace(tile=tile))
+    if prompts is not None and len(prompts) == 1:
+        prompts = list(prompts) * len(images)
+    out = model.sample(
+        len(images), prompts=prompts, condition=condition, options=options.replace(tile=tile)
+    )
     return masks * out + (1 - masks) * images if paste else out
 
 

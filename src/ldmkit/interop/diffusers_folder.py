@@ -14,13 +14,18 @@ import torch
 from ldmkit.checkpoint import CheckpointError, load_state
 from ldmkit.conditioning import ClipCondition, ClipTextConfig
 from ldmkit.diffusion import DiffusionLossConfig, ScheduleConfig
+from ldmkit.interop.concat_inputs import concat_conditioners
 from ldmkit.interop.diffusers_autoencoder import autoencoder_from_diffusers
 from ldmkit.interop.diffusers_unet import unet_config_from_diffusers, unet_state_from_diffusers
 from ldmkit.interop.single_file import read_state
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 
 INDEX = "model_index.json"
-PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
+PIPELINES = (
+    "StableDiffusionPipeline",
+    "StableDiffusionImg2ImgPipeline",
+    "StableDiffusionInpaintPipeline",
+)
 WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 # diffusers' prediction_type -> ldmkit's parameterisation.
 PREDICTIONS = {"epsilon": "eps", "v_prediction": "v", "sample": "x0"}
@@ -79,11 +84,9 @@ def load_diffusers_folder(path: Path, device: str | torch.device = "cpu") -> Lat
     if missing:
         raise CheckpointError(f"{path}: the pipeline folder lacks {', '.join(missing)}/")
     unet_config = _json(path / "unet" / "config.json")
-    if unet_config.get("in_channels", 4) != unet_config.get("out_channels", 4):
-        raise CheckpointError(
-            f"{path}/unet takes {unet_config.get('in_channels')} input channels (an inpainting "
-            "or upscaling UNet); only text-to-image pipelines are read so far"
-        )
+    concat = concat_conditioners(
+        int(unet_config.get("in_channels", 4)), int(unet_config.get("out_channels", 4)), str(path)
+    )
     schedule, prediction = schedule_from_diffusers(
         _json(path / "scheduler" / "scheduler_config.json")
     )
@@ -97,7 +100,7 @@ def load_diffusers_folder(path: Path, device: str | torch.device = "cpu") -> Lat
             schedule=schedule,
             loss=DiffusionLossConfig(prediction=prediction),  # type: ignore[arg-type]
             latent_size=int(unet_config.get("sample_size", 64)),
-            conditioners=(ClipCondition(encoder=ClipTextConfig(str(path))),),
+            conditioners=(ClipCondition(encoder=ClipTextConfig(str(path))), *concat),
         )
         model = LatentDiffusion(config, autoencoder)
         mapped = unet_state_from_diffusers(_weights(path / "unet"), unet)

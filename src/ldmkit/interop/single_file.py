@@ -33,6 +33,7 @@ from ldmkit.diffusion import (
     cosine_schedule,
     linear_schedule,
 )
+from ldmkit.interop.concat_inputs import concat_conditioners
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.progress import notice
 from ldmkit.unet import UNet, UNetConfig
@@ -128,6 +129,8 @@ def detect_family(
     whether it predicts v (768-v) or eps (512 base): `prediction` says so, else a .ckpt's
     `global_step`, else v (said in a notice)."""
     if file_kind(state, path) == "sd2":
+        if prediction is None and _in_channels(state) == 9:
+            prediction = "eps"  # 2.x inpainting is the 512 base model's fine-tune
         if prediction is None:
             base = (info or {}).get("global_step") == SD2_BASE_STEPS
             if not base:
@@ -142,6 +145,11 @@ def detect_family(
     if prediction not in (None, "eps"):
         raise CheckpointError(f"{path} is a Stable Diffusion 1.x file: it predicts eps")
     return FAMILIES["sd1"]
+
+
+def _in_channels(state: Mapping[str, torch.Tensor]) -> int:
+    weight = state.get(UNET + "input_blocks.0.0.weight")
+    return int(weight.shape[1]) if weight is not None else 4
 
 
 def family_from_original_config(path: Path) -> Family:
@@ -407,7 +415,10 @@ def load_single_file(
             schedule=schedule_from_state(state),
             loss=DiffusionLossConfig(prediction=family.prediction),  # type: ignore[arg-type]
             latent_size=family.latent_size,
-            conditioners=(ClipCondition(encoder=clip.config),),  # its layer, penultimate for 2.x
+            conditioners=(
+                ClipCondition(encoder=clip.config),  # its layer, penultimate for 2.x
+                *concat_conditioners(unet.in_channels, ae_config.z_channels, str(path)),
+            ),
         )
         model = LatentDiffusion(config, autoencoder.eval(), {"clip": clip}, unet=denoiser)
     except CheckpointError:
