@@ -85,15 +85,22 @@ def _write_directory(target: Path, write: Callable[[Path], None]) -> Path:
     return target
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON to `path` through a temporary file and an atomic rename."""
+def write_file(path: Path, write: Callable[[Path], None]) -> None:
+    """Write one file: `write(tmp)` fills a temporary name beside `path`, which is then renamed
+    over it atomically; a failure leaves whatever was at `path` untouched."""
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False))
+        write(tmp)
         os.replace(tmp, path)
     except OSError as error:
-        tmp.unlink(missing_ok=True)
         raise CheckpointError(_write_failed(path, error)) from error
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON to `path` through a temporary file and an atomic rename."""
+    write_file(path, lambda tmp: tmp.write_text(json.dumps(data, indent=2, sort_keys=False)))
 
 
 def save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:

@@ -84,6 +84,15 @@ CASES = {
         [*INPAINT, "--out", "{tmp}/o.xyz"],
         ".xyz is not an image format",
     ),
+    "export --format onnx": (
+        ["export", T2I, "{tmp}/out", "--format", "onnx"],
+        "--format must be one of diffusers, single-file; got 'onnx'",
+    ),
+    "export a missing model": (["export", "{tmp}/nowhere", "{tmp}/out"], "is not an ldmkit"),
+    "export a text model as a single file": (
+        ["export", T2I, "{tmp}/t2i.safetensors", "--format", "single-file"],
+        "holds a UNet, a first stage and CLIP",
+    ),
     "eval checkpoint --n 0": (
         ["eval", "checkpoint", "--checkpoint", T2I, "--n", "0"],
         "--n must be an integer >= 1",

@@ -17,76 +17,26 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 import ldmkit
-from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.checkpoint import CheckpointError
 from ldmkit.cli import app
-from ldmkit.conditioning.clip_vocab import VOCAB_SIZE, clip_tokenizer
-from ldmkit.diffusion import linear_schedule
+from ldmkit.conditioning.clip_vocab import clip_tokenizer
 from ldmkit.samplers import SamplingOptions
-from ldmkit.unet import UNet, UNetConfig
+from ldmkit.unet import UNet
 
 transformers = pytest.importorskip("transformers", reason="the CLIP encoder needs transformers")
 
-UNET_CONFIG = UNetConfig(
-    in_channels=4,
-    out_channels=4,
-    model_channels=32,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_resolutions=(1,),
-    num_heads=8,  # SD 1.x's rule: 8 heads in every transformer
-    num_head_channels=None,
-    context_dim=64,
-)
-AE_CONFIG = AutoencoderConfig(
-    model_channels=32, channel_mult=(1, 2), num_res_blocks=1, z_channels=4
-)
-
-
-def _random(module: torch.nn.Module) -> torch.nn.Module:
-    with torch.no_grad():
-        for p in module.parameters():
-            p.copy_(torch.randn_like(p) * 0.05)
-    return module.eval()
+from sd_layout import UNET_CONFIG, make_parts, random_weights, sd1_state, sd2_parts  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def parts() -> dict:
-    torch.manual_seed(0)
-    clip_config = transformers.CLIPTextConfig(
-        vocab_size=VOCAB_SIZE,
-        hidden_size=64,
-        intermediate_size=96,
-        num_hidden_layers=2,
-        num_attention_heads=1,
-        max_position_embeddings=77,
-        hidden_act="quick_gelu",
-    )
-    return {
-        "unet": _random(UNet(UNET_CONFIG)),
-        "autoencoder": _random(Autoencoder(AE_CONFIG)),
-        "clip": _random(transformers.CLIPTextModel(clip_config)),
-    }
-
-
-def _sd1_state(parts: dict) -> dict[str, torch.Tensor]:
-    """The parts under SD 1.x's key names, with the schedule's buffers."""
-    state = {f"model.diffusion_model.{k}": v for k, v in parts["unet"].state_dict().items()}
-    for key, value in parts["autoencoder"].state_dict().items():
-        if not key.startswith("latent_"):
-            state[f"first_stage_model.{key}"] = value
-    for key, value in parts["clip"].state_dict().items():  # SD 1.x names, whatever transformers'
-        state[f"cond_stage_model.transformer.text_model.{key.removeprefix('text_model.')}"] = value
-    schedule = linear_schedule(1000, 0.00085, 0.012)
-    state["betas"] = schedule.betas.float()
-    state["alphas_cumprod"] = schedule.alpha_bar.float()
-    return {k: v.contiguous() for k, v in state.items()}
+    return make_parts()
 
 
 @pytest.fixture(scope="module")
 def sd_file(parts: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sd") / "tiny-sd1.safetensors"
-    save_file(_sd1_state(parts), str(path))
+    save_file(sd1_state(parts), str(path))
     return path
 
 
@@ -121,7 +71,7 @@ def test_a_ckpt_reads_the_same_and_a_pickle_with_code_is_refused(
     sd_file: Path, parts: dict, tmp_path: Path
 ) -> None:
     ckpt = tmp_path / "tiny-sd1.ckpt"
-    torch.save({"state_dict": _sd1_state(parts), "global_step": 7}, ckpt)
+    torch.save({"state_dict": sd1_state(parts), "global_step": 7}, ckpt)
     model = ldmkit.load(ckpt)
     original = parts["unet"].state_dict()
     assert all(torch.equal(v, original[k]) for k, v in model.unet.state_dict().items())
@@ -139,7 +89,7 @@ def test_a_ckpt_reads_the_same_and_a_pickle_with_code_is_refused(
 
 
 def test_ema_weights_are_taken_with_ema(parts: dict, tmp_path: Path) -> None:
-    state = _sd1_state(parts)
+    state = sd1_state(parts)
     unet = parts["unet"].state_dict()
     for key, value in unet.items():  # CompVis LitEma: the name under diffusion_model, no dots
         state["model_ema.diffusion_model" + key.replace(".", "")] = value + 1.0
@@ -149,7 +99,7 @@ def test_ema_weights_are_taken_with_ema(parts: dict, tmp_path: Path) -> None:
     key = "input_blocks.0.0.weight"
     assert torch.equal(plain.unet.state_dict()[key], unet[key])
     assert torch.equal(averaged.unet.state_dict()[key], unet[key] + 1.0)
-    save_file(_sd1_state(parts), str(tmp_path / "no-ema.safetensors"))
+    save_file(sd1_state(parts), str(tmp_path / "no-ema.safetensors"))
     with pytest.raises(CheckpointError, match=r"holds no EMA weights \(model_ema\.\*\)"):
         ldmkit.load(tmp_path / "no-ema.safetensors", ema=True)
 
@@ -173,7 +123,7 @@ def test_sampling_from_the_command_line_is_deterministic(
 
 
 def test_other_files_are_refused_by_name(sd_file: Path, parts: dict, tmp_path: Path) -> None:
-    state = _sd1_state(parts)
+    state = sd1_state(parts)
     with pytest.raises(CheckpointError, match=r"a Stable Diffusion 1\.x file: it predicts eps"):
         ldmkit.load(sd_file, prediction="v")
     save_file({"encoder.weight": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
@@ -190,68 +140,9 @@ def test_other_files_are_refused_by_name(sd_file: Path, parts: dict, tmp_path: P
         ldmkit.load(tmp_path / "notes.txt")
 
 
-SD2_UNET = UNetConfig(
-    in_channels=4,
-    out_channels=4,
-    model_channels=64,
-    channel_mult=(1, 2),
-    num_res_blocks=1,
-    attention_resolutions=(1,),
-    num_heads=None,
-    num_head_channels=64,  # SD 2.x's rule: 64-wide heads
-    context_dim=64,
-    use_linear_in_transformer=True,
-)
-
-
-def _openclip_keys(clip: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A transformers CLIP text model under OpenCLIP's names (as SD 2.x files store its text
-    tower): q, k, v fused into nn.MultiheadAttention's in_proj, in that order."""
-    hf = {k.removeprefix("text_model."): v for k, v in clip.state_dict().items()}
-    out = {
-        "token_embedding.weight": hf["embeddings.token_embedding.weight"],
-        "positional_embedding": hf["embeddings.position_embedding.weight"],
-        "ln_final.weight": hf["final_layer_norm.weight"],
-        "ln_final.bias": hf["final_layer_norm.bias"],
-        "text_projection": torch.eye(hf["final_layer_norm.weight"].shape[0]),
-        "logit_scale": torch.tensor(4.6),
-    }
-    names = {"layer_norm1": "ln_1", "layer_norm2": "ln_2", "mlp.fc1": "mlp.c_fc"}
-    names |= {"mlp.fc2": "mlp.c_proj", "self_attn.out_proj": "attn.out_proj"}
-    layers = {int(k.split(".")[2]) for k in hf if k.startswith("encoder.layers.")}
-    for i in layers:
-        for ours, theirs in names.items():
-            for kind in ("weight", "bias"):
-                out[f"transformer.resblocks.{i}.{theirs}.{kind}"] = hf[
-                    f"encoder.layers.{i}.{ours}.{kind}"
-                ]
-        for kind in ("weight", "bias"):
-            parts = [hf[f"encoder.layers.{i}.self_attn.{p}_proj.{kind}"] for p in "qkv"]
-            out[f"transformer.resblocks.{i}.attn.in_proj_{kind}"] = torch.cat(parts)
-    return out
-
-
 @torch.no_grad()
 def test_a_stable_diffusion_2_file_reads_its_openclip_tower(parts: dict, tmp_path: Path) -> None:
-    torch.manual_seed(1)
-    unet = _random(UNet(SD2_UNET))
-    clip = _random(
-        transformers.CLIPTextModel(
-            transformers.CLIPTextConfig(
-                vocab_size=VOCAB_SIZE,
-                hidden_size=64,
-                intermediate_size=128,
-                num_hidden_layers=3,
-                num_attention_heads=1,
-                max_position_embeddings=77,
-                hidden_act="gelu",
-            )
-        )
-    )
-    state = {k: v for k, v in _sd1_state(parts).items() if not k.startswith("cond_stage_model")}
-    state = {k: v for k, v in state.items() if not k.startswith("model.diffusion_model.")}
-    state |= {f"model.diffusion_model.{k}": v for k, v in unet.state_dict().items()}
-    state |= {f"cond_stage_model.model.{k}": v for k, v in _openclip_keys(clip).items()}
+    unet, clip, state = sd2_parts(parts)
     path = tmp_path / "tiny-sd2.safetensors"
     save_file({k: v.contiguous() for k, v in state.items()}, str(path))
 
@@ -313,9 +204,9 @@ def test_a_zero_terminal_snr_file_is_recognised(parts: dict, tmp_path: Path) -> 
 def test_an_inpainting_file_fills_a_hole_from_the_command_line(parts: dict, tmp_path: Path) -> None:
     # Stable Diffusion's inpainting layout: a 9-channel UNet (z_t, mask, encoded known part).
     torch.manual_seed(3)
-    inpainting = {**parts, "unet": _random(UNet(replace(UNET_CONFIG, in_channels=9)))}
+    inpainting = {**parts, "unet": random_weights(UNet(replace(UNET_CONFIG, in_channels=9)))}
     path = tmp_path / "tiny-sd1-inpainting.safetensors"
-    save_file(_sd1_state(inpainting), str(path))
+    save_file(sd1_state(inpainting), str(path))
     model = ldmkit.load(path)
     assert model.spatial is not None and model.spatial.layout == "stable_diffusion"
     assert model.config.schedule.steps_offset == 1

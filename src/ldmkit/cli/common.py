@@ -3,6 +3,7 @@
 import functools
 import inspect
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -41,6 +42,18 @@ Precision = Annotated[
         help="The UNet's precision: fp32, bf16 or fp16 (autocast; the rest fp32), or auto (bf16 "
         "where the device runs it natively, else fp32; on CUDA without bf16, fp16)"
     ),
+]
+# How a single file is read (`ldmkit.load`'s ema, prediction, original_config).
+Ema = Annotated[
+    bool, typer.Option("--ema", help="Single files: the UNet's EMA weights (model_ema.*)")
+]
+Prediction = Annotated[
+    str | None,
+    typer.Option(help="Stable Diffusion 2.x files: v (768-v, the default) or eps (512 base)"),
+]
+OriginalConfig = Annotated[
+    Path | None,
+    typer.Option(help="Single files: the model's original YAML config (overrides detection)"),
 ]
 Compile = Annotated[
     bool,

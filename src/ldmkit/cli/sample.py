@@ -7,7 +7,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ldmkit.cli.common import Device, app, checked, fail, sampling_options
+from ldmkit.cli.common import (
+    Device,
+    Ema,
+    OriginalConfig,
+    Prediction,
+    app,
+    checked,
+    fail,
+    sampling_options,
+)
 from ldmkit.inputs import check_count, check_fraction, check_output_image, check_side
 
 if TYPE_CHECKING:
@@ -64,17 +73,9 @@ def sample_command(
     strength: Annotated[
         float, typer.Option(help="Image-to-image: 1 = from noise, small = close to the image")
     ] = 0.75,
-    ema: Annotated[
-        bool, typer.Option("--ema", help="Single files: the UNet's EMA weights (model_ema.*)")
-    ] = False,
-    prediction: Annotated[
-        str | None,
-        typer.Option(help="Stable Diffusion 2.x files: v (768-v, the default) or eps (512 base)"),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(help="Single files: the model's original YAML config (overrides detection)"),
-    ] = None,
+    ema: Ema = False,
+    prediction: Prediction = None,
+    config: OriginalConfig = None,
     device: Device = "auto",
 ) -> None:
     """Generate a grid of samples; the PNG's text metadata records how to reproduce it."""

@@ -48,7 +48,8 @@ def autoencoder_config_from_diffusers(config: Mapping[str, Any]) -> AutoencoderC
     )
 
 
-def _rename(key: str, levels: int) -> str:
+def autoencoder_key_from_diffusers(key: str, levels: int) -> str:
+    """The ldmkit (CompVis) name of the diffusers autoencoder parameter `key` (`levels` deep)."""
     part, _, rest = key.partition(".")
     if part in ("quant_conv", "post_quant_conv"):
         return key
@@ -76,7 +77,7 @@ def autoencoder_state_from_diffusers(
     levels = len(config.channel_mult)
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
-        new = _rename(key, levels)
+        new = autoencoder_key_from_diffusers(key, levels)
         if re.search(r"mid\.attn_1\.(q|k|v|proj_out)\.weight$", new) and value.ndim == 2:
             value = value[:, :, None, None]
         out[new] = value

@@ -156,7 +156,8 @@ def unet_config_from_diffusers(config: Mapping[str, Any]) -> UNetConfig:
     )
 
 
-def _rename(key: str, config: UNetConfig) -> str:
+def unet_key_from_diffusers(key: str, config: UNetConfig) -> str:
+    """The ldmkit (CompVis) name of the diffusers UNet2DConditionModel parameter `key`."""
     for old, new in _TOP_LEVEL.items():
         if key.startswith(old):
             return new + key[len(old) :]
@@ -206,7 +207,7 @@ def unet_state_from_diffusers(
     state: Mapping[str, torch.Tensor], config: UNetConfig
 ) -> dict[str, torch.Tensor]:
     """Rename a diffusers UNet2DConditionModel state dict into ldmkit's (CompVis) names."""
-    return {_rename(key, config): value for key, value in state.items()}
+    return {unet_key_from_diffusers(key, config): value for key, value in state.items()}
 
 
 def unet_from_diffusers(state: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> UNet:

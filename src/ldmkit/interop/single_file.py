@@ -11,7 +11,6 @@ prediction). CLIP's tokenizer comes from the vocabulary ldmkit ships (`condition
 A `.ckpt` is read only through `torch.load(weights_only=True)`: a pickle with code is refused.
 """
 
-import re
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -34,6 +33,8 @@ from ldmkit.diffusion import (
     linear_schedule,
 )
 from ldmkit.interop.concat_inputs import concat_conditioners
+from ldmkit.interop.keys import indices, part
+from ldmkit.interop.openclip import openclip_to_hf
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.progress import notice
 from ldmkit.unet import UNet, UNetConfig
@@ -185,14 +186,6 @@ def family_from_original_config(path: Path) -> Family:
     )
 
 
-def _part(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
-
-
-def _indices(keys: Any, pattern: str) -> list[int]:
-    return sorted({int(m.group(1)) for key in keys if (m := re.match(pattern, key))})
-
-
 def unet_config_from_state(unet: Mapping[str, torch.Tensor], family: Family) -> UNetConfig:
     """The UNet's architecture from its CompVis weights: widths and levels from the block
     shapes, attention levels from where transformers stand, heads from the family."""
@@ -200,7 +193,7 @@ def unet_config_from_state(unet: Mapping[str, torch.Tensor], family: Family) -> 
     model_channels = int(first.shape[0])
     level, mults, blocks, attention = 0, [0], [0], set()
     depth = linear = None
-    for i in _indices(unet, r"input_blocks\.(\d+)\.")[1:]:
+    for i in indices(unet, r"input_blocks\.(\d+)\.")[1:]:
         if f"input_blocks.{i}.0.op.weight" in unet:  # a downsampling convolution
             level += 1
             mults.append(0)
@@ -210,7 +203,7 @@ def unet_config_from_state(unet: Mapping[str, torch.Tensor], family: Family) -> 
         mults[level], blocks[level] = width // model_channels, blocks[level] + 1
         if f"input_blocks.{i}.1.proj_in.weight" in unet:
             attention.add(2**level)
-            depth = len(_indices(unet, rf"input_blocks\.{i}\.1\.transformer_blocks\.(\d+)\."))
+            depth = len(indices(unet, rf"input_blocks\.{i}\.1\.transformer_blocks\.(\d+)\."))
             linear = unet[f"input_blocks.{i}.1.proj_in.weight"].ndim == 2
     if len(set(blocks)) != 1:
         raise CheckpointError(f"the UNet has {blocks} residual blocks per level; expected equal")
@@ -237,7 +230,7 @@ def unet_config_from_state(unet: Mapping[str, torch.Tensor], family: Family) -> 
 def autoencoder_config_from_state(ae: Mapping[str, torch.Tensor]) -> AutoencoderConfig:
     """The KL autoencoder's architecture from its CompVis weights."""
     width = int(ae["encoder.conv_in.weight"].shape[0])
-    levels = _indices(ae, r"encoder\.down\.(\d+)\.")
+    levels = indices(ae, r"encoder\.down\.(\d+)\.")
     z = int(ae["decoder.conv_in.weight"].shape[1])
     if int(ae["quant_conv.weight"].shape[0]) != 2 * z:
         raise CheckpointError("the first stage is not a KL autoencoder (VQ is not read yet)")
@@ -249,7 +242,7 @@ def autoencoder_config_from_state(ae: Mapping[str, torch.Tensor]) -> Autoencoder
         channel_mult=tuple(
             int(ae[f"encoder.down.{i}.block.0.conv2.weight"].shape[0]) // width for i in levels
         ),
-        num_res_blocks=len(_indices(ae, r"encoder\.down\.0\.block\.(\d+)\.")),
+        num_res_blocks=len(indices(ae, r"encoder\.down\.0\.block\.(\d+)\.")),
         attn_factors=tuple(2**i for i in levels if f"encoder.down.{i}.attn.0.q.weight" in ae),
         mid_attention="encoder.mid.attn_1.q.weight" in ae,
         z_channels=z,
@@ -263,10 +256,10 @@ def clip_from_state(state: Mapping[str, torch.Tensor], path: Path) -> ClipTextEn
 
     openclip = f"{OPENCLIP}token_embedding.weight" in state
     if openclip:
-        weights = openclip_to_hf(_part(state, OPENCLIP))
+        weights = openclip_to_hf(part(state, OPENCLIP))
     else:
         prefix = next(p for p in CLIP_PREFIXES if f"{p}embeddings.token_embedding.weight" in state)
-        weights = _part(state, prefix)
+        weights = part(state, prefix)
     vocab, width = weights["embeddings.token_embedding.weight"].shape
     if vocab != VOCAB_SIZE:
         raise CheckpointError(f"{path}: a CLIP with {vocab} tokens, not CLIP's {VOCAB_SIZE}")
@@ -274,7 +267,7 @@ def clip_from_state(state: Mapping[str, torch.Tensor], path: Path) -> ClipTextEn
         vocab_size=int(vocab),
         hidden_size=int(width),
         intermediate_size=int(weights["encoder.layers.0.mlp.fc1.weight"].shape[0]),
-        num_hidden_layers=len(_indices(weights, r"encoder\.layers\.(\d+)\.")),
+        num_hidden_layers=len(indices(weights, r"encoder\.layers\.(\d+)\.")),
         num_attention_heads=max(1, int(width) // 64),
         max_position_embeddings=int(weights["embeddings.position_embedding.weight"].shape[0]),
         hidden_act="gelu" if openclip else "quick_gelu",  # OpenCLIP ViT-H: exact GELU
@@ -297,32 +290,6 @@ def clip_from_state(state: Mapping[str, torch.Tensor], path: Path) -> ClipTextEn
     return ClipTextEncoder(ClipTextConfig(str(path), layer=layer), model.float(), tokenizer)
 
 
-def openclip_to_hf(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """OpenCLIP's text tower (`transformer.resblocks.N.attn.in_proj_weight`, `ln_1`, `mlp.c_fc`,
-    `ln_final`, ...) under transformers' CLIPTextModel names, the fused in-projection split
-    into q, k, v (nn.MultiheadAttention stacks them in that order)."""
-    names = {"ln_1": "layer_norm1", "ln_2": "layer_norm2", "mlp.c_fc": "mlp.fc1"}
-    names |= {"mlp.c_proj": "mlp.fc2", "attn.out_proj": "self_attn.out_proj"}
-    out = {
-        "embeddings.token_embedding.weight": weights["token_embedding.weight"],
-        "embeddings.position_embedding.weight": weights["positional_embedding"],
-        "final_layer_norm.weight": weights["ln_final.weight"],
-        "final_layer_norm.bias": weights["ln_final.bias"],
-    }
-    for key, value in weights.items():
-        found = re.match(r"transformer\.resblocks\.(\d+)\.(.+)\.(weight|bias)$", key)
-        if found is None:
-            continue
-        layer, name, kind = found.groups()  # in_proj_weight / _bias do not match: split below
-        out[f"encoder.layers.{layer}.{names.get(name, name)}.{kind}"] = value
-    for layer in _indices(weights, r"transformer\.resblocks\.(\d+)\."):
-        for kind in ("weight", "bias"):
-            fused = weights[f"transformer.resblocks.{layer}.attn.in_proj_{kind}"]
-            for part, chunk in zip("qkv", fused.chunk(3), strict=True):
-                out[f"encoder.layers.{layer}.self_attn.{part}_proj.{kind}"] = chunk
-    return out
-
-
 def _with_buffers(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> dict:
     """`weights` plus the model's own non-learned buffers the file may leave out."""
     own = model.state_dict()
@@ -336,7 +303,8 @@ def schedule_from_state(state: Mapping[str, torch.Tensor]) -> ScheduleConfig:
     if betas is None:
         return ScheduleConfig("linear", 1000, 0.00085, 0.012, **COMPVIS_CONVENTIONS)
     betas = betas.double()
-    steps, start, end = len(betas), float(betas[0]), float(betas[-1])
+    # The ends as written in configs (0.00085, not float32's 0.0008500000112690032).
+    steps, start, end = len(betas), _decimal(betas[0]), _decimal(betas[-1])
     if torch.allclose(linear_schedule(steps, start, end).betas, betas, rtol=1e-5, atol=0):
         return ScheduleConfig("linear", steps, start, end, **COMPVIS_CONVENTIONS)
     if torch.allclose(cosine_schedule(steps).betas, betas, rtol=1e-5, atol=0):
@@ -353,6 +321,11 @@ def schedule_from_state(state: Mapping[str, torch.Tensor]) -> ScheduleConfig:
     )
 
 
+def _decimal(value: torch.Tensor) -> float:
+    """A float32 value as the shortest decimal that rounds to it (7 significant digits)."""
+    return float(f"{float(value):.7g}")
+
+
 def _assigned(build: Callable[[], M], state: dict[str, torch.Tensor], path: Path) -> M:
     """The module `build` makes, built on the meta device and given the file's tensors as its
     own (no second copy of the weights in memory), in float32."""
@@ -365,7 +338,7 @@ def _assigned(build: Callable[[], M], state: dict[str, torch.Tensor], path: Path
 def ema_unet_state(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
     """The UNet's EMA weights a CompVis training stored (`model_ema.` + the parameter's name
     under `diffusion_model.` with its dots removed), under the UNet's own names."""
-    unet = _part(state, UNET)
+    unet = part(state, UNET)
     ema = {k: state.get("model_ema.diffusion_model" + k.replace(".", "")) for k in unet}
     missing = [k for k, v in ema.items() if v is None and unet[k].is_floating_point()]
     if len(missing) == len(ema):
@@ -396,7 +369,7 @@ def load_single_file(
         family = family_from_original_config(original_config)
     else:
         family = detect_family(state, path, info, prediction)
-    unet_state, ae_state = _part(state, UNET), _part(state, FIRST_STAGE)
+    unet_state, ae_state = part(state, UNET), part(state, FIRST_STAGE)
     if ema:
         unet_state = ema_unet_state(state, path)
     try:
