@@ -3,6 +3,7 @@ tau_theta(y) whose output tokens are the UNet's cross-attention context, and the
 conditions concatenated with z_t."""
 
 from ldmkit.conditioning.class_label import ClassCondition, ClassConditioner
+from ldmkit.conditioning.class_tokens import ClassTokensCondition, ClassTokensConditioner
 from ldmkit.conditioning.clip import ClipCondition, ClipConditioner
 from ldmkit.conditioning.clip_text import ClipTextConfig, ClipTextEncoder
 from ldmkit.conditioning.conditioner import (
@@ -45,6 +46,8 @@ __all__ = [
     "BuildContext",
     "ClassCondition",
     "ClassConditioner",
+    "ClassTokensCondition",
+    "ClassTokensConditioner",
     "ClipCondition",
     "ClipConditioner",
     "ClipTextConfig",

@@ -6,6 +6,7 @@ A config file names its conditioners as a list of tagged entries, e.g.
 """
 
 from ldmkit.conditioning.class_label import ClassCondition
+from ldmkit.conditioning.class_tokens import ClassTokensCondition
 from ldmkit.conditioning.clip import ClipCondition
 from ldmkit.conditioning.layout_conditioner import LayoutCondition
 from ldmkit.conditioning.spatial_conditioner import SpatialCondition
@@ -13,5 +14,10 @@ from ldmkit.conditioning.text import TextCondition
 
 # A new mode: its config class joins this union (the type config files are read into).
 AnyConditionerConfig = (
-    ClassCondition | TextCondition | ClipCondition | LayoutCondition | SpatialCondition
+    ClassCondition
+    | ClassTokensCondition
+    | TextCondition
+    | ClipCondition
+    | LayoutCondition
+    | SpatialCondition
 )

@@ -72,7 +72,7 @@ def unet_config_to_diffusers(config: UNetConfig, sample_size: int) -> dict[str, 
             "this UNet uses options diffusers' UNet2DConditionModel does not have (position "
             "frequencies, resblock up/down, no conv resampling)"
         )
-    if config.context_dim is None:
+    if config.context_dim is None or not config.use_spatial_transformer:
         raise CheckpointError(
             "this UNet's transformers have self-attention only (context_dim None); diffusers' "
             "UNet2DConditionModel needs cross-attention in them, so it has no class for this UNet"

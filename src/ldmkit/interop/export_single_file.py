@@ -121,7 +121,7 @@ def original_config(model: LatentDiffusion) -> dict[str, Any]:
         "num_res_blocks": unet.num_res_blocks,
         "channel_mult": list(unet.channel_mult),
         **heads,
-        "use_spatial_transformer": True,
+        "use_spatial_transformer": unet.use_spatial_transformer,
         "transformer_depth": unet.transformer_depth,
         "context_dim": unet.context_dim,
         "use_linear_in_transformer": unet.use_linear_in_transformer,

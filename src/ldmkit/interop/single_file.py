@@ -32,6 +32,7 @@ from ldmkit.diffusion import (
     cosine_schedule,
     linear_schedule,
 )
+from ldmkit.interop.compvis import load_compvis, zoo_config_path
 from ldmkit.interop.concat_inputs import concat_conditioners
 from ldmkit.interop.keys import indices, part
 from ldmkit.interop.openclip import openclip_to_hf
@@ -99,6 +100,12 @@ def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         raise CheckpointError(f"{path} holds a {type(loaded).__name__}, not a state dict")
     info = {k: v for k, v in loaded.items() if isinstance(v, int | float | str)}
     return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, info
+
+
+def is_compvis_zoo(state: Mapping[str, torch.Tensor]) -> bool:
+    """A UNet under CompVis names without Stable Diffusion's CLIP or OpenCLIP text encoder."""
+    has_clip = any(key.startswith((CLIP_PREFIXES[1], OPENCLIP)) for key in state)
+    return f"{UNET}input_blocks.0.0.weight" in state and not has_clip
 
 
 def file_kind(state: Mapping[str, torch.Tensor], path: Path) -> str:
@@ -362,6 +369,12 @@ def load_single_file(
     file predicts; `original_config` (the model's original YAML) overrides the family's rules."""
     path = Path(path)
     state, info = read_state(path)
+    if is_compvis_zoo(state):
+        if prediction is not None:
+            raise CheckpointError(f"{path}: a CompVis zoo file's config says what it predicts")
+        config_path = zoo_config_path(path, original_config)
+        ema_state = ema_unet_state(state, path) if ema else None
+        return load_compvis(path, state, config_path, ema_state).to(device).eval()
     if original_config is not None:
         if prediction is not None:
             raise CheckpointError("give --config or --prediction, not both")

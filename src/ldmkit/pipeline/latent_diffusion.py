@@ -240,7 +240,7 @@ class LatentDiffusion(nn.Module):
     def num_classes(self) -> int:
         """The classes of a class-conditional model (0 for others)."""
         conditioner = self.conditioner("labels")
-        return conditioner.num_classes if isinstance(conditioner, ClassConditioner) else 0
+        return getattr(conditioner, "num_classes", 0) if conditioner is not None else 0
 
     @property
     def spatial(self) -> SpatialConfig | None:

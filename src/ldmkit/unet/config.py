@@ -27,6 +27,9 @@ class UNetConfig:
     position_frequencies: int = 0
     # Linear (SD 2) rather than 1x1-conv (LDM, SD 1) proj_in / proj_out in the transformers.
     use_linear_in_transformer: bool = False
+    # False: plain self-attention blocks (`unet/attention_block.py`) instead of spatial
+    # transformers at the attention levels, as the CompVis unconditional and SR models have.
+    use_spatial_transformer: bool = True
     # Class labels 0..num_classes-1 embedded and added to the timestep embedding; None = off.
     # Reserve one index for the null class when training for classifier-free guidance.
     num_classes: int | None = None
@@ -62,6 +65,11 @@ class UNetConfig:
             )
         if self.position_frequencies < 0:
             raise ValueError(f"position_frequencies must be >= 0, got {self.position_frequencies}")
+        if not self.use_spatial_transformer and self.context_dim is not None:
+            raise ValueError(
+                "use_spatial_transformer=False gives plain self-attention blocks, which cannot "
+                "cross-attend: set context_dim=None, or use spatial transformers"
+            )
         for name in ("context_dim", "num_classes", "num_heads", "num_head_channels"):
             value = getattr(self, name)
             if value is not None and value < 1:

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ldmkit.nn import group_norm, timestep_embedding
+from ldmkit.unet.attention_block import AttentionBlock
 from ldmkit.unet.config import UNetConfig
 from ldmkit.unet.res_block import NORM_EPS, ResBlock
 from ldmkit.unet.resampling import Downsample, Upsample
@@ -42,7 +43,7 @@ class TimestepSequential(nn.Sequential):
     ) -> torch.Tensor:
         """h (B, C, H, W), emb (B, E), context (B, M, d) -> (B, C', H', W')."""
         for layer in self:
-            heavy = isinstance(layer, ResBlock | SpatialTransformer)
+            heavy = isinstance(layer, ResBlock | SpatialTransformer | AttentionBlock)
             if use_checkpoint and heavy and torch.is_grad_enabled():
                 # Activations are recomputed in backward; the RNG state is replayed for dropout.
                 h = checkpoint(_apply, layer, h, emb, context, use_reentrant=False)
@@ -74,8 +75,10 @@ class UNet(nn.Module):
                 **resample,
             )
 
-        def transformer(channels: int) -> SpatialTransformer:
+        def transformer(channels: int) -> SpatialTransformer | AttentionBlock:
             heads, dim_head = c.heads_at(channels)
+            if not c.use_spatial_transformer:
+                return AttentionBlock(channels, heads, c.norm_groups)
             return SpatialTransformer(
                 channels,
                 heads,

@@ -1,0 +1,173 @@
+"""CompVis model-zoo checkpoints (Rombach et al. 2022's released LDMs): `model.ckpt` with the
+`config.yaml` the zoo ships beside it, read offline.
+
+The weights use the names ldmkit keeps (`model.diffusion_model.*`, `first_stage_model.*`); what
+they do not record (heads, the attention kind, the first stage's codebook, the conditioning, the
+latent scale unless the file stores its `scale_factor` buffer) comes from the YAML, which is
+read as data (`yaml.safe_load`), never executed. Families read: unconditional (LSUN, CelebA-HQ,
+FFHQ; VQ or KL first stage, plain self-attention blocks) and class-conditional ImageNet
+(`ClassEmbedder` tokens cross-attended). Others (BERT text, super-resolution, inpainting,
+semantic and layout conditioning) are named as not read yet.
+"""
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
+from ldmkit.checkpoint import CheckpointError, load_state
+from ldmkit.conditioning import ClassTokensCondition
+from ldmkit.diffusion import DiffusionLossConfig, ScheduleConfig
+from ldmkit.interop.keys import part
+from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+from ldmkit.unet import UNetConfig
+
+UNET, FIRST_STAGE, COND_STAGE = "model.diffusion_model.", "first_stage_model.", "cond_stage_model."
+ZOO_CONFIG = "config.yaml"  # beside model.ckpt in every zoo zip
+CONVENTIONS: dict[str, Any] = {"steps_offset": 1, "set_alpha_to_one": False}  # CompVis DDIM
+IMAGENET_CLASSES = 1000
+
+
+def zoo_config_path(path: Path, given: Path | None) -> Path:
+    """The YAML for the zoo file `path`: `given`, else the zip layout's config.yaml beside it."""
+    if given is not None:
+        return Path(given)
+    beside = Path(path).parent / ZOO_CONFIG
+    if beside.is_file():
+        return beside
+    raise CheckpointError(
+        f"{path}: a CompVis model-zoo file (a UNet without Stable Diffusion's CLIP). Its weights "
+        "do not record the heads, the attention kind or the conditioning: pass --config "
+        f"CONFIG.yaml, or keep the zoo's {ZOO_CONFIG} beside the checkpoint"
+    )
+
+
+def load_compvis(
+    path: Path,
+    state: Mapping[str, torch.Tensor],
+    config_path: Path,
+    ema_state: Mapping[str, torch.Tensor] | None = None,
+) -> LatentDiffusion:
+    """The zoo model whose weights are `state` (`ema_state`: the UNet's EMA weights instead)
+    and whose original config is `config_path`."""
+    params = _params(config_path)
+    try:
+        unet = unet_config_from_yaml(params["unet_config"]["params"])
+        autoencoder_config = autoencoder_config_from_yaml(params["first_stage_config"])
+        conditioners = _conditioners(params, state)
+        scale = state.get("scale_factor")
+        latent_scale = float(scale) if scale is not None else float(params.get("scale_factor", 1))
+        config = DiffusionConfig(
+            unet=unet,
+            schedule=ScheduleConfig(
+                "linear",
+                int(params.get("timesteps", 1000)),
+                float(params.get("linear_start", 0.00085)),
+                float(params.get("linear_end", 0.012)),
+                **CONVENTIONS,
+            ),
+            loss=DiffusionLossConfig(prediction=params.get("parameterization", "eps")),
+            latent_size=int(params.get("image_size", 64)),
+            conditioners=conditioners,
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{config_path}: not a config ldmkit can read ({error})") from error
+    autoencoder = Autoencoder(autoencoder_config)
+    first_stage = {k: v for k, v in part(state, FIRST_STAGE).items() if not k.startswith("loss.")}
+    first_stage |= {"latent_shift": torch.tensor(0.0), "latent_scale": torch.tensor(latent_scale)}
+    if autoencoder_config.kind == "vq":
+        first_stage.setdefault("quantize.usage", autoencoder.state_dict()["quantize.usage"])
+    load_state(autoencoder, first_stage, path)
+    model = LatentDiffusion(config, autoencoder.eval())
+    load_state(model.unet, dict(ema_state) if ema_state is not None else part(state, UNET), path)
+    for conditioner in model.conditioners:
+        if isinstance(conditioner, torch.nn.Module):
+            load_state(conditioner, part(state, COND_STAGE), path)
+    return model.eval()
+
+
+def unet_config_from_yaml(unet: Mapping[str, Any]) -> UNetConfig:
+    """The UNetConfig of an `openaimodel.UNetModel` params block (its defaults where absent)."""
+    heads, head_channels = unet.get("num_heads", -1), unet.get("num_head_channels", -1)
+    context = unet.get("context_dim")
+    return UNetConfig(
+        in_channels=int(unet["in_channels"]),
+        out_channels=int(unet["out_channels"]),
+        model_channels=int(unet["model_channels"]),
+        channel_mult=tuple(unet.get("channel_mult", (1, 2, 4, 8))),
+        num_res_blocks=int(unet["num_res_blocks"]),
+        attention_resolutions=tuple(unet["attention_resolutions"]),
+        num_heads=None if head_channels != -1 else int(heads),
+        num_head_channels=int(head_channels) if head_channels != -1 else None,
+        transformer_depth=int(unet.get("transformer_depth", 1)),
+        context_dim=int(context) if context is not None else None,
+        use_linear_in_transformer=bool(unet.get("use_linear_in_transformer", False)),
+        use_spatial_transformer=bool(unet.get("use_spatial_transformer", False)),
+        num_classes=unet.get("num_classes"),
+        use_scale_shift_norm=bool(unet.get("use_scale_shift_norm", False)),
+        resblock_updown=bool(unet.get("resblock_updown", False)),
+        dropout=float(unet.get("dropout", 0.0)),
+    )
+
+
+def autoencoder_config_from_yaml(first_stage: Mapping[str, Any]) -> AutoencoderConfig:
+    """The AutoencoderConfig of a first_stage_config block (AutoencoderKL or a VQ model)."""
+    target = str(first_stage.get("target", ""))
+    params = first_stage["params"]
+    dd = params["ddconfig"]
+    kind = "kl" if target.endswith("AutoencoderKL") else "vq" if "VQ" in target else None
+    if kind is None:
+        raise CheckpointError(f"first stage {target!r} is neither AutoencoderKL nor a VQ model")
+    if int(params.get("embed_dim", dd["z_channels"])) != int(dd["z_channels"]):
+        raise CheckpointError("a first stage whose embed_dim differs from z_channels")
+    resolution = int(dd.get("resolution", 256))
+    return AutoencoderConfig(
+        kind=kind,
+        in_channels=int(dd.get("in_channels", 3)),
+        out_channels=int(dd.get("out_ch", 3)),
+        model_channels=int(dd["ch"]),
+        channel_mult=tuple(dd["ch_mult"]),
+        num_res_blocks=int(dd["num_res_blocks"]),
+        attn_factors=tuple(resolution // int(r) for r in dd.get("attn_resolutions", [])),
+        z_channels=int(dd["z_channels"]),
+        codebook_size=int(params.get("n_embed", 512)),
+    )
+
+
+def _conditioners(params: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> tuple:
+    stage = params.get("cond_stage_config")
+    if stage in (None, "__is_unconditional__"):
+        return ()
+    target = str(stage.get("target", "")) if isinstance(stage, Mapping) else str(stage)
+    if target.endswith("ClassEmbedder") and params.get("conditioning_key") == "crossattn":
+        table = state.get(f"{COND_STAGE}embedding.weight")
+        if table is None:
+            raise CheckpointError(f"a ClassEmbedder config but no {COND_STAGE}embedding.weight")
+        classes, width = table.shape
+        # ImageNet's 1001-row tables (cin256-v2) keep row 1000 as the unconditional class.
+        null = IMAGENET_CLASSES if classes == IMAGENET_CLASSES + 1 else None
+        return (ClassTokensCondition(num_classes=int(classes), width=int(width), null_class=null),)
+    raise CheckpointError(
+        f"the conditioning {target!r} ({params.get('conditioning_key')}) of this zoo model is "
+        "not read yet; ldmkit reads the unconditional and the class-conditional (ClassEmbedder) "
+        "families"
+    )
+
+
+def _params(config_path: Path) -> dict[str, Any]:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(config_path).read_text())
+        params = data["model"]["params"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise CheckpointError(f"{config_path} is not readable YAML: {error}") from error
+    except (KeyError, TypeError) as error:
+        raise CheckpointError(
+            f"{config_path} has no model.params: it is not an original LDM config"
+        ) from error
+    if not isinstance(params, dict):
+        raise CheckpointError(f"{config_path}: model.params is not a mapping")
+    return params
