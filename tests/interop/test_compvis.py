@@ -174,3 +174,32 @@ def test_zoo_families_not_read_yet_are_named(tmp_path: Path) -> None:
     path = _write_zoo(tmp_path / "txt2img", unet, {}, config)
     with pytest.raises(CheckpointError, match=r"BERTEmbedder.*not read yet"):
         ldmkit.load(path)
+
+
+@torch.no_grad()
+def test_the_zoos_concat_families_read_as_spatial_models(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    # Inpainting: [the first stage's encoding of image * (1 - hole), the hole by nearest].
+    inpaint_unet = replace(UNCONDITIONAL, in_channels=7)
+    config = _zoo_yaml(inpaint_unet, "__is_first_stage__", "concat")
+    path = _write_zoo(tmp_path / "inpainting_big", _random(UNet(inpaint_unet)), {}, config)
+    model = ldmkit.load(path)
+    assert model.spatial is not None and model.spatial.layout == "compvis"
+    image = torch.rand(1, 3, 16, 16) * 2 - 1
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 2:9, 5:14] = 0.7  # soft: CompVis binarises at 0.5
+    hole = (mask >= 0.5).float()
+    expected = torch.cat(
+        [model.encode(image * (1 - hole)), torch.nn.functional.interpolate(hole, size=(8, 8))], 1
+    )
+    torch.testing.assert_close(model.spatial_condition(image=image, mask=mask), expected)
+    # Super-resolution (bsr_sr): the low-resolution image concatenated at the latent's side.
+    sr_unet = replace(UNCONDITIONAL, in_channels=6)
+    config = _zoo_yaml(sr_unet, {"target": "torch.nn.Identity"}, "concat")
+    path = _write_zoo(tmp_path / "bsr_sr", _random(UNet(sr_unet)), {}, config)
+    model = ldmkit.load(path)
+    assert model.spatial is not None and model.spatial.kind == "super_resolution"
+    low = torch.rand(1, 3, 8, 8) * 2 - 1
+    torch.testing.assert_close(model.spatial_condition(low_res=low), low)
+    assert model.sample(1, condition=model.spatial_condition(low_res=low)).shape == (1, 3, 16, 16)

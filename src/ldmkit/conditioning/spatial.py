@@ -15,11 +15,12 @@ from PIL import Image, ImageDraw
 
 SpatialKind = Literal["super_resolution", "inpaint", "semantic"]
 KINDS = ("super_resolution", "inpaint", "semantic")
-# How the inpainting map is laid out: ldmkit's [encoded known part, mask (area-resized)], or
+# How the inpainting map is laid out: ldmkit's [encoded known part, mask (area-resized)];
 # Stable Diffusion's inpainting models' [mask (nearest-resized), encoded known part], the
-# known part being image * (mask < 0.5).
-InpaintLayout = Literal["ldmkit", "stable_diffusion"]
-INPAINT_LAYOUTS = ("ldmkit", "stable_diffusion")
+# known part being image * (mask < 0.5); the CompVis zoo's inpainting model's [encoded known
+# part, mask (nearest-resized)], the known part being image * (1 - (mask >= 0.5)).
+InpaintLayout = Literal["ldmkit", "stable_diffusion", "compvis"]
+INPAINT_LAYOUTS = ("ldmkit", "stable_diffusion", "compvis")
 
 
 @dataclass(frozen=True)

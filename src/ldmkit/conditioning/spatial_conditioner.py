@@ -152,6 +152,11 @@ class SpatialConditioner(Conditioner):
             known = self.encode_images(image * (mask < 0.5).to(image.dtype))
             small = F.interpolate(mask.to(known.dtype), known.shape[-2:], mode="nearest")
             return torch.cat([small, known], 1)
+        if spatial.layout == "compvis":
+            hole = (mask >= 0.5).to(image.dtype)
+            known = self.encode_images(image * (1.0 - hole))
+            small = F.interpolate(hole.to(known.dtype), known.shape[-2:], mode="nearest")
+            return torch.cat([known, small], 1)
         known = self.encode_images(masked_images(image, mask))
         return torch.cat([known, resize_condition(mask.to(known.dtype), known.shape[-2:])], 1)
 

@@ -5,9 +5,10 @@ The weights use the names ldmkit keeps (`model.diffusion_model.*`, `first_stage_
 they do not record (heads, the attention kind, the first stage's codebook, the conditioning, the
 latent scale unless the file stores its `scale_factor` buffer) comes from the YAML, which is
 read as data (`yaml.safe_load`), never executed. Families read: unconditional (LSUN, CelebA-HQ,
-FFHQ; VQ or KL first stage, plain self-attention blocks) and class-conditional ImageNet
-(`ClassEmbedder` tokens cross-attended). Others (BERT text, super-resolution, inpainting,
-semantic and layout conditioning) are named as not read yet.
+FFHQ; VQ or KL first stage, plain self-attention blocks), class-conditional ImageNet
+(`ClassEmbedder` tokens cross-attended), super-resolution (`bsr_sr`: the low-resolution image
+concatenated) and inpainting (the encoded known part and the mask concatenated). Others (BERT
+text, semantic and layout conditioning) are named as not read yet.
 """
 
 from collections.abc import Mapping
@@ -18,7 +19,7 @@ import torch
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.checkpoint import CheckpointError, load_state
-from ldmkit.conditioning import ClassTokensCondition
+from ldmkit.conditioning import ClassTokensCondition, SpatialCondition, SpatialConfig
 from ldmkit.diffusion import DiffusionLossConfig, ScheduleConfig
 from ldmkit.interop.keys import part
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
@@ -56,7 +57,7 @@ def load_compvis(
     try:
         unet = unet_config_from_yaml(params["unet_config"]["params"])
         autoencoder_config = autoencoder_config_from_yaml(params["first_stage_config"])
-        conditioners = _conditioners(params, state)
+        conditioners = _conditioners(params, state, autoencoder_config)
         scale = state.get("scale_factor")
         latent_scale = float(scale) if scale is not None else float(params.get("scale_factor", 1))
         config = DiffusionConfig(
@@ -136,11 +137,24 @@ def autoencoder_config_from_yaml(first_stage: Mapping[str, Any]) -> AutoencoderC
     )
 
 
-def _conditioners(params: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> tuple:
+def _conditioners(
+    params: Mapping[str, Any], state: Mapping[str, torch.Tensor], first_stage: AutoencoderConfig
+) -> tuple:
     stage = params.get("cond_stage_config")
     if stage in (None, "__is_unconditional__"):
         return ()
     target = str(stage.get("target", "")) if isinstance(stage, Mapping) else str(stage)
+    key = params.get("conditioning_key")
+    in_channels = int(params["unet_config"]["params"]["in_channels"])
+    z = first_stage.z_channels
+    if key == "concat" and target == "__is_first_stage__" and in_channels == 2 * z + 1:
+        # The inpainting model: the first stage's encoding of the known part, then the mask.
+        return (SpatialCondition(map=SpatialConfig(kind="inpaint", layout="compvis")),)
+    if key == "concat" and target.endswith("Identity") and in_channels == z + 3:
+        # Super-resolution (bsr_sr): the low-resolution image itself at the latent's side.
+        return (
+            SpatialCondition(map=SpatialConfig(kind="super_resolution", factor=first_stage.factor)),
+        )
     if target.endswith("ClassEmbedder") and params.get("conditioning_key") == "crossattn":
         table = state.get(f"{COND_STAGE}embedding.weight")
         if table is None:
@@ -151,8 +165,8 @@ def _conditioners(params: Mapping[str, Any], state: Mapping[str, torch.Tensor]) 
         return (ClassTokensCondition(num_classes=int(classes), width=int(width), null_class=null),)
     raise CheckpointError(
         f"the conditioning {target!r} ({params.get('conditioning_key')}) of this zoo model is "
-        "not read yet; ldmkit reads the unconditional and the class-conditional (ClassEmbedder) "
-        "families"
+        "not read yet; ldmkit reads the unconditional, class-conditional (ClassEmbedder), "
+        "super-resolution and inpainting families"
     )
 
 
