@@ -255,3 +255,81 @@ def test_an_inpainting_pipeline_samples_as_diffusers_does(inpaint_folder: Path) 
         output_type="pt",
     ).images
     assert (ours * 0.5 + 0.5).clamp(0, 1).sub(theirs).abs().max() < 1e-3
+
+
+@pytest.fixture(scope="module")
+def upscale_folder(pipeline_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A StableDiffusionUpscalePipeline in miniature: a 7-channel UNet with a noise-level
+    embedding, an f=4 VAE scaled by 0.08333, v-prediction, saved by diffusers."""
+    reference = diffusers.StableDiffusionPipeline.from_pretrained(
+        pipeline_folder, local_files_only=True
+    )
+    torch.manual_seed(2)
+    unet = diffusers.UNet2DConditionModel.from_config(
+        {**reference.unet.config, "in_channels": 7, "num_class_embeds": 1000}
+    )
+    vae = diffusers.AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 3,
+        up_block_types=("UpDecoderBlock2D",) * 3,
+        block_out_channels=(16, 32, 32),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        scaling_factor=0.08333,
+    )
+    schedule = {"beta_schedule": "scaled_linear", "beta_start": 0.0001, "beta_end": 0.02}
+    pipe = diffusers.StableDiffusionUpscalePipeline(
+        vae=_randomised(vae, 0.2),
+        text_encoder=reference.text_encoder,
+        tokenizer=reference.tokenizer,
+        unet=_randomised(unet, 0.1),
+        low_res_scheduler=diffusers.DDPMScheduler(**schedule),
+        scheduler=diffusers.DDIMScheduler(
+            **schedule, prediction_type="v_prediction", clip_sample=False, set_alpha_to_one=False,
+            steps_offset=1,
+        ),
+        max_noise_level=350,
+    )  # fmt: skip
+    folder = tmp_path_factory.mktemp("diffusers") / "tiny-sd-x4"
+    pipe.save_pretrained(folder)
+    return folder
+
+
+@torch.no_grad()
+def test_an_upscaling_pipeline_samples_as_diffusers_does(upscale_folder: Path) -> None:
+    model = ldmkit.load(upscale_folder)
+    spatial = model.spatial
+    assert spatial is not None and (spatial.noise_levels, spatial.max_noise_level) == (1000, 350)
+    pipe = diffusers.StableDiffusionUpscalePipeline.from_pretrained(
+        upscale_folder, local_files_only=True
+    )
+    low = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    # The low-resolution image noised to level 20 with noise from the same generator.
+    condition = model.spatial_condition(low_res=low, generator=torch.Generator().manual_seed(11))
+    options = SamplingOptions("ddim", 10, 3.0, spacing="leading", seed=3)
+    ours = model.sample(2, prompts=PROMPTS, condition=condition, options=options)
+    assert ours.shape == (2, 3, 32, 32)
+    x_T = torch.stack(
+        [torch.randn(4, 8, 8, generator=torch.Generator().manual_seed(3 + i)) for i in (0, 1)]
+    )
+    theirs = pipe(
+        PROMPTS,
+        image=low * 0.5 + 0.5,  # diffusers takes [0, 1]
+        noise_level=20,
+        num_inference_steps=10,
+        guidance_scale=3.0,
+        generator=torch.Generator().manual_seed(11),
+        latents=x_T,
+        output_type="pt",
+    ).images
+    assert (ours * 0.5 + 0.5).clamp(0, 1).sub(theirs).abs().max() < 1e-3
+
+
+def test_an_upscaler_exports_as_an_upscaling_pipeline(upscale_folder: Path, tmp_path: Path) -> None:
+    from ldmkit.interop.export_diffusers import export_diffusers
+
+    out = export_diffusers(ldmkit.load(upscale_folder), tmp_path / "x4-again")
+    pipe = diffusers.DiffusionPipeline.from_pretrained(out, local_files_only=True)
+    assert type(pipe).__name__ == "StableDiffusionUpscalePipeline"
+    assert pipe.config.max_noise_level == 350 and pipe.low_res_scheduler.config.beta_end == 0.02
+    assert ldmkit.load(out).spatial.noise_levels == 1000

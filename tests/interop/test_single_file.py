@@ -25,7 +25,14 @@ from ldmkit.unet import UNet
 
 transformers = pytest.importorskip("transformers", reason="the CLIP encoder needs transformers")
 
-from sd_layout import UNET_CONFIG, make_parts, random_weights, sd1_state, sd2_parts  # noqa: E402
+from sd_layout import (  # noqa: E402
+    SD2_UNET,
+    UNET_CONFIG,
+    make_parts,
+    random_weights,
+    sd1_state,
+    sd2_parts,
+)
 
 
 @pytest.fixture(scope="module")
@@ -233,5 +240,42 @@ def test_unet_widths_not_read_yet_are_named() -> None:
 
     assert concat_conditioners(4, 4, "f") == ()
     assert concat_conditioners(9, 4, "f")[0].map.layout == "stable_diffusion"
-    with pytest.raises(CheckpointError, match=r"takes 7 input channels.*not yet the x4 upscaler"):
-        concat_conditioners(7, 4, "x4.safetensors")
+    with pytest.raises(CheckpointError, match=r"takes 5 input channels.*not yet depth-to-image"):
+        concat_conditioners(5, 4, "depth.safetensors")
+
+
+def test_an_x4_upscaler_file_reads_as_a_noise_augmented_upscaler(tmp_path: Path) -> None:
+    parts = make_parts()
+    _, _, state = sd2_parts(parts)
+    torch.manual_seed(4)
+    config = replace(SD2_UNET, in_channels=7, num_classes=1000)
+    unet = random_weights(UNet(config))
+    state = {k: v for k, v in state.items() if not k.startswith("model.diffusion_model.")}
+    state |= {f"model.diffusion_model.{k}": v.contiguous() for k, v in unet.state_dict().items()}
+    path = tmp_path / "tiny-x4-upscaler.safetensors"
+    save_file(state, str(path))
+    model = ldmkit.load(path)
+    assert model.config.loss.prediction == "v" and model.config.unet.num_classes == 1000
+    assert float(model.autoencoder.latent_scale) == pytest.approx(0.08333)
+    spatial = model.spatial
+    assert spatial is not None and (spatial.kind, spatial.noise_levels) == (
+        "super_resolution",
+        1000,
+    )
+    low = torch.rand(1, 3, 8, 8) * 2 - 1
+    condition = model.spatial_condition(low_res=low, generator=torch.Generator().manual_seed(0))
+    cond, uncond = model.conditions(1, {"prompts": ["a cat"], "condition": condition}, 3.0)
+    assert cond["y"].tolist() == uncond["y"].tolist() == [20]  # the level, in both branches
+    with pytest.raises(CheckpointError, match="the x4 upscaler: it predicts v"):
+        ldmkit.load(path, prediction="eps")
+    picture = tmp_path / "low.png"
+    Image.fromarray((torch.rand(8, 8, 3) * 255).byte().numpy()).save(picture)
+    out = tmp_path / "up.png"
+    arguments = ["upscale", str(picture), str(out), "--checkpoint", str(path), "--prompt", "a cat"]
+    result = CliRunner().invoke(app, [*arguments, "--noise-level", "30", "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    # The image is concatenated at the latent's side: x f (4 for the real file, 2 for this one).
+    assert Image.open(out).size == (16, 16)
+    assert json.loads(Image.open(out).text["ldmkit"])["noise_level"] == "30"
+    result = CliRunner().invoke(app, [*arguments, "--noise-level", "400", "--steps", "2"])
+    assert result.exit_code == 2 and "noise_level must lie in [0, 350]" in result.output

@@ -64,26 +64,42 @@ def _write(images: "torch.Tensor", out: Path, params: dict[str, object]) -> None
 
 
 @app.command("upscale")
-@sampling_options(guidance=1.0)
+@sampling_options(guidance=None)
 def upscale_command(
     image: Annotated[Path, typer.Argument(help="Low-resolution input image")],
     out: Annotated[Path, typer.Argument(help="PNG to write (input size x the model's factor)")],
     checkpoint: Checkpoint,
     options: "SamplingOptions",
+    prompt: Annotated[
+        str | None, typer.Option(help="What the image shows (text-conditioned upscalers)")
+    ] = None,
+    noise_level: Annotated[
+        int | None,
+        typer.Option(help="Noise-augmented upscalers: the low-resolution image's noise level"),
+    ] = None,
     device: Device = "auto",
 ) -> None:
     """Super-resolve an image of any size; inputs larger than the training size are processed
-    in overlapping latent tiles (default: the training side) blended without seams."""
+    in overlapping latent tiles (default: the training side) blended without seams. Stable
+    Diffusion's x4 upscaler takes --prompt and --noise-level (default 20)."""
     from ldmkit.evaluation.restoration import upscale
 
     checked(lambda: check_output_image("OUT", out))
     model, options = _load(checkpoint, device, options)
     low = _read(image)
     try:
-        result = upscale(model, low, options)
+        if noise_level is not None:
+            model.set_noise_level(noise_level)
+        prompts = [prompt or ""] if model.takes_prompts else None
+        if prompt is not None and prompts is None:
+            raise ValueError(f"{checkpoint} takes no prompt; leave --prompt out")
+        result = upscale(model, low, options, prompts=prompts)
     except ValueError as error:
         raise fail(str(error)) from error
     params = {"checkpoint": str(checkpoint), "input": str(image)}
+    params |= {
+        k: str(v) for k, v in (("prompt", prompt), ("noise_level", noise_level)) if v is not None
+    }
     _write(result, out, {**params, **options.to_dict()})
 
 

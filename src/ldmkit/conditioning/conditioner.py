@@ -169,6 +169,10 @@ class ConditionerConfig(ABC):
     def build(self, context: BuildContext) -> Conditioner:
         """The conditioner this config describes."""
 
+    def fills(self) -> tuple[str, ...]:
+        """Every denoiser input it fills: its `output`, and any it fills besides."""
+        return (self.output,)
+
     def check_unet(self, context_dim: int | None, class_rows: int | None) -> None:
         """Raise a ValueError naming the UNet field to set unless the UNet (cross-attention
         width `context_dim`, `class_rows` class embeddings) takes this conditioner's output."""

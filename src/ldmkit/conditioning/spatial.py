@@ -37,6 +37,15 @@ class SpatialConfig:
     classes: int = 31
     # inpaint: the map's layout (`InpaintLayout`).
     layout: InpaintLayout = "ldmkit"
+    # super_resolution with noise augmentation (Stable Diffusion's x4 upscaler): the
+    # low-resolution image is noised to `noise_level` of a schedule (LDM's sqrt-linear,
+    # noise_beta_start..noise_beta_end over noise_levels steps) and the level reaches the UNet
+    # as its class label (`y`; its class table has noise_levels rows). 0 = no augmentation.
+    noise_levels: int = 0
+    noise_level: int = 20
+    max_noise_level: int = 350
+    noise_beta_start: float = 0.0001
+    noise_beta_end: float = 0.02
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -45,6 +54,13 @@ class SpatialConfig:
             raise ValueError(f"spatial.factor must be >= 2, got {self.factor}")
         if self.classes < 2:
             raise ValueError(f"spatial.classes must be >= 2, got {self.classes}")
+        if self.noise_levels and not 0 <= self.noise_level <= self.max_noise_level:
+            raise ValueError(
+                f"spatial.noise_level must lie in [0, {self.max_noise_level}] (max_noise_level); "
+                f"got {self.noise_level}"
+            )
+        if self.noise_levels and self.max_noise_level >= self.noise_levels:
+            raise ValueError("spatial.max_noise_level must be below noise_levels")
         if self.layout not in INPAINT_LAYOUTS:
             raise ValueError(
                 f"spatial.layout must be one of {', '.join(INPAINT_LAYOUTS)}; got {self.layout!r}"
@@ -160,3 +176,22 @@ def colourise(semantic: torch.Tensor, classes: int) -> torch.Tensor:
     palette = 0.8 * torch.cos(angle)  # (classes, 3)
     palette[0] = 0.0
     return palette[semantic.long()].permute(0, 3, 1, 2)
+
+
+def noise_augmented(
+    images: torch.Tensor, config: SpatialConfig, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """`images` noised to `config.noise_level` of the augmentation schedule: sqrt(a) x +
+    sqrt(1 - a) eps with a the schedule's alpha_bar there (LDM's sqrt-linear betas from
+    noise_beta_start to noise_beta_end over noise_levels steps); eps from `generator`."""
+    root_betas = torch.linspace(
+        math.sqrt(config.noise_beta_start),
+        math.sqrt(config.noise_beta_end),
+        config.noise_levels,
+        dtype=torch.float64,
+    )
+    alpha_bar = torch.cumprod(1.0 - root_betas.square(), 0)[config.noise_level]
+    noise = torch.randn(images.shape, generator=generator, dtype=images.dtype)
+    noise = noise.to(images.device)
+    signal, spread = alpha_bar.sqrt().to(images.dtype), (1.0 - alpha_bar).sqrt().to(images.dtype)
+    return signal * images + spread * noise

@@ -4,7 +4,7 @@ mask (inpainting), the one-hot map (semantic synthesis); built from user inputs 
 from clean batches."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -24,6 +24,7 @@ from ldmkit.conditioning.spatial import (
     bicubic_degrade,
     colourise,
     masked_images,
+    noise_augmented,
     one_hot_map,
     random_masks,
     resize_condition,
@@ -45,6 +46,18 @@ class SpatialCondition(ConditionerConfig):
     def build(self, context: BuildContext) -> "SpatialConditioner":
         """A `SpatialConditioner` over the first stage's encoder."""
         return SpatialConditioner(self.map, context.encode_images, context.factor, self.dropout)
+
+    def fills(self) -> tuple[str, ...]:
+        """The map, and a noise-augmented map's level as the class label `y`."""
+        return ("concat", "y") if self.map.noise_levels else ("concat",)
+
+    def check_unet(self, context_dim: int | None, class_rows: int | None) -> None:
+        """A noise-augmented map's level is the UNet's class label: one row per level."""
+        if self.map.noise_levels and class_rows != self.map.noise_levels:
+            raise ValueError(
+                f"unet.num_classes must be {self.map.noise_levels} (one row per noise level of "
+                f"the augmented low-resolution image); it is {class_rows}"
+            )
 
 
 class SpatialConditioner(Conditioner):
@@ -90,17 +103,30 @@ class SpatialConditioner(Conditioner):
         return self.config.channels(z_channels)
 
     def encode(self, values: Any, n: int, device: torch.device) -> Conditioning:
-        """`n` maps (n, k, h, w) from `condition()` as concat channels."""
+        """`n` maps (n, k, h, w) from `condition()` as concat channels (and a noise-augmented
+        model's noise level as `y`)."""
         if values is None or values.shape[0] != n:
             raise ValueError(
                 f"this model is conditioned on a {self.config.kind} input: pass {n} condition "
                 f"maps, condition= ({n}, k, h, w) from spatial_condition()"
             )
-        return {"concat": values.to(device)}
+        return {"concat": values.to(device), **self._noise_level(n, device)}
 
     def null(self, cond: Conditioning, n: int, device: torch.device) -> Conditioning:
-        """Zeros of the map's shape."""
-        return {"concat": torch.zeros_like(cond["concat"])}
+        """Zeros of the map's shape (the noise level kept)."""
+        return {"concat": torch.zeros_like(cond["concat"]), **self._noise_level(n, device)}
+
+    def set_noise_level(self, level: int) -> None:
+        """The noise level the next low-resolution images are augmented with (and the UNet is
+        told); a ValueError unless the model is noise-augmented and level <= its maximum."""
+        if not self.config.noise_levels:
+            raise ValueError("this model takes no noise level (it is not noise-augmented)")
+        self.config = replace(self.config, noise_level=level)  # validated again
+
+    def _noise_level(self, n: int, device: torch.device) -> Conditioning:
+        if not self.config.noise_levels:
+            return {}
+        return {"y": torch.full((n,), self.config.noise_level, dtype=torch.long, device=device)}
 
     def latent_size(self, values: Any) -> tuple[int, int] | None:
         """The map's side."""
@@ -124,9 +150,11 @@ class SpatialConditioner(Conditioner):
         image: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         semantic: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """The map at the latent's side: super-resolution takes `low_res` (B, C, h, w) in
-        [-1, 1] (output side h * factor); inpainting takes `image` (B, C, H, W) in [-1, 1] and
+        [-1, 1] (output side h * factor; a noise-augmented model's noise drawn from
+        `generator`); inpainting takes `image` (B, C, H, W) in [-1, 1] and
         `mask` (B, 1, H, W), 1 where the image is to be filled; semantic synthesis takes the
         map `semantic` (B, H, W) of class ids (output side H)."""
         spatial = self.config
@@ -140,7 +168,8 @@ class SpatialConditioner(Conditioner):
             if low_res is None:
                 raise ValueError("a super-resolution model needs the low-resolution image")
             out = (low_res.shape[-2] * spatial.factor, low_res.shape[-1] * spatial.factor)
-            return resize_condition(low_res, self._latent_side(out))
+            resized = resize_condition(low_res, self._latent_side(out))
+            return noise_augmented(resized, spatial, generator) if spatial.noise_levels else resized
         if image is None or mask is None:
             raise ValueError("an inpainting model needs the image and its mask")
         if mask.shape[-2:] != image.shape[-2:] or mask.shape[1] != 1:
@@ -204,6 +233,11 @@ class SpatialConditioner(Conditioner):
         if generators is None:
             raise ValueError(
                 "spatial conditioning draws its masks and dropout per sample: pass generators"
+            )
+        if self.config.noise_levels:
+            raise ValueError(
+                "training a noise-augmented super-resolution model (random noise levels per "
+                "sample) is not supported yet; it samples"
             )
         condition, _ = self.degrade(batch, generators)
         kept = [not drop for drop in self.dropped(generators, len(condition))]

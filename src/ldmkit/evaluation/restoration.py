@@ -43,15 +43,22 @@ def upscale(
     model: LatentDiffusion,
     low_res: torch.Tensor,
     options: SamplingOptions = SPATIAL_OPTIONS,
+    prompts: Sequence[str] | None = None,
 ) -> torch.Tensor:
     """Super-resolve `low_res` (B, 3, h, w) in [-1, 1] by the model's factor; larger than the
     training size, the latent is denoised and decoded in blended tiles (`options.tile` latent
-    pixels, default the training side)."""
+    pixels, default the training side). A text-conditioned model (Stable Diffusion's x4
+    upscaler) takes `prompts`; a noise-augmented one draws that noise from `options.seed`."""
     _kind(model, "super_resolution")
     device = model.device
-    condition = model.spatial_condition(low_res=low_res.to(device))
+    generator = torch.Generator().manual_seed(options.seed)
+    condition = model.spatial_condition(low_res=low_res.to(device), generator=generator)
     tile = options.tile or default_tile(model, max(condition.shape[-2:]))
-    return model.sample(len(low_res), condition=condition, options=options.replace(tile=tile))
+    if prompts is not None and len(prompts) == 1:
+        prompts = list(prompts) * len(low_res)
+    return model.sample(
+        len(low_res), prompts=prompts, condition=condition, options=options.replace(tile=tile)
+    )
 
 
 @torch.no_grad()

@@ -14,7 +14,7 @@ import torch
 from ldmkit.checkpoint import CheckpointError, load_state
 from ldmkit.conditioning import ClipCondition, ClipTextConfig
 from ldmkit.diffusion import DiffusionLossConfig, ScheduleConfig
-from ldmkit.interop.concat_inputs import concat_conditioners
+from ldmkit.interop.concat_inputs import MAX_NOISE_LEVEL, concat_conditioners
 from ldmkit.interop.diffusers_autoencoder import autoencoder_from_diffusers
 from ldmkit.interop.diffusers_unet import unet_config_from_diffusers, unet_state_from_diffusers
 from ldmkit.interop.single_file import read_state
@@ -25,6 +25,7 @@ PIPELINES = (
     "StableDiffusionPipeline",
     "StableDiffusionImg2ImgPipeline",
     "StableDiffusionInpaintPipeline",
+    "StableDiffusionUpscalePipeline",
 )
 WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 # diffusers' prediction_type -> ldmkit's parameterisation.
@@ -85,7 +86,12 @@ def load_diffusers_folder(path: Path, device: str | torch.device = "cpu") -> Lat
         raise CheckpointError(f"{path}: the pipeline folder lacks {', '.join(missing)}/")
     unet_config = _json(path / "unet" / "config.json")
     concat = concat_conditioners(
-        int(unet_config.get("in_channels", 4)), int(unet_config.get("out_channels", 4)), str(path)
+        int(unet_config.get("in_channels", 4)),
+        int(unet_config.get("out_channels", 4)),
+        str(path),
+        unet_config.get("num_class_embeds"),
+        factor=2 ** (len(_json(path / "vae" / "config.json")["block_out_channels"]) - 1),
+        max_noise_level=int(index.get("max_noise_level", MAX_NOISE_LEVEL)),
     )
     schedule, prediction = schedule_from_diffusers(
         _json(path / "scheduler" / "scheduler_config.json")

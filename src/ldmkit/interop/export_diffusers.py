@@ -25,6 +25,7 @@ from ldmkit.diffusion import ScheduleConfig
 from ldmkit.interop.diffusers_autoencoder import autoencoder_key_from_diffusers
 from ldmkit.interop.diffusers_unet import unet_key_from_diffusers
 from ldmkit.interop.export_single_file import folded_first_stage
+from ldmkit.interop.keys import as_written
 from ldmkit.pipeline import LatentDiffusion
 from ldmkit.unet import UNetConfig
 
@@ -60,6 +61,8 @@ def export_diffusers(model: LatentDiffusion, out: Path) -> Path:
                 "feature_extractor": [None, None],
                 "requires_safety_checker": False,
             }
+            if pipeline == "StableDiffusionUpscalePipeline":
+                index |= _low_res_scheduler(model, folder)
             (folder / "model_index.json").write_text(json.dumps(index, indent=2))
 
     return write_directory_atomically(Path(out), write)
@@ -148,7 +151,7 @@ def autoencoder_config_to_diffusers(autoencoder: Autoencoder) -> dict[str, Any]:
         "norm_num_groups": ae.norm_groups,
         "act_fn": "silu",
         "mid_block_add_attention": ae.mid_attention,
-        "scaling_factor": float(autoencoder.latent_scale),
+        "scaling_factor": as_written(autoencoder.latent_scale),
     }
     if ae.kind == "vq":
         config |= {"num_vq_embeddings": ae.codebook_size, "vq_embed_dim": ae.z_channels}
@@ -199,10 +202,11 @@ def _pipeline_class(model: LatentDiffusion) -> str | None:
     spatial = [c for c in model.conditioners if isinstance(c, SpatialConditioner)]
     if kinds == {ClipConditioner}:
         return "StableDiffusionPipeline"
-    if kinds == {ClipConditioner, SpatialConditioner} and spatial[0].config.layout == (
-        "stable_diffusion"
-    ):
-        return "StableDiffusionInpaintPipeline"
+    if kinds == {ClipConditioner, SpatialConditioner}:
+        if spatial[0].config.kind == "inpaint" and spatial[0].config.layout == "stable_diffusion":
+            return "StableDiffusionInpaintPipeline"
+        if spatial[0].config.kind == "super_resolution" and spatial[0].config.noise_levels:
+            return "StableDiffusionUpscalePipeline"
     return None
 
 
@@ -211,6 +215,27 @@ def conditioners_left_out(model: LatentDiffusion) -> list[str]:
     if _pipeline_class(model) is not None:
         return []
     return [c.kind for c in model.conditioners if not isinstance(c, ClassConditioner)]
+
+
+def _low_res_scheduler(model: LatentDiffusion, folder: Path) -> dict[str, Any]:
+    """The upscaler's augmentation schedule as `low_res_scheduler/` (a DDPMScheduler) and the
+    model_index entries that name it and the largest noise level."""
+    spatial = model.spatial
+    assert spatial is not None  # by _pipeline_class
+    (folder / "low_res_scheduler").mkdir()
+    config = {
+        "_class_name": "DDPMScheduler",
+        "num_train_timesteps": spatial.noise_levels,
+        "beta_start": spatial.noise_beta_start,
+        "beta_end": spatial.noise_beta_end,
+        "beta_schedule": "scaled_linear",  # LDM's sqrt-linear
+    }
+    path = folder / "low_res_scheduler" / "scheduler_config.json"
+    path.write_text(json.dumps(config, indent=2))
+    return {
+        "low_res_scheduler": ["diffusers", "DDPMScheduler"],
+        "max_noise_level": spatial.max_noise_level,
+    }
 
 
 def _write_clip(model: LatentDiffusion, folder: Path) -> None:

@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 from ldmkit.autoencoder import Autoencoder
 from ldmkit.checkpoint import CheckpointError, write_file
 from ldmkit.conditioning import ClipConditioner, SpatialConditioner
+from ldmkit.interop.keys import as_written
 from ldmkit.interop.openclip import hf_to_openclip
 from ldmkit.pipeline import LatentDiffusion
 
@@ -149,7 +150,7 @@ def original_config(model: LatentDiffusion) -> dict[str, Any]:
         "cond_stage_trainable": False,
         "conditioning_key": "hybrid" if inpaint else "crossattn",
         "monitor": "val/loss_simple_ema",
-        "scale_factor": float(model.autoencoder.latent_scale),
+        "scale_factor": as_written(model.autoencoder.latent_scale),
         "use_ema": False,
         "parameterization": config.loss.prediction,
         "unet_config": {

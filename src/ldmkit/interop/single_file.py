@@ -34,7 +34,7 @@ from ldmkit.diffusion import (
 )
 from ldmkit.interop.compvis import load_compvis, zoo_config_path
 from ldmkit.interop.concat_inputs import concat_conditioners
-from ldmkit.interop.keys import indices, part
+from ldmkit.interop.keys import as_written, indices, part
 from ldmkit.interop.openclip import openclip_to_hf
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.progress import notice
@@ -67,6 +67,8 @@ FAMILIES = {
     # 2.x: 64-wide heads; the 768-v model predicts v at 96x96 latents, the 512 base eps at 64.
     "sd2-v": Family("Stable Diffusion 2.x (768-v)", None, 64, 0.18215, "v", 96),
     "sd2-base": Family("Stable Diffusion 2.x (512 base)", None, 64, 0.18215, "eps", 64),
+    # The x4 upscaler: v, an f=4 first stage scaled by 0.08333, 128x128 latents (512 px out).
+    "sd2-x4": Family("Stable Diffusion x4 upscaler", None, 64, 0.08333, "v", 128),
 }
 OPENCLIP = "cond_stage_model.model."
 # The 512 base model's training steps, which its .ckpt records (the 768-v model's differ).
@@ -137,6 +139,10 @@ def detect_family(
     whether it predicts v (768-v) or eps (512 base): `prediction` says so, else a .ckpt's
     `global_step`, else v (said in a notice)."""
     if file_kind(state, path) == "sd2":
+        if _in_channels(state) == 7 and f"{UNET}label_emb.weight" in state:
+            if prediction not in (None, "v"):
+                raise CheckpointError(f"{path} is the x4 upscaler: it predicts v")
+            return FAMILIES["sd2-x4"]
         if prediction is None and _in_channels(state) == 9:
             prediction = "eps"  # 2.x inpainting is the 512 base model's fine-tune
         if prediction is None:
@@ -215,8 +221,7 @@ def unet_config_from_state(unet: Mapping[str, torch.Tensor], family: Family) -> 
     if len(set(blocks)) != 1:
         raise CheckpointError(f"the UNet has {blocks} residual blocks per level; expected equal")
     context = unet.get("middle_block.1.transformer_blocks.0.attn2.to_k.weight")
-    if any(key.startswith("label_emb.") for key in unet):
-        raise CheckpointError("a UNet with a class or noise-level embedding is not read yet")
+    label_emb = unet.get("label_emb.weight")  # the x4 upscaler's noise levels
     emb = unet["input_blocks.1.0.emb_layers.1.weight"]
     return UNetConfig(
         in_channels=int(first.shape[1]),
@@ -231,6 +236,7 @@ def unet_config_from_state(unet: Mapping[str, torch.Tensor], family: Family) -> 
         context_dim=None if context is None else int(context.shape[1]),
         use_linear_in_transformer=bool(linear),
         use_scale_shift_norm=int(emb.shape[0]) == 2 * int(mults[0] * model_channels),
+        num_classes=None if label_emb is None else int(label_emb.shape[0]),
     )
 
 
@@ -311,7 +317,7 @@ def schedule_from_state(state: Mapping[str, torch.Tensor]) -> ScheduleConfig:
         return ScheduleConfig("linear", 1000, 0.00085, 0.012, **COMPVIS_CONVENTIONS)
     betas = betas.double()
     # The ends as written in configs (0.00085, not float32's 0.0008500000112690032).
-    steps, start, end = len(betas), _decimal(betas[0]), _decimal(betas[-1])
+    steps, start, end = len(betas), as_written(betas[0]), as_written(betas[-1])
     if torch.allclose(linear_schedule(steps, start, end).betas, betas, rtol=1e-5, atol=0):
         return ScheduleConfig("linear", steps, start, end, **COMPVIS_CONVENTIONS)
     if torch.allclose(cosine_schedule(steps).betas, betas, rtol=1e-5, atol=0):
@@ -326,11 +332,6 @@ def schedule_from_state(state: Mapping[str, torch.Tensor]) -> ScheduleConfig:
         "the checkpoint's betas follow neither LDM's linear (sqrt-linear) schedule nor the "
         "cosine one; ldmkit cannot reproduce its noise schedule"
     )
-
-
-def _decimal(value: torch.Tensor) -> float:
-    """A float32 value as the shortest decimal that rounds to it (7 significant digits)."""
-    return float(f"{float(value):.7g}")
 
 
 def _assigned(build: Callable[[], M], state: dict[str, torch.Tensor], path: Path) -> M:
@@ -403,7 +404,13 @@ def load_single_file(
             latent_size=family.latent_size,
             conditioners=(
                 ClipCondition(encoder=clip.config),  # its layer, penultimate for 2.x
-                *concat_conditioners(unet.in_channels, ae_config.z_channels, str(path)),
+                *concat_conditioners(
+                    unet.in_channels,
+                    ae_config.z_channels,
+                    str(path),
+                    unet.num_classes,
+                    ae_config.factor,
+                ),
             ),
         )
         model = LatentDiffusion(config, autoencoder.eval(), {"clip": clip}, unet=denoiser)

@@ -41,22 +41,23 @@ class DiffusionConfig:
     def __post_init__(self) -> None:
         if self.latent_size < 1:
             raise ValueError(f"latent_size must be >= 1, got {self.latent_size}")
-        outputs = [c.output for c in self.conditioners]
+        outputs = [fill for c in self.conditioners for fill in c.fills()]
         for output in set(outputs):
             if outputs.count(output) > 1:
-                kinds = [c.kind for c in self.conditioners if c.output == output]
+                kinds = [c.kind for c in self.conditioners if output in c.fills()]
                 raise ValueError(
                     f"conditioners {' and '.join(kinds)} both fill the UNet's {output!r} input; "
                     "keep one of them"
                 )
-        if {"y", "context"} <= set(outputs):
+        if {"y", "context"} <= {c.output for c in self.conditioners}:
             raise ValueError(
                 "condition on one of classes, text, clip or layout (and a map), not "
                 f"{' and '.join(c.kind for c in self.conditioners if c.output != 'concat')}"
             )
         for conditioner in self.conditioners:
             conditioner.check_unet(self.unet.context_dim, self.unet.num_classes)
-        if "y" not in outputs and self.unet.num_classes is not None:
+        filled = {fill for c in self.conditioners for fill in c.fills()}
+        if "y" not in filled and self.unet.num_classes is not None:
             raise ValueError(
                 f"unet.num_classes={self.unet.num_classes}, but no class conditioner fills it; "
                 "set unet.num_classes=null or add {kind: class, num_classes: N} to conditioners"

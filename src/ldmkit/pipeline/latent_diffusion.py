@@ -210,9 +210,15 @@ class LatentDiffusion(nn.Module):
         image: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         semantic: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """The concatenated map at the latent's side (`SpatialConditioner.condition`)."""
-        return self._spatial().condition(low_res, image, mask, semantic)
+        """The concatenated map at the latent's side (`SpatialConditioner.condition`; a
+        noise-augmented upscaler draws its noise from `generator`)."""
+        return self._spatial().condition(low_res, image, mask, semantic, generator)
+
+    def set_noise_level(self, level: int) -> None:
+        """A noise-augmented upscaler's noise level for the images it upscales next."""
+        self._spatial().set_noise_level(level)
 
     def degrade(
         self, batch: dict[str, Any], generators: Sequence[torch.Generator]
