@@ -82,8 +82,8 @@ def test_a_tagged_union_reads_each_entry_by_its_kind() -> None:
         "SpatialCondition",
     ]
     assert config.model.conditioners[0].dropout == 0.2
-    data["model"]["conditioners"] = [{"kind": "bert"}]
-    with pytest.raises(ConfigError, match=r"model\.conditioners\[0\]: kind 'bert' is not one of"):
+    data["model"]["conditioners"] = [{"kind": "t5"}]
+    with pytest.raises(ConfigError, match=r"model\.conditioners\[0\]: kind 't5' is not one of"):
         from_dict(DiffusionTrainConfig, data)
     data["model"]["conditioners"] = [{"kind": "class", "num_classes": 30, "size": 1}]
     with pytest.raises(ConfigError, match=r"unknown config key 'model\.conditioners\[0\]\.size'"):

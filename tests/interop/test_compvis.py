@@ -169,10 +169,10 @@ def test_a_class_embedder_zoo_model_cross_attends_its_table(tmp_path: Path) -> N
 def test_zoo_families_not_read_yet_are_named(tmp_path: Path) -> None:
     unet = _random(UNet(CLASSES))
     config = _zoo_yaml(
-        CLASSES, {"target": "ldm.modules.encoders.modules.BERTEmbedder"}, "crossattn"
+        CLASSES, {"target": "ldm.modules.encoders.modules.SpatialRescaler"}, "concat"
     )
-    path = _write_zoo(tmp_path / "txt2img", unet, {}, config)
-    with pytest.raises(CheckpointError, match=r"BERTEmbedder.*not read yet"):
+    path = _write_zoo(tmp_path / "semantic", unet, {}, config)
+    with pytest.raises(CheckpointError, match=r"SpatialRescaler.*not read yet"):
         ldmkit.load(path)
 
 
@@ -203,3 +203,73 @@ def test_the_zoos_concat_families_read_as_spatial_models(tmp_path: Path) -> None
     low = torch.rand(1, 3, 8, 8) * 2 - 1
     torch.testing.assert_close(model.spatial_condition(low_res=low), low)
     assert model.sample(1, condition=model.spatial_condition(low_res=low)).shape == (1, 3, 16, 16)
+
+
+def _x_transformers_names(encoder: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A BertEncoder's weights as a CompVis BERTEmbedder stores them (x-transformers' names:
+    layers alternate [norm, attention] and [norm, feed-forward])."""
+    out = {}
+    for key, value in encoder.state_dict().items():
+        parts = key.split(".")
+        if parts[0] in ("embed_tokens", "embed_positions", "layer_norm"):
+            new = {"embed_tokens": "token_emb", "embed_positions": "pos_emb.emb",
+                   "layer_norm": "norm"}[parts[0]]  # fmt: skip
+            out[f"cond_stage_model.transformer.{new}.{parts[-1]}"] = value
+            continue
+        i, name, kind = int(parts[1]), ".".join(parts[2:-1]), parts[-1]
+        slot = {
+            "self_attn_layer_norm": (2 * i, "0"),
+            "self_attn.q_proj": (2 * i, "1.to_q"),
+            "self_attn.k_proj": (2 * i, "1.to_k"),
+            "self_attn.v_proj": (2 * i, "1.to_v"),
+            "self_attn.out_proj": (2 * i, "1.to_out"),
+            "final_layer_norm": (2 * i + 1, "0"),
+            "fc1": (2 * i + 1, "1.net.0.0"),
+            "fc2": (2 * i + 1, "1.net.2"),
+        }[name]
+        out[f"cond_stage_model.transformer.attn_layers.layers.{slot[0]}.{slot[1]}.{kind}"] = value
+    width = encoder.config.width
+    out["cond_stage_model.transformer.to_logits.weight"] = torch.zeros(
+        encoder.config.vocab_size, width
+    )
+    return out
+
+
+def test_a_bert_text_zoo_model_reads_its_encoder(tmp_path: Path) -> None:
+    from ldmkit.conditioning import BertEncoder, BertEncoderConfig
+
+    pytest.importorskip("transformers", reason="BERT's tokenizer is transformers'")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "cat", "photo", "of"]
+    unet = _random(UNet(CLASSES))
+    torch.manual_seed(6)
+    encoder = BertEncoder(
+        BertEncoderConfig(vocab_size=len(words), width=16, layers=2, mlp_width=64, max_length=77)
+    ).eval()
+    for p in encoder.parameters():
+        p.data.normal_(0, 0.1)
+    config = _zoo_yaml(
+        CLASSES,
+        {"target": "ldm.modules.encoders.modules.BERTEmbedder",
+         "params": {"n_embed": 16, "n_layer": 2, "vocab_size": len(words)}},
+        "crossattn",
+    )  # fmt: skip
+    path = _write_zoo(tmp_path / "txt2img-f8-large", unet, _x_transformers_names(encoder), config)
+    with pytest.raises(CheckpointError, match=r"bert-base-uncased's vocab\.txt"):
+        ldmkit.load(path)  # the vocabulary is not shipped: the message says where it goes
+    (path.parent / "vocab.txt").write_text("\n".join(words) + "\n")
+    model = ldmkit.load(path)
+    cond, _uncond = model.conditions(1, {"prompts": ["a photo of a cat"]}, 3.0)
+    ids = torch.tensor([[2, 5, 7, 8, 5, 6, 3] + [0] * 70])
+    with torch.no_grad():
+        torch.testing.assert_close(cond["context"], encoder(ids))
+    from ldmkit.checkpoint import save_latent_diffusion  # the weights and the vocabulary kept
+
+    saved = save_latent_diffusion(model, tmp_path / "as-ldmkit")
+    (path.parent / "vocab.txt").unlink()  # the checkpoint folder stands alone
+    again, _ = ldmkit.load(saved).conditions(1, {"prompts": ["a photo of a cat"]}, 3.0)
+    torch.testing.assert_close(again["context"], cond["context"])
+    (path.parent / "vocab.txt").write_text("\n".join(words) + "\n")
+    out = tmp_path / "cat.png"
+    arguments = ["sample", "--checkpoint", str(path), "--prompt", "a photo of a cat", "--n", "1"]
+    result = CliRunner().invoke(app, [*arguments, "--steps", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output

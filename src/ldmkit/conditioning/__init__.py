@@ -2,6 +2,8 @@
 tau_theta(y) whose output tokens are the UNet's cross-attention context, and the spatially aligned
 conditions concatenated with z_t."""
 
+from ldmkit.conditioning.bert import BertCondition, BertConditioner
+from ldmkit.conditioning.bert_encoder import BertEncoder, BertEncoderConfig
 from ldmkit.conditioning.class_label import ClassCondition, ClassConditioner
 from ldmkit.conditioning.class_tokens import ClassTokensCondition, ClassTokensConditioner
 from ldmkit.conditioning.clip import ClipCondition, ClipConditioner
@@ -43,6 +45,10 @@ from ldmkit.conditioning.tokenizer import TextTokenizer
 
 __all__ = [
     "AnyConditionerConfig",
+    "BertCondition",
+    "BertConditioner",
+    "BertEncoder",
+    "BertEncoderConfig",
     "BuildContext",
     "ClassCondition",
     "ClassConditioner",

@@ -5,6 +5,7 @@ A config file names its conditioners as a list of tagged entries, e.g.
 `ldmkit.config.from_dict` picks each entry's class by its `kind`.
 """
 
+from ldmkit.conditioning.bert import BertCondition
 from ldmkit.conditioning.class_label import ClassCondition
 from ldmkit.conditioning.class_tokens import ClassTokensCondition
 from ldmkit.conditioning.clip import ClipCondition
@@ -18,6 +19,7 @@ AnyConditionerConfig = (
     | ClassTokensCondition
     | TextCondition
     | ClipCondition
+    | BertCondition
     | LayoutCondition
     | SpatialCondition
 )

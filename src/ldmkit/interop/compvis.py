@@ -7,10 +7,12 @@ latent scale unless the file stores its `scale_factor` buffer) comes from the YA
 read as data (`yaml.safe_load`), never executed. Families read: unconditional (LSUN, CelebA-HQ,
 FFHQ; VQ or KL first stage, plain self-attention blocks), class-conditional ImageNet
 (`ClassEmbedder` tokens cross-attended), super-resolution (`bsr_sr`: the low-resolution image
-concatenated) and inpainting (the encoded known part and the mask concatenated). Others (BERT
-text, semantic and layout conditioning) are named as not read yet.
+concatenated), inpainting (the encoded known part and the mask concatenated) and text-to-image
+(`BERTEmbedder`, its word-piece vocabulary from a `vocab.txt` beside the checkpoint). Others
+(semantic and layout conditioning) are named as not read yet.
 """
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,13 +21,21 @@ import torch
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.checkpoint import CheckpointError, load_state
-from ldmkit.conditioning import ClassTokensCondition, SpatialCondition, SpatialConfig
+from ldmkit.conditioning import (
+    BertCondition,
+    BertConditioner,
+    BertEncoderConfig,
+    ClassTokensCondition,
+    SpatialCondition,
+    SpatialConfig,
+)
 from ldmkit.diffusion import DiffusionLossConfig, ScheduleConfig
 from ldmkit.interop.keys import part
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.unet import UNetConfig
 
 UNET, FIRST_STAGE, COND_STAGE = "model.diffusion_model.", "first_stage_model.", "cond_stage_model."
+BERT = COND_STAGE + "transformer."
 ZOO_CONFIG = "config.yaml"  # beside model.ckpt in every zoo zip
 CONVENTIONS: dict[str, Any] = {"steps_offset": 1, "set_alpha_to_one": False}  # CompVis DDIM
 IMAGENET_CLASSES = 1000
@@ -57,7 +67,7 @@ def load_compvis(
     try:
         unet = unet_config_from_yaml(params["unet_config"]["params"])
         autoencoder_config = autoencoder_config_from_yaml(params["first_stage_config"])
-        conditioners = _conditioners(params, state, autoencoder_config)
+        conditioners = _conditioners(params, state, autoencoder_config, path.parent / "vocab.txt")
         scale = state.get("scale_factor")
         latent_scale = float(scale) if scale is not None else float(params.get("scale_factor", 1))
         config = DiffusionConfig(
@@ -81,12 +91,54 @@ def load_compvis(
     if autoencoder_config.kind == "vq":
         first_stage.setdefault("quantize.usage", autoencoder.state_dict()["quantize.usage"])
     load_state(autoencoder, first_stage, path)
-    model = LatentDiffusion(config, autoencoder.eval())
+    try:
+        model = LatentDiffusion(config, autoencoder.eval())
+    except (FileNotFoundError, ImportError, ValueError) as error:  # a missing vocabulary
+        raise CheckpointError(f"{path}: {error}") from error
     load_state(model.unet, dict(ema_state) if ema_state is not None else part(state, UNET), path)
     for conditioner in model.conditioners:
-        if isinstance(conditioner, torch.nn.Module):
+        if isinstance(conditioner, BertConditioner):
+            load_state(conditioner.encoder, bert_state(part(state, BERT)), path)
+        elif isinstance(conditioner, torch.nn.Module):
             load_state(conditioner, part(state, COND_STAGE), path)
     return model.eval()
+
+
+def bert_state(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A CompVis `BERTEmbedder`'s x-transformers weights (`token_emb`, `pos_emb.emb`,
+    `attn_layers.layers.K.{0,1}` alternating attention and feed-forward, `norm`) under
+    `BertEncoder`'s names; the unused `to_logits` head is left out."""
+    out: dict[str, torch.Tensor] = {}
+    top = {
+        "token_emb.": "embed_tokens.",
+        "pos_emb.emb.": "embed_positions.",
+        "norm.": "layer_norm.",
+    }
+    inner = {
+        "0": ("self_attn_layer_norm", "final_layer_norm"),
+        "1.to_q": ("self_attn.q_proj", None),
+        "1.to_k": ("self_attn.k_proj", None),
+        "1.to_v": ("self_attn.v_proj", None),
+        "1.to_out": ("self_attn.out_proj", None),
+        "1.net.0.0": (None, "fc1"),
+        "1.net.2": (None, "fc2"),
+    }
+    for key, value in weights.items():
+        if key.startswith("to_logits."):
+            continue
+        old = next((o for o in top if key.startswith(o)), None)
+        if old is not None:
+            out[top[old] + key[len(old) :]] = value
+            continue
+        found = re.match(r"attn_layers\.layers\.(\d+)\.(.+)\.(weight|bias)$", key)
+        if found is None or found[2] not in inner:
+            raise CheckpointError(f"an unexpected BERTEmbedder weight {key!r}")
+        index, name, kind = int(found[1]), found[2], found[3]
+        new = inner[name][index % 2]  # even entries attend, odd ones feed forward
+        if new is None:
+            raise CheckpointError(f"an unexpected BERTEmbedder weight {key!r}")
+        out[f"layers.{index // 2}.{new}.{kind}"] = value
+    return out
 
 
 def unet_config_from_yaml(unet: Mapping[str, Any]) -> UNetConfig:
@@ -138,7 +190,10 @@ def autoencoder_config_from_yaml(first_stage: Mapping[str, Any]) -> AutoencoderC
 
 
 def _conditioners(
-    params: Mapping[str, Any], state: Mapping[str, torch.Tensor], first_stage: AutoencoderConfig
+    params: Mapping[str, Any],
+    state: Mapping[str, torch.Tensor],
+    first_stage: AutoencoderConfig,
+    vocab: Path,
 ) -> tuple:
     stage = params.get("cond_stage_config")
     if stage in (None, "__is_unconditional__"):
@@ -163,10 +218,20 @@ def _conditioners(
         # ImageNet's 1001-row tables (cin256-v2) keep row 1000 as the unconditional class.
         null = IMAGENET_CLASSES if classes == IMAGENET_CLASSES + 1 else None
         return (ClassTokensCondition(num_classes=int(classes), width=int(width), null_class=null),)
+    if target.endswith("BERTEmbedder") and key == "crossattn":
+        settings = stage.get("params", {}) if isinstance(stage, Mapping) else {}
+        encoder = BertEncoderConfig(
+            vocab_size=int(settings.get("vocab_size", 30522)),
+            width=int(settings["n_embed"]),
+            layers=int(settings["n_layer"]),
+            mlp_width=4 * int(settings["n_embed"]),
+            max_length=int(settings.get("max_seq_len", 77)),
+        )
+        return (BertCondition(encoder=encoder, vocab=str(vocab)),)
     raise CheckpointError(
         f"the conditioning {target!r} ({params.get('conditioning_key')}) of this zoo model is "
         "not read yet; ldmkit reads the unconditional, class-conditional (ClassEmbedder), "
-        "super-resolution and inpainting families"
+        "text-to-image (BERTEmbedder), super-resolution and inpainting families"
     )
 
 

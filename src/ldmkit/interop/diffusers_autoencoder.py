@@ -1,4 +1,4 @@
-"""diffusers `AutoencoderKL` weights and config -> ldmkit's KL autoencoder.
+"""diffusers `AutoencoderKL` (and `VQModel`) weights and config -> ldmkit's autoencoder.
 
 ldmkit keeps the original LDM parameter names (`encoder.down.0.block.0.conv1`, `mid.attn_1.q`,
 ...); diffusers renames them (`down_blocks.0.resnets.0`, `mid_block.attentions.0.to_q`) and
@@ -30,19 +30,25 @@ _ATTENTION = {
 
 
 def autoencoder_config_from_diffusers(config: Mapping[str, Any]) -> AutoencoderConfig:
-    """Translate a diffusers AutoencoderKL config dict into an AutoencoderConfig."""
+    """Translate a diffusers AutoencoderKL (or VQModel) config dict into an AutoencoderConfig."""
+    vq = config.get("_class_name") == "VQModel" or "num_vq_embeddings" in config
+    if vq and config.get("vq_embed_dim") not in (None, config.get("latent_channels", 3)):
+        raise ValueError("a VQModel whose vq_embed_dim differs from its latent_channels")
+    if vq and config.get("norm_type", "group") != "group":
+        raise ValueError(f"a VQModel with norm_type {config.get('norm_type')!r} (ldmkit: group)")
     channels = list(config["block_out_channels"])
     ch = channels[0]
     if any(c % ch for c in channels):
         raise ValueError(f"block_out_channels {channels} are not multiples of the first entry")
     return AutoencoderConfig(
-        kind="kl",
+        kind="vq" if vq else "kl",
+        codebook_size=int(config.get("num_vq_embeddings", 512)),
         in_channels=config.get("in_channels", 3),
         out_channels=config.get("out_channels", 3),
         model_channels=ch,
         channel_mult=tuple(c // ch for c in channels),
         num_res_blocks=config.get("layers_per_block", 1),
-        z_channels=config.get("latent_channels", 4),
+        z_channels=config.get("latent_channels", 3 if vq else 4),
         norm_groups=config.get("norm_num_groups", 32),
         mid_attention=config.get("mid_block_add_attention", True),
     )
@@ -93,5 +99,7 @@ def autoencoder_from_diffusers(
     model = Autoencoder(ae_config)
     mapped["latent_shift"] = torch.tensor(float(config.get("shift_factor") or 0.0))
     mapped["latent_scale"] = torch.tensor(float(config.get("scaling_factor") or 1.0))
+    if ae_config.kind == "vq":  # VQ training's dead-code counts, which diffusers does not keep
+        mapped.setdefault("quantize.usage", model.state_dict()["quantize.usage"])
     load_state(model, mapped, Path("diffusers weights"))
     return model.eval()

@@ -1,7 +1,8 @@
-"""A diffusers Stable Diffusion folder (`model_index.json` beside `unet/`, `vae/`,
-`text_encoder/`, `tokenizer/`, `scheduler/`) as an ldmkit `LatentDiffusion`, read offline from
-the folder alone: the UNet and VAE weights mapped onto ldmkit's modules, the scheduler's betas
-and prediction type as the schedule and objective, the CLIP text encoder as a `ClipCondition`.
+"""A diffusers pipeline folder (`model_index.json` beside `unet/`, `vae/` or `vqvae/`, the text
+encoder and its tokenizer, `scheduler/`) as an ldmkit `LatentDiffusion`, read offline from the
+folder alone: the UNet and first-stage weights mapped onto ldmkit's modules, the scheduler's
+betas and prediction type as the schedule and objective, the text encoder as a conditioner
+(Stable Diffusion's CLIP as a `ClipCondition`, the paper's LDMBert as a `BertCondition`).
 """
 
 import json
@@ -12,7 +13,13 @@ from typing import Any
 import torch
 
 from ldmkit.checkpoint import CheckpointError, load_state
-from ldmkit.conditioning import ClipCondition, ClipTextConfig
+from ldmkit.conditioning import (
+    BertCondition,
+    BertConditioner,
+    BertEncoderConfig,
+    ClipCondition,
+    ClipTextConfig,
+)
 from ldmkit.diffusion import DiffusionLossConfig, ScheduleConfig
 from ldmkit.interop.concat_inputs import MAX_NOISE_LEVEL, concat_conditioners
 from ldmkit.interop.diffusers_autoencoder import autoencoder_from_diffusers
@@ -21,13 +28,21 @@ from ldmkit.interop.single_file import read_state
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 
 INDEX = "model_index.json"
+LDM_PIPELINES = ("LDMTextToImagePipeline",)  # LDMPipeline's UNet2DModel is not read yet
 PIPELINES = (
+    *LDM_PIPELINES,
     "StableDiffusionPipeline",
     "StableDiffusionImg2ImgPipeline",
     "StableDiffusionInpaintPipeline",
     "StableDiffusionUpscalePipeline",
 )
-WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+# diffusers' component weights, then transformers' (LDMBert is a transformers model).
+WEIGHTS = (
+    "diffusion_pytorch_model.safetensors",
+    "diffusion_pytorch_model.bin",
+    "model.safetensors",
+    "pytorch_model.bin",
+)
 # diffusers' prediction_type -> ldmkit's parameterisation.
 PREDICTIONS = {"epsilon": "eps", "v_prediction": "v", "sample": "x0"}
 # diffusers' beta_schedule -> ldmkit's schedule kind ("linear" in ldmkit is LDM's sqrt-linear).
@@ -69,7 +84,9 @@ def schedule_from_diffusers(config: Mapping[str, Any]) -> tuple[ScheduleConfig, 
 
 
 def load_diffusers_folder(path: Path, device: str | torch.device = "cpu") -> LatentDiffusion:
-    """The Stable Diffusion pipeline in the diffusers folder `path` as a LatentDiffusion."""
+    """The pipeline in the diffusers folder `path` as a LatentDiffusion: a Stable Diffusion one
+    (CLIP; text-to-image, inpainting, upscaling) or the paper's `LDMTextToImagePipeline`
+    (LDMBert over word pieces)."""
     path = Path(path)
     index = _json(path / INDEX)
     name = index.get("_class_name")
@@ -77,45 +94,78 @@ def load_diffusers_folder(path: Path, device: str | torch.device = "cpu") -> Lat
         raise CheckpointError(
             f"{path}: a diffusers {name} folder; ldmkit reads {', '.join(PIPELINES)} folders"
         )
-    missing = [
-        part
-        for part in ("unet", "vae", "text_encoder", "tokenizer", "scheduler")
-        if not (path / part).is_dir()
-    ]
+    vae_part = "vqvae" if name in LDM_PIPELINES else "vae"
+    text_parts = ("bert", "tokenizer") if name in LDM_PIPELINES else ("text_encoder", "tokenizer")
+    parts = ("unet", vae_part, *text_parts, "scheduler")
+    missing = [part for part in parts if not (path / part).is_dir()]
     if missing:
         raise CheckpointError(f"{path}: the pipeline folder lacks {', '.join(missing)}/")
     unet_config = _json(path / "unet" / "config.json")
-    concat = concat_conditioners(
-        int(unet_config.get("in_channels", 4)),
-        int(unet_config.get("out_channels", 4)),
-        str(path),
-        unet_config.get("num_class_embeds"),
-        factor=2 ** (len(_json(path / "vae" / "config.json")["block_out_channels"]) - 1),
-        max_noise_level=int(index.get("max_noise_level", MAX_NOISE_LEVEL)),
-    )
+    vae_config = _json(path / vae_part / "config.json")
     schedule, prediction = schedule_from_diffusers(
         _json(path / "scheduler" / "scheduler_config.json")
     )
     try:
-        unet = unet_config_from_diffusers(unet_config)
-        autoencoder = autoencoder_from_diffusers(
-            _weights(path / "vae"), _json(path / "vae" / "config.json")
+        text: tuple[Any, ...] = (ClipCondition(encoder=ClipTextConfig(str(path))),)
+        if name == "LDMTextToImagePipeline":
+            text = (bert_condition_from_diffusers(path),)
+        concat = concat_conditioners(
+            int(unet_config.get("in_channels", 4)),
+            int(unet_config.get("out_channels", 4)),
+            str(path),
+            unet_config.get("num_class_embeds"),
+            factor=2 ** (len(vae_config["block_out_channels"]) - 1),
+            max_noise_level=int(index.get("max_noise_level", MAX_NOISE_LEVEL)),
         )
+        unet = unet_config_from_diffusers(unet_config)
+        autoencoder = autoencoder_from_diffusers(_weights(path / vae_part), vae_config)
         config = DiffusionConfig(
             unet=unet,
             schedule=schedule,
             loss=DiffusionLossConfig(prediction=prediction),  # type: ignore[arg-type]
             latent_size=int(unet_config.get("sample_size", 64)),
-            conditioners=(ClipCondition(encoder=ClipTextConfig(str(path))), *concat),
+            conditioners=(*text, *concat),
         )
         model = LatentDiffusion(config, autoencoder)
         mapped = unet_state_from_diffusers(_weights(path / "unet"), unet)
         load_state(model.unet, mapped, path / "unet")  # names what is missing or extra
+        for conditioner in model.conditioners:
+            if isinstance(conditioner, BertConditioner):
+                load_state(
+                    conditioner.encoder,
+                    bert_state_from_diffusers(_weights(path / "bert")),
+                    path / "bert",
+                )
     except CheckpointError:
         raise
-    except (KeyError, ValueError, RuntimeError) as error:
+    except (KeyError, ValueError, RuntimeError, FileNotFoundError, ImportError) as error:
         raise CheckpointError(f"{path}: {error}") from error
     return model.to(device).eval()
+
+
+def bert_condition_from_diffusers(path: Path) -> BertCondition:
+    """The `BertCondition` of an LDMTextToImagePipeline folder: `bert/config.json` (an
+    LDMBertConfig) and the word pieces in `tokenizer/vocab.txt` (or `tokenizer.json`)."""
+    config = _json(path / "bert" / "config.json")
+    encoder = BertEncoderConfig(
+        vocab_size=int(config["vocab_size"]),
+        width=int(config["d_model"]),
+        layers=int(config["encoder_layers"]),
+        heads=int(config["encoder_attention_heads"]),
+        head_dim=int(config["head_dim"]),
+        mlp_width=int(config["encoder_ffn_dim"]),
+        max_length=int(config["max_position_embeddings"]),
+    )
+    vocab = path / "tokenizer" / "vocab.txt"
+    if not vocab.is_file():  # a folder saved by transformers 5 keeps tokenizer.json only
+        vocab = path / "tokenizer" / "tokenizer.json"
+    return BertCondition(encoder=encoder, vocab=str(vocab))
+
+
+def bert_state_from_diffusers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """LDMBertModel's weights under BertEncoder's names (`model.` dropped, as is the unused
+    `to_logits` head)."""
+    return {k.removeprefix("model."): v for k, v in state.items() if not k.startswith("to_logits")}
 
 
 def _json(path: Path) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """An ldmkit model as a diffusers folder: `unet/` (UNet2DConditionModel), `vae/`
 (AutoencoderKL or VQModel), `scheduler/` (DDIMScheduler with the model's conventions) and, for a
 CLIP-conditioned model, `text_encoder/`, `tokenizer/` and `model_index.json`, so that
-`StableDiffusionPipeline.from_pretrained` (or `StableDiffusionInpaintPipeline` for Stable
-Diffusion's inpainting layout) loads it. Other conditioners (classes through the UNet's class
+`StableDiffusionPipeline.from_pretrained` (or the inpainting and upscaling pipelines) loads it;
+an LDMBert-conditioned one (the paper's text-to-image model) becomes an `LDMTextToImagePipeline`
+(`vqvae/`, `bert/`, `tokenizer/`). Other conditioners (classes through the UNet's class
 embedding excepted) have no diffusers class: their components are written without a pipeline.
 
 The weight names are the readers' (`diffusers_unet`, `diffusers_autoencoder`) run backwards:
@@ -20,7 +21,13 @@ from safetensors.torch import save_file
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.checkpoint import CheckpointError, write_directory_atomically
-from ldmkit.conditioning import ClassConditioner, ClipConditioner, SpatialConditioner
+from ldmkit.conditioning import (
+    BertConditioner,
+    ClassConditioner,
+    ClipConditioner,
+    SpatialConditioner,
+)
+from ldmkit.conditioning.bert import VOCAB_FILE
 from ldmkit.diffusion import ScheduleConfig
 from ldmkit.interop.diffusers_autoencoder import autoencoder_key_from_diffusers
 from ldmkit.interop.diffusers_unet import unet_key_from_diffusers
@@ -47,7 +54,20 @@ def export_diffusers(model: LatentDiffusion, out: Path) -> Path:
         _component(folder / "vae", vae_config, vae)
         (folder / "scheduler").mkdir()
         (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2))
-        if pipeline is not None:
+        if pipeline == "LDMTextToImagePipeline":
+            (folder / "vae").rename(folder / "vqvae")  # the LDM pipelines' name for it
+            _write_bert(model, folder)
+            index = {
+                "_class_name": pipeline,
+                "_diffusers_version": _diffusers_version(),
+                "unet": ["diffusers", "UNet2DConditionModel"],
+                "vqvae": ["diffusers", vae_config["_class_name"]],
+                "scheduler": ["diffusers", "DDIMScheduler"],
+                "bert": ["latent_diffusion", "LDMBertModel"],
+                "tokenizer": ["transformers", "BertTokenizer"],
+            }
+            (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+        elif pipeline is not None:
             _write_clip(model, folder)
             index = {
                 "_class_name": pipeline,
@@ -202,6 +222,8 @@ def _pipeline_class(model: LatentDiffusion) -> str | None:
     spatial = [c for c in model.conditioners if isinstance(c, SpatialConditioner)]
     if kinds == {ClipConditioner}:
         return "StableDiffusionPipeline"
+    if kinds == {BertConditioner}:
+        return "LDMTextToImagePipeline"
     if kinds == {ClipConditioner, SpatialConditioner}:
         if spatial[0].config.kind == "inpaint" and spatial[0].config.layout == "stable_diffusion":
             return "StableDiffusionInpaintPipeline"
@@ -236,6 +258,36 @@ def _low_res_scheduler(model: LatentDiffusion, folder: Path) -> dict[str, Any]:
         "low_res_scheduler": ["diffusers", "DDPMScheduler"],
         "max_noise_level": spatial.max_noise_level,
     }
+
+
+def _write_bert(model: LatentDiffusion, folder: Path) -> None:
+    """LDMBert as diffusers stores it (`bert/`: an LDMBertConfig and the weights under
+    `model.`) and its word pieces (`tokenizer/vocab.txt`)."""
+    bert = model.conditioner("prompts")
+    assert isinstance(bert, BertConditioner)  # by _pipeline_class
+    c = bert.encoder.config
+    config = {
+        "architectures": ["LDMBertModel"],
+        "model_type": "ldmbert",
+        "vocab_size": c.vocab_size,
+        "max_position_embeddings": c.max_length,
+        "d_model": c.width,
+        "encoder_layers": c.layers,
+        "encoder_attention_heads": c.heads,
+        "head_dim": c.head_dim,
+        "encoder_ffn_dim": c.mlp_width,
+        "activation_function": "gelu",
+        "pad_token_id": 0,
+    }
+    (folder / "bert").mkdir()
+    (folder / "bert" / "config.json").write_text(json.dumps(config, indent=2))
+    weights = {f"model.{k}": v.detach().contiguous() for k, v in bert.encoder.state_dict().items()}
+    save_file(weights, str(folder / "bert" / "model.safetensors"), metadata={"format": "pt"})
+    (folder / "tokenizer").mkdir()
+    bert.save_files(folder / "tokenizer")
+    (folder / "tokenizer" / VOCAB_FILE).rename(folder / "tokenizer" / "vocab.txt")
+    tokenizer_config = {"tokenizer_class": "BertTokenizer", "do_lower_case": True}
+    (folder / "tokenizer" / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
 
 
 def _write_clip(model: LatentDiffusion, folder: Path) -> None:

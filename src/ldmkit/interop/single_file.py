@@ -106,7 +106,8 @@ def read_state(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 
 def is_compvis_zoo(state: Mapping[str, torch.Tensor]) -> bool:
     """A UNet under CompVis names without Stable Diffusion's CLIP or OpenCLIP text encoder."""
-    has_clip = any(key.startswith((CLIP_PREFIXES[1], OPENCLIP)) for key in state)
+    clip_keys = [f"{prefix}embeddings.token_embedding.weight" for prefix in CLIP_PREFIXES]
+    has_clip = any(key in state for key in [*clip_keys, f"{OPENCLIP}token_embedding.weight"])
     return f"{UNET}input_blocks.0.0.weight" in state and not has_clip
 
 
