@@ -63,7 +63,7 @@ def load_compvis(
 ) -> LatentDiffusion:
     """The zoo model whose weights are `state` (`ema_state`: the UNet's EMA weights instead)
     and whose original config is `config_path`."""
-    params = _params(config_path)
+    params = original_params(config_path)
     try:
         unet = unet_config_from_yaml(params["unet_config"]["params"])
         autoencoder_config = autoencoder_config_from_yaml(params["first_stage_config"])
@@ -235,17 +235,19 @@ def _conditioners(
     )
 
 
-def _params(config_path: Path) -> dict[str, Any]:
+def original_params(config_path: Path) -> dict[str, Any]:
+    """`model.params` of an original LDM / Stable Diffusion YAML config, read as data."""
     import yaml
 
     try:
         data = yaml.safe_load(Path(config_path).read_text())
         params = data["model"]["params"]
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise CheckpointError(f"{config_path} is not readable YAML: {error}") from error
+        raise CheckpointError(f"--config {config_path} is not readable YAML: {error}") from error
     except (KeyError, TypeError) as error:
         raise CheckpointError(
-            f"{config_path} has no model.params: it is not an original LDM config"
+            f"--config {config_path} has no model.params: it is not an original LDM / Stable "
+            "Diffusion config"
         ) from error
     if not isinstance(params, dict):
         raise CheckpointError(f"{config_path}: model.params is not a mapping")

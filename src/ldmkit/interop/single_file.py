@@ -32,7 +32,7 @@ from ldmkit.diffusion import (
     cosine_schedule,
     linear_schedule,
 )
-from ldmkit.interop.compvis import load_compvis, zoo_config_path
+from ldmkit.interop.compvis import load_compvis, original_params, zoo_config_path
 from ldmkit.interop.concat_inputs import concat_conditioners
 from ldmkit.interop.keys import as_written, indices, part
 from ldmkit.interop.openclip import openclip_to_hf
@@ -171,19 +171,13 @@ def family_from_original_config(path: Path) -> Family:
     """What an original LDM / Stable Diffusion YAML config (`v1-inference.yaml`,
     `v2-inference-v.yaml`) says that the weights do not: the parameterisation, the UNet's heads,
     the latent scale and size. Given with a file, it overrides detection."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-        params = data["model"]["params"]
-        unet = params["unet_config"]["params"]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise CheckpointError(f"--config {path} is not readable YAML: {error}") from error
-    except (KeyError, TypeError) as error:
+    params = original_params(path)
+    unet = params.get("unet_config", {}).get("params") if isinstance(params, dict) else None
+    if not isinstance(unet, dict):
         raise CheckpointError(
             f"--config {path} has no model.params.unet_config.params: it is not an original "
             "LDM / Stable Diffusion config"
-        ) from error
+        )
     heads, head_channels = unet.get("num_heads", -1), unet.get("num_head_channels", -1)
     if not (heads and heads > 0) and not (head_channels and head_channels > 0):
         raise CheckpointError(f"--config {path}: neither num_heads nor num_head_channels is set")
