@@ -1,1 +1,2 @@
-"""L4: weights people already have (diffusers, CompVis) mapped onto ldmkit's modules."""
+"""L6 (beside training): checkpoints people already have (Stable Diffusion and CompVis files,
+diffusers folders) read into ldmkit's modules, and ldmkit models written in those formats."""
