@@ -118,3 +118,37 @@ def test_an_ldmbert_model_exports_as_an_ldm_text_to_image_pipeline(ldm_folder: P
     torch.testing.assert_close(pipe.bert(ids.input_ids)[0], cond["context"])
     again, _ = ldmkit.load(out).conditions(2, {"prompts": PROMPTS}, 1.0)
     torch.testing.assert_close(again["context"], cond["context"])
+
+
+@torch.no_grad()
+def test_an_unconditional_ldm_pipeline_samples_as_diffusers_does(tmp_path: Path) -> None:
+    torch.manual_seed(5)
+    unet = diffusers.UNet2DModel(
+        sample_size=8, in_channels=3, out_channels=3, block_out_channels=(32, 64),
+        down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D"), layers_per_block=1, attention_head_dim=16,
+        norm_num_groups=8,
+    )  # fmt: skip
+    vqvae = diffusers.VQModel(
+        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+        block_out_channels=(16, 32), layers_per_block=1, latent_channels=3, norm_num_groups=8,
+        num_vq_embeddings=32,
+    )  # fmt: skip
+    scheduler = diffusers.DDIMScheduler(
+        beta_schedule="scaled_linear", beta_start=0.0015, beta_end=0.0195, clip_sample=False
+    )
+    pipe = diffusers.LDMPipeline(
+        vqvae=_randomised(vqvae, 0.2), unet=_randomised(unet, 0.1), scheduler=scheduler
+    )
+    folder = tmp_path / "tiny-ldm-uncond"
+    pipe.save_pretrained(folder)
+    model = ldmkit.load(folder)
+    assert not model.conditioners and not model.config.unet.use_spatial_transformer
+    options = SamplingOptions("ddim", 10, spacing="leading", seed=9)
+    ours = model.sample(1, options=options)
+    theirs = pipe(
+        batch_size=1, generator=torch.Generator().manual_seed(9), num_inference_steps=10,
+        eta=0.0, output_type="np",
+    ).images  # fmt: skip
+    theirs = torch.from_numpy(theirs).permute(0, 3, 1, 2)
+    assert (ours * 0.5 + 0.5).clamp(0, 1).sub(theirs).abs().max() < 1e-3

@@ -28,7 +28,7 @@ from ldmkit.interop.single_file import read_state
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 
 INDEX = "model_index.json"
-LDM_PIPELINES = ("LDMTextToImagePipeline",)  # LDMPipeline's UNet2DModel is not read yet
+LDM_PIPELINES = ("LDMTextToImagePipeline", "LDMPipeline")
 PIPELINES = (
     *LDM_PIPELINES,
     "StableDiffusionPipeline",
@@ -85,8 +85,8 @@ def schedule_from_diffusers(config: Mapping[str, Any]) -> tuple[ScheduleConfig, 
 
 def load_diffusers_folder(path: Path, device: str | torch.device = "cpu") -> LatentDiffusion:
     """The pipeline in the diffusers folder `path` as a LatentDiffusion: a Stable Diffusion one
-    (CLIP; text-to-image, inpainting, upscaling) or the paper's `LDMTextToImagePipeline`
-    (LDMBert over word pieces)."""
+    (CLIP; text-to-image, inpainting, upscaling) or the paper's own: `LDMTextToImagePipeline`
+    (LDMBert over word pieces) and the unconditional `LDMPipeline` (a UNet2DModel)."""
     path = Path(path)
     index = _json(path / INDEX)
     name = index.get("_class_name")
@@ -95,8 +95,8 @@ def load_diffusers_folder(path: Path, device: str | torch.device = "cpu") -> Lat
             f"{path}: a diffusers {name} folder; ldmkit reads {', '.join(PIPELINES)} folders"
         )
     vae_part = "vqvae" if name in LDM_PIPELINES else "vae"
-    text_parts = ("bert", "tokenizer") if name in LDM_PIPELINES else ("text_encoder", "tokenizer")
-    parts = ("unet", vae_part, *text_parts, "scheduler")
+    text_parts = {"LDMTextToImagePipeline": ("bert", "tokenizer"), "LDMPipeline": ()}
+    parts = ("unet", vae_part, *text_parts.get(name, ("text_encoder", "tokenizer")), "scheduler")
     missing = [part for part in parts if not (path / part).is_dir()]
     if missing:
         raise CheckpointError(f"{path}: the pipeline folder lacks {', '.join(missing)}/")
@@ -109,6 +109,8 @@ def load_diffusers_folder(path: Path, device: str | torch.device = "cpu") -> Lat
         text: tuple[Any, ...] = (ClipCondition(encoder=ClipTextConfig(str(path))),)
         if name == "LDMTextToImagePipeline":
             text = (bert_condition_from_diffusers(path),)
+        elif name == "LDMPipeline":
+            text = ()  # unconditional
         concat = concat_conditioners(
             int(unet_config.get("in_channels", 4)),
             int(unet_config.get("out_channels", 4)),

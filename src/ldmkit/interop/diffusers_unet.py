@@ -98,8 +98,80 @@ def _heads(
     return None, widths.pop()
 
 
+# UNet2DModel (no cross-attention; diffusers' LDMPipeline): its blocks and the options whose
+# other values ldmkit's UNet does not implement.
+_ATTN_DOWN, _ATTN_UP = "AttnDownBlock2D", "AttnUpBlock2D"
+_REQUIRED_2D: dict[str, Any] = {
+    "center_input_sample": False,
+    "time_embedding_type": "positional",
+    "time_embedding_dim": None,
+    "flip_sin_to_cos": True,
+    "freq_shift": 0,
+    "mid_block_type": "UNetMidBlock2D",
+    "mid_block_scale_factor": 1,
+    "downsample_padding": 1,
+    "downsample_type": "conv",
+    "upsample_type": "conv",
+    "act_fn": "silu",
+    "norm_eps": 1e-5,
+    "add_attention": True,
+    "class_embed_type": None,
+    "num_class_embeds": None,
+}
+
+
+def is_unet_2d(config: Mapping[str, Any]) -> bool:
+    """Whether `config` is a UNet2DModel's (plain attention blocks, no cross-attention)."""
+    blocks = [*config.get("down_block_types", ()), *config.get("up_block_types", ())]
+    return config.get("_class_name") == "UNet2DModel" or any(
+        b in (_ATTN_DOWN, _ATTN_UP) for b in blocks
+    )
+
+
+def unet_2d_config_from_diffusers(config: Mapping[str, Any]) -> UNetConfig:
+    """Translate a diffusers UNet2DModel config dict into a UNetConfig with plain attention
+    blocks (`use_spatial_transformer=False`); `attention_head_dim` is there the head width."""
+    for key, required in _REQUIRED_2D.items():
+        if config.get(key, required) != required:
+            raise ValueError(
+                f"diffusers UNet2DModel {key}={config[key]!r} is not supported by ldmkit's UNet "
+                f"(needs {required!r})"
+            )
+    if config.get("attn_norm_num_groups") not in (None, config.get("norm_num_groups", 32)):
+        raise ValueError("diffusers attn_norm_num_groups differs from norm_num_groups")
+    channels = list(config["block_out_channels"])
+    down, up = list(config["down_block_types"]), list(config["up_block_types"])
+    if any(t not in (_ATTN_DOWN, _PLAIN_DOWN) for t in down) or any(
+        t not in (_ATTN_UP, _PLAIN_UP) for t in up
+    ):
+        raise ValueError(f"UNet2DModel block types {down} / {up} unsupported")
+    levels = len(channels)
+    attention = [i for i, t in enumerate(down) if t == _ATTN_DOWN]
+    if sorted(levels - 1 - i for i, t in enumerate(up) if t == _ATTN_UP) != attention:
+        raise ValueError(f"up_block_types {up} must mirror down_block_types {down}")
+    head_width = config.get("attention_head_dim")
+    ch = channels[0]
+    return UNetConfig(
+        in_channels=config.get("in_channels", 3),
+        out_channels=config.get("out_channels", 3),
+        model_channels=ch,
+        channel_mult=tuple(c // ch for c in channels),
+        num_res_blocks=_uniform(config, "layers_per_block", 2),
+        attention_resolutions=tuple(2**i for i in attention),
+        num_heads=None if head_width else 1,
+        num_head_channels=head_width or None,
+        use_spatial_transformer=False,
+        use_scale_shift_norm=config.get("resnet_time_scale_shift", "default") == "scale_shift",
+        dropout=config.get("dropout", 0.0),
+        norm_groups=config.get("norm_num_groups", 32),
+    )
+
+
 def unet_config_from_diffusers(config: Mapping[str, Any]) -> UNetConfig:
-    """Translate a diffusers UNet2DConditionModel config dict into a UNetConfig."""
+    """Translate a diffusers UNet2DConditionModel (or UNet2DModel) config dict into a
+    UNetConfig."""
+    if is_unet_2d(config):
+        return unet_2d_config_from_diffusers(config)
     for key, required in _REQUIRED.items():
         if config.get(key, required) != required:
             raise ValueError(
@@ -206,8 +278,37 @@ def _resnet_tail(tail: str) -> str:
 def unet_state_from_diffusers(
     state: Mapping[str, torch.Tensor], config: UNetConfig
 ) -> dict[str, torch.Tensor]:
-    """Rename a diffusers UNet2DConditionModel state dict into ldmkit's (CompVis) names."""
-    return {unet_key_from_diffusers(key, config): value for key, value in state.items()}
+    """Rename a diffusers UNet2DConditionModel (or UNet2DModel) state dict into ldmkit's
+    (CompVis) names; a UNet2DModel's attention q, k, v are fused into `qkv`."""
+    renamed = {unet_key_from_diffusers(key, config): value for key, value in state.items()}
+    return renamed if config.use_spatial_transformer else _fused_attention(renamed, config)
+
+
+def _fused_attention(state: dict[str, torch.Tensor], config: UNetConfig) -> dict[str, torch.Tensor]:
+    """A UNet2DModel's attention (`group_norm`, linear `to_q`, `to_k`, `to_v`, `to_out.0`) as
+    ldmkit's `AttentionBlock` (`norm`, a Conv1d `qkv` with each head's [q, k, v] in turn,
+    guided-diffusion's legacy order, and a Conv1d `proj_out`)."""
+    out: dict[str, torch.Tensor] = {}
+    blocks = {key.rsplit(".to_q.", 1)[0] for key in state if ".to_q." in key}
+    for key, value in state.items():
+        block = next((b for b in blocks if key.startswith(b + ".")), None)
+        if block is None:
+            out[key] = value
+            continue
+        tail = key[len(block) + 1 :]
+        if tail.startswith("group_norm."):
+            out[f"{block}.norm.{tail.split('.')[-1]}"] = value
+        elif tail.startswith("to_out.0."):
+            kind = tail.split(".")[-1]
+            out[f"{block}.proj_out.{kind}"] = value[..., None] if kind == "weight" else value
+    for block in blocks:
+        for kind in ("weight", "bias"):
+            q, k, v = (state[f"{block}.to_{p}.{kind}"] for p in "qkv")
+            heads, _ = config.heads_at(q.shape[0])
+            per_head = [t.reshape(heads, -1, *t.shape[1:]) for t in (q, k, v)]
+            fused = torch.cat(per_head, dim=1).reshape(3 * q.shape[0], *q.shape[1:])
+            out[f"{block}.qkv.{kind}"] = fused[..., None] if kind == "weight" else fused
+    return out
 
 
 def unet_from_diffusers(state: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> UNet:
