@@ -4,7 +4,8 @@
     python benchmarks/sample_speed.py --checkpoint RUN/model --n 64 --latent-size 32
     python benchmarks/sample_speed.py --device cuda --n 64  # on a GPU
 
-Modes: eager fp32 (the reference), `compile=True`, `precision="bf16"`, and both. Each compiled
+Modes: eager fp32 (the reference), `compile=True`, `precision="bf16"` (autocast over float32
+weights, or with the weights held in bf16: `hold_weights_in`), and both. Each compiled
 mode is called once first (its one-off compile); then every mode samples the same seeds in turn
 for `--rounds` rounds (this machine is noisy, so all see the same noise) and the medians give
 the steady cost. Prints one JSON line per mode: median seconds per call and per image, speed-up
@@ -13,6 +14,7 @@ the largest pixel difference from the eager fp32 images.
 """
 
 import argparse
+import copy
 import json
 import statistics
 import time
@@ -32,6 +34,9 @@ MODES = {
     "compiled fp32": {"compile": True, "precision": "fp32"},
     "eager bf16": {"compile": False, "precision": "bf16"},
     "compiled bf16": {"compile": True, "precision": "bf16"},
+    # The same with the UNet's weights held in bf16 (what `ldmkit sample --precision bf16` does).
+    "eager bf16 weights": {"compile": False, "precision": "bf16", "hold": True},
+    "compiled bf16 weights": {"compile": True, "precision": "bf16", "hold": True},
 }
 
 
@@ -64,9 +69,14 @@ def main() -> None:
     if model.num_classes:
         condition["labels"] = torch.arange(args.n, device=device) % model.num_classes
 
+    held = copy.deepcopy(model)  # the UNet's weights in bf16, for the "weights" modes
+    held.hold_weights_in("bf16")
+
     def run(mode: str) -> torch.Tensor:
-        options = SamplingOptions(steps=args.steps, guidance=args.guidance, **MODES[mode])
-        return model.sample(args.n, latent_size=args.latent_size, options=options, **condition)
+        settings = dict(MODES[mode])
+        which = held if settings.pop("hold", False) else model
+        options = SamplingOptions(steps=args.steps, guidance=args.guidance, **settings)
+        return which.sample(args.n, latent_size=args.latent_size, options=options, **condition)
 
     print("machine:", json.dumps(machine_report()))
     modes = ["eager fp32", *(m for m in args.modes if m != "eager fp32")]

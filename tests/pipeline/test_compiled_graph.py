@@ -132,3 +132,24 @@ def test_fractional_timesteps_compile_once_too(
     assert len(recorder.graphs) == 1 and not torch._dynamo.utils.counters["graph_break"]
     eager = model.sample(2, labels, options=options.replace(compile=False))
     assert torch.allclose(compiled, eager, atol=1e-4)
+
+
+def test_weights_held_in_bf16_compile_once_without_winograd(
+    recorder: GraphRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = _class_model()
+    model.hold_weights_in("bf16")
+    monkeypatch.setattr(
+        latent_diffusion_module,
+        "CompiledDenoiser",
+        functools.partial(CompiledDenoiser, backend=recorder),
+    )
+    torch._dynamo.utils.counters.clear()
+    options = SamplingOptions(steps=3, guidance=2.0, compile=True, precision="bf16")
+    model.sample(2, torch.tensor([0, 1]), options=options)
+    assert len(recorder.graphs) == 1 and not torch._dynamo.utils.counters["graph_break"]
+    compiled = model._compiled_unet
+    assert compiled is not None and compiled.frozen is not None
+    # Winograd is float32-only: a bf16-held UNet keeps its convolutions.
+    assert not any(isinstance(m, WinogradConv2d) for m in compiled.frozen.modules())
+    assert all(p.dtype == torch.bfloat16 for p in compiled.frozen.parameters())

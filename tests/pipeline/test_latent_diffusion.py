@@ -146,3 +146,20 @@ def test_guidance_rescale_reaches_the_sampler(make_ldm: MakeLDM) -> None:
     assert torch.isfinite(rescaled).all() and not torch.equal(plain, rescaled)
     again = model.sample(2, labels, options=options.replace(guidance_rescale=0.0))
     assert torch.equal(again, plain)
+
+
+def test_weights_held_in_bf16_sample_at_that_precision_only(make_ldm: MakeLDM) -> None:
+    model = make_ldm()
+    labels = torch.tensor([0, 3])
+    options = SamplingOptions(steps=4, guidance=2.0, precision="bf16", seed=2)
+    autocast = model.sample(2, labels, options=options)  # float32 weights under autocast
+    model.hold_weights_in("bf16")
+    assert model.weight_precision == "bf16"
+    assert all(p.dtype == torch.bfloat16 for p in model.unet.parameters())
+    assert next(model.autoencoder.parameters()).dtype == torch.float32  # the rest stays
+    held = model.sample(2, labels, options=options)
+    assert held.dtype == torch.float32 and (held - autocast).abs().max() < 0.1
+    with pytest.raises(ValueError, match=r"holds bf16 weights .* sample with precision bf16"):
+        model.sample(2, labels, options=options.replace(precision="fp32"))
+    model.hold_weights_in("fp32")
+    assert model.sample(2, labels, options=options.replace(precision="fp32")).isfinite().all()

@@ -39,8 +39,9 @@ Device = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then CPU), cpu,
 Precision = Annotated[
     str,
     typer.Option(
-        help="The UNet's precision: fp32, bf16 or fp16 (autocast; the rest fp32), or auto (bf16 "
-        "where the device runs it natively, else fp32; on CUDA without bf16, fp16)"
+        help="The UNet's precision: fp32, bf16 or fp16 (its weights held in that precision, "
+        "under autocast; the rest fp32), or auto (bf16 where the device runs it natively, else "
+        "fp32; on CUDA without bf16, fp16)"
     ),
 ]
 # How a single file is read (`ldmkit.load`'s ema, prediction, original_config).

@@ -35,7 +35,10 @@ def _load(
 
     try:
         model = load(checkpoint, select_device(device))
-        return model, model.resolve(options)
+        options = model.resolve(options)
+        if options.precision != "fp32":  # half the UNet's memory, no per-step weight cast
+            model.hold_weights_in(options.precision)
+        return model, options
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
 

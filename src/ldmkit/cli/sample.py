@@ -105,6 +105,8 @@ def sample_command(
             original_config=config,
         )
         options = model.resolve(options)  # recorded as run: guidance and precision resolved
+        if options.precision != "fp32":  # half the UNet's memory, no per-step weight cast
+            model.hold_weights_in(options.precision)
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
     labels = None

@@ -78,7 +78,8 @@ class CompiledDenoiser:
         if self.winograd is not None:
             return self.winograd
         on_cpu = all(p.device.type == "cpu" for p in module.parameters())
-        return on_cpu and native_winograd_available()
+        fp32 = all(p.dtype == torch.float32 for p in module.parameters())  # its one precision
+        return on_cpu and fp32 and native_winograd_available()
 
     def __call__(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         """The module's output for x (B, C, H, W), computed by the compiled copy."""

@@ -38,7 +38,7 @@ from ldmkit.pipeline.conditioners import build_conditioners
 from ldmkit.pipeline.conditions import default_guidance, guided_pair, latent_side
 from ldmkit.pipeline.config import DiffusionConfig
 from ldmkit.pipeline.image_to_image import noised_start
-from ldmkit.precision import autocast_call, resolve_precision
+from ldmkit.precision import DTYPES, autocast_call, check_precision, resolve_precision
 from ldmkit.samplers import (
     SamplingOptions,
     StepCallback,
@@ -216,6 +216,22 @@ class LatentDiffusion(nn.Module):
         noise-augmented upscaler draws its noise from `generator`)."""
         return self._spatial().condition(low_res, image, mask, semantic, generator)
 
+    @property
+    def weight_precision(self) -> str:
+        """The precision the UNet's weights are held in: fp32, or bf16 / fp16 after
+        `hold_weights_in`."""
+        dtype = next(self.unet.parameters()).dtype
+        return next((name for name, d in DTYPES.items() if d == dtype), "fp32")
+
+    def hold_weights_in(self, precision: str) -> None:
+        """Keep the UNet's weights in `precision` (bf16 / fp16: half the memory, no per-step
+        cast; fp32 back, the rounding kept). A model held in half precision samples only at
+        that precision (`SamplingOptions.precision`); the first stage and the text encoders
+        stay in float32."""
+        check_precision(precision)
+        self.unet.to(DTYPES[precision])
+        self._compiled_unet = None  # compiled for the former weights
+
     def set_noise_level(self, level: int) -> None:
         """A noise-augmented upscaler's noise level for the images it upscales next."""
         self._spatial().set_noise_level(level)
@@ -375,6 +391,12 @@ class LatentDiffusion(nn.Module):
         """
         options = self.resolve(options or SamplingOptions())
         device, precision, guidance = self.device, options.precision, options.guidance
+        if self.weight_precision != "fp32" and precision != self.weight_precision:
+            raise ValueError(
+                f"the UNet holds {self.weight_precision} weights (hold_weights_in, or "
+                f"--precision {self.weight_precision} on the command line): sample with precision "
+                f"{self.weight_precision}, not {precision}"
+            )
         assert guidance is not None  # resolve() gives the model's default for None
         given = {"labels": labels, "prompts": prompts, "layouts": layouts, "condition": condition}
         given = {k: v for k, v in {**given, **(inputs or {})}.items() if v is not None}
