@@ -169,11 +169,37 @@ def test_a_class_embedder_zoo_model_cross_attends_its_table(tmp_path: Path) -> N
 def test_zoo_families_not_read_yet_are_named(tmp_path: Path) -> None:
     unet = _random(UNet(CLASSES))
     config = _zoo_yaml(
-        CLASSES, {"target": "ldm.modules.encoders.modules.SpatialRescaler"}, "concat"
+        CLASSES, {"target": "ldm.modules.encoders.modules.LayoutEmbedder"}, "crossattn"
     )
-    path = _write_zoo(tmp_path / "semantic", unet, {}, config)
-    with pytest.raises(CheckpointError, match=r"SpatialRescaler.*not read yet"):
+    path = _write_zoo(tmp_path / "layout", unet, {}, config)
+    with pytest.raises(CheckpointError, match=r"LayoutEmbedder.*not read yet"):
         ldmkit.load(path)
+
+
+@torch.no_grad()
+def test_a_semantic_zoo_model_rescales_and_maps_its_one_hot_map(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    semantic_unet = replace(UNCONDITIONAL, in_channels=6)
+    rescaler = {"target": "ldm.modules.encoders.modules.SpatialRescaler",
+                "params": {"n_stages": 1, "in_channels": 5, "out_channels": 3}}  # fmt: skip
+    config = _zoo_yaml(semantic_unet, rescaler, None)  # no conditioning_key: concat_mode
+    mapper = torch.randn(3, 5, 1, 1)
+    extra = {"cond_stage_model.channel_mapper.weight": mapper}
+    path = _write_zoo(tmp_path / "semantic", _random(UNet(semantic_unet)), extra, config)
+    model = ldmkit.load(path)
+    assert model.spatial is not None and model.spatial.rescaler_channels == 3
+    ids = torch.randint(0, 5, (1, 16, 16))
+    one_hot = torch.nn.functional.one_hot(ids, 5).permute(0, 3, 1, 2).float()
+    halved = torch.nn.functional.interpolate(one_hot, scale_factor=0.5, mode="bilinear")
+    expected = torch.nn.functional.conv2d(halved, mapper)
+    torch.testing.assert_close(model.spatial_condition(semantic=ids), expected)
+    assert model.sample(1, condition=model.spatial_condition(semantic=ids)).shape == (1, 3, 16, 16)
+    from ldmkit.checkpoint import save_latent_diffusion  # the learned map in its own file
+
+    saved = save_latent_diffusion(model, tmp_path / "as-ldmkit")
+    assert (saved / "spatial_mapper.safetensors").is_file()
+    torch.testing.assert_close(ldmkit.load(saved).spatial_condition(semantic=ids), expected)
 
 
 @torch.no_grad()

@@ -54,7 +54,7 @@ class Conditioner(nn.Module, ABC):
     # both branches of a hybrid model, which is guided by its class or caption.
     nulled_in_hybrid: ClassVar[bool] = True
     # The checkpoint file of `trained_module()`'s weights, when it has one.
-    weights_file: ClassVar[str | None] = None
+    weights_file: str | None = None
     # Whether training batches must carry the images (not only cached latents).
     reads_images: ClassVar[bool] = False
     # At most this many samples in a training snapshot (its rows of pictures are wide).

@@ -35,6 +35,10 @@ class SpatialConfig:
     image_channels: int = 3
     # semantic: map classes including background 0 (shapes: 1 + 30 kind x colour classes).
     classes: int = 31
+    # semantic, the CompVis landscapes models' `SpatialRescaler`: the one-hot map halved by
+    # bilinear interpolation to the latent's side, then mapped by a learned 1x1 convolution (no
+    # bias) to this many channels; 0 = ldmkit's one-hot map, area-resized.
+    rescaler_channels: int = 0
     # inpaint: the map's layout (`InpaintLayout`).
     layout: InpaintLayout = "ldmkit"
     # super_resolution with noise augmentation (Stable Diffusion's x4 upscaler): the
@@ -54,6 +58,10 @@ class SpatialConfig:
             raise ValueError(f"spatial.factor must be >= 2, got {self.factor}")
         if self.classes < 2:
             raise ValueError(f"spatial.classes must be >= 2, got {self.classes}")
+        if self.rescaler_channels < 0:
+            raise ValueError(
+                f"spatial.rescaler_channels must be >= 0, got {self.rescaler_channels}"
+            )
         if self.noise_levels and not 0 <= self.noise_level <= self.max_noise_level:
             raise ValueError(
                 f"spatial.noise_level must lie in [0, {self.max_noise_level}] (max_noise_level); "
@@ -71,7 +79,7 @@ class SpatialConfig:
         if self.kind == "inpaint":
             return z_channels + 1  # the encoded masked image and the mask
         if self.kind == "semantic":
-            return self.classes  # one-hot
+            return self.rescaler_channels or self.classes  # mapped, or one-hot
         return self.image_channels
 
 

@@ -9,6 +9,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ldmkit.conditioning.conditioner import (
     BuildContext,
@@ -79,8 +80,17 @@ class SpatialConditioner(Conditioner):
         super().__init__(dropout)
         self.config = config
         self.factor = factor
+        # The learned 1x1 map of a rescaled semantic condition (CompVis's SpatialRescaler).
+        self.channel_mapper: nn.Conv2d | None = None
+        if config.kind == "semantic" and config.rescaler_channels:
+            self.channel_mapper = nn.Conv2d(config.classes, config.rescaler_channels, 1, bias=False)
+            self.weights_file = "spatial_mapper.safetensors"
         # A plain attribute, not a submodule: the first stage belongs to the pipeline.
         self.encode_images = encode_images
+
+    def trained_module(self) -> nn.Module | None:
+        """The learned channel map of a rescaled semantic condition, if any."""
+        return self.channel_mapper
 
     @property
     def name(self) -> str:
@@ -161,9 +171,14 @@ class SpatialConditioner(Conditioner):
         if spatial.kind == "semantic":
             if semantic is None:
                 raise ValueError("a semantic synthesis model needs the map (B, H, W class ids)")
-            return resize_condition(
-                one_hot_map(semantic, spatial.classes), self._latent_side(semantic.shape[-2:])
-            )
+            one_hot = one_hot_map(semantic, spatial.classes)
+            side = self._latent_side(semantic.shape[-2:])
+            if self.channel_mapper is None:
+                return resize_condition(one_hot, side)
+            while one_hot.shape[-2] > side[0]:  # CompVis's SpatialRescaler: bilinear halvings
+                one_hot = F.interpolate(one_hot, scale_factor=0.5, mode="bilinear")
+            weight = self.channel_mapper.weight
+            return self.channel_mapper(one_hot.to(weight.device, weight.dtype))
         if spatial.kind == "super_resolution":
             if low_res is None:
                 raise ValueError("a super-resolution model needs the low-resolution image")

@@ -8,8 +8,8 @@ read as data (`yaml.safe_load`), never executed. Families read: unconditional (L
 FFHQ; VQ or KL first stage, plain self-attention blocks), class-conditional ImageNet
 (`ClassEmbedder` tokens cross-attended), super-resolution (`bsr_sr`: the low-resolution image
 concatenated), inpainting (the encoded known part and the mask concatenated) and text-to-image
-(`BERTEmbedder`, its word-piece vocabulary from a `vocab.txt` beside the checkpoint). Others
-(semantic and layout conditioning) are named as not read yet.
+(`BERTEmbedder`, its word-piece vocabulary from a `vocab.txt` beside the checkpoint) and
+semantic synthesis (`SpatialRescaler`). Others (layout conditioning) are named as not read yet.
 """
 
 import re
@@ -199,12 +199,27 @@ def _conditioners(
     if stage in (None, "__is_unconditional__"):
         return ()
     target = str(stage.get("target", "")) if isinstance(stage, Mapping) else str(stage)
-    key = params.get("conditioning_key")
+    # CompVis: without a conditioning_key, concat_mode (default true) means concatenation.
+    key = params.get("conditioning_key") or (
+        "concat" if params.get("concat_mode", True) else "crossattn"
+    )
     in_channels = int(params["unet_config"]["params"]["in_channels"])
     z = first_stage.z_channels
     if key == "concat" and target == "__is_first_stage__" and in_channels == 2 * z + 1:
         # The inpainting model: the first stage's encoding of the known part, then the mask.
         return (SpatialCondition(map=SpatialConfig(kind="inpaint", layout="compvis")),)
+    if key == "concat" and target.endswith("SpatialRescaler"):
+        # Semantic synthesis (landscapes): the one-hot map halved to the latent's side, then a
+        # learned 1x1 map (`cond_stage_model.channel_mapper`) to a few channels.
+        settings = stage.get("params", {}) if isinstance(stage, Mapping) else {}
+        semantic = SpatialConfig(
+            kind="semantic",
+            classes=int(settings["in_channels"]),
+            rescaler_channels=int(settings["out_channels"]),
+        )
+        if 2 ** int(settings.get("n_stages", 1)) != first_stage.factor:
+            raise CheckpointError("a SpatialRescaler whose halvings do not reach the latent's side")
+        return (SpatialCondition(map=semantic),)
     if key == "concat" and target.endswith("Identity") and in_channels == z + 3:
         # Super-resolution (bsr_sr): the low-resolution image itself at the latent's side.
         return (
@@ -231,7 +246,8 @@ def _conditioners(
     raise CheckpointError(
         f"the conditioning {target!r} ({params.get('conditioning_key')}) of this zoo model is "
         "not read yet; ldmkit reads the unconditional, class-conditional (ClassEmbedder), "
-        "text-to-image (BERTEmbedder), super-resolution and inpainting families"
+        "text-to-image (BERTEmbedder), super-resolution, inpainting and semantic (SpatialRescaler) "
+        "families"
     )
 
 
