@@ -2,6 +2,7 @@
 back by ldmkit to the same tensors and outputs, and by diffusers' own single-file loader (an
 independent implementation of the CompVis key layout) to the same UNet and decoder outputs."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -172,4 +173,44 @@ def test_a_stable_diffusion_2_file_is_written_and_read_by_diffusers(tmp_path: Pa
     cond, _ = model.conditions(2, {"prompts": ["a cat", ""]}, 1.0)
     ours = model.conditional_unet(x, t, cond)
     theirs = pipe.unet(x, t, encoder_hidden_states=cond["context"]).sample
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+@torch.no_grad()
+def test_an_inpainting_file_is_written_and_read_by_diffusers(tmp_path: Path) -> None:
+    from sd_layout import UNET_CONFIG, random_weights
+
+    from ldmkit.unet import UNet
+
+    parts = make_parts()
+    parts["unet"] = random_weights(UNet(replace(UNET_CONFIG, in_channels=9)))
+    source = tmp_path / "tiny-inpainting.safetensors"
+    save_file(sd1_state(parts), str(source))
+    model = ldmkit.load(source)
+    out, config = export_single_file(model, tmp_path / "inpainting-again.safetensors")
+    pipe = diffusers.StableDiffusionInpaintPipeline.from_single_file(
+        str(out),
+        original_config=str(config),
+        text_encoder=model.clip.model,
+        tokenizer=transformers.CLIPTokenizer.from_pretrained(_tokenizer_folder(tmp_path)),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+        local_files_only=True,
+    )
+    assert pipe.unet.config.in_channels == 9
+    image = torch.rand(2, 3, 16, 16) * 2 - 1
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[..., 3:11, 4:12] = 1.0
+    x = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(4))
+    t = torch.tensor([10, 700])
+    cond, _ = model.conditions(
+        2,
+        {"prompts": ["a cat", ""], "condition": model.spatial_condition(image=image, mask=mask)},
+        1.0,
+    )
+    ours = model.conditional_unet(x, t, cond)
+    theirs = pipe.unet(
+        torch.cat([x, cond["concat"]], 1), t, encoder_hidden_states=cond["context"]
+    ).sample
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
