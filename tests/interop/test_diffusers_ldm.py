@@ -152,3 +152,13 @@ def test_an_unconditional_ldm_pipeline_samples_as_diffusers_does(tmp_path: Path)
     ).images  # fmt: skip
     theirs = torch.from_numpy(theirs).permute(0, 3, 1, 2)
     assert (ours * 0.5 + 0.5).clamp(0, 1).sub(theirs).abs().max() < 1e-3
+
+    # And back: the plain-attention UNet written as a UNet2DModel, the whole as an LDMPipeline.
+    from ldmkit.interop.export_diffusers import export_diffusers
+
+    again = diffusers.DiffusionPipeline.from_pretrained(
+        export_diffusers(model, tmp_path / "again"), local_files_only=True
+    )
+    assert type(again).__name__ == "LDMPipeline"
+    x, t = torch.randn(1, 3, 8, 8), torch.tensor([400])
+    torch.testing.assert_close(again.unet(x, t).sample, pipe.unet(x, t).sample)

@@ -54,18 +54,21 @@ def export_diffusers(model: LatentDiffusion, out: Path) -> Path:
         _component(folder / "vae", vae_config, vae)
         (folder / "scheduler").mkdir()
         (folder / "scheduler" / "scheduler_config.json").write_text(json.dumps(scheduler, indent=2))
-        if pipeline == "LDMTextToImagePipeline":
+        if pipeline in ("LDMTextToImagePipeline", "LDMPipeline"):
             (folder / "vae").rename(folder / "vqvae")  # the LDM pipelines' name for it
-            _write_bert(model, folder)
             index = {
                 "_class_name": pipeline,
                 "_diffusers_version": _diffusers_version(),
-                "unet": ["diffusers", "UNet2DConditionModel"],
+                "unet": ["diffusers", unet_config["_class_name"]],
                 "vqvae": ["diffusers", vae_config["_class_name"]],
                 "scheduler": ["diffusers", "DDIMScheduler"],
-                "bert": ["latent_diffusion", "LDMBertModel"],
-                "tokenizer": ["transformers", "BertTokenizer"],
             }
+            if pipeline == "LDMTextToImagePipeline":
+                _write_bert(model, folder)
+                index |= {
+                    "bert": ["latent_diffusion", "LDMBertModel"],
+                    "tokenizer": ["transformers", "BertTokenizer"],
+                }
             (folder / "model_index.json").write_text(json.dumps(index, indent=2))
         elif pipeline is not None:
             _write_clip(model, folder)
@@ -95,7 +98,9 @@ def unet_config_to_diffusers(config: UNetConfig, sample_size: int) -> dict[str, 
             "this UNet uses options diffusers' UNet2DConditionModel does not have (position "
             "frequencies, resblock up/down, no conv resampling)"
         )
-    if config.context_dim is None or not config.use_spatial_transformer:
+    if not config.use_spatial_transformer:
+        return _unet_2d_config(config, sample_size)
+    if config.context_dim is None:
         raise CheckpointError(
             "this UNet's transformers have self-attention only (context_dim None); diffusers' "
             "UNet2DConditionModel needs cross-attention in them, so it has no class for this UNet"
@@ -142,11 +147,72 @@ def unet_config_to_diffusers(config: UNetConfig, sample_size: int) -> dict[str, 
 def unet_state_to_diffusers(
     state: dict[str, torch.Tensor], config: UNetConfig, diffusers_config: dict[str, Any]
 ) -> dict[str, torch.Tensor]:
-    """ldmkit's UNet weights under UNet2DConditionModel's names."""
+    """ldmkit's UNet weights under UNet2DConditionModel's (or UNet2DModel's) names."""
     import diffusers
 
-    names = _names(diffusers.UNet2DConditionModel, diffusers_config)
+    kind = getattr(diffusers, diffusers_config["_class_name"])
+    names = _names(kind, diffusers_config)
+    if not config.use_spatial_transformer:
+        state = _split_attention(state, config)
     return _mapped(state, {name: unet_key_from_diffusers(name, config) for name in names}, "UNet")
+
+
+def _unet_2d_config(config: UNetConfig, sample_size: int) -> dict[str, Any]:
+    """The UNet2DModel config of a UNet with plain attention blocks (`unet_2d_config_from_
+    diffusers` inverted): its `attention_head_dim` is the head width."""
+    if config.num_classes is not None:
+        raise CheckpointError("a plain-attention UNet with a class table has no diffusers class")
+    levels = len(config.channel_mult)
+    channels = [config.model_channels * m for m in config.channel_mult]
+    widths = {c // config.heads_at(c)[0] for c in channels}
+    if len(widths) != 1:
+        raise CheckpointError("UNet2DModel needs one head width at every level")
+    attention = [i for i in range(levels) if 2**i in config.attention_resolutions]
+    return {
+        "_class_name": "UNet2DModel",
+        "sample_size": sample_size,
+        "in_channels": config.in_channels,
+        "out_channels": config.out_channels,
+        "block_out_channels": channels,
+        "layers_per_block": config.num_res_blocks,
+        "down_block_types": [
+            "AttnDownBlock2D" if i in attention else "DownBlock2D" for i in range(levels)
+        ],
+        "up_block_types": [
+            "AttnUpBlock2D" if levels - 1 - i in attention else "UpBlock2D" for i in range(levels)
+        ],
+        "attention_head_dim": widths.pop(),
+        "norm_num_groups": config.norm_groups,
+        "resnet_time_scale_shift": "scale_shift" if config.use_scale_shift_norm else "default",
+        "dropout": config.dropout,
+        "add_attention": True,
+    }
+
+
+def _split_attention(state: dict[str, torch.Tensor], config: UNetConfig) -> dict[str, torch.Tensor]:
+    """Plain attention blocks (`norm`, fused `qkv`, `proj_out`) under the names of diffusers'
+    `Attention` (`group_norm`, `to_q`, `to_k`, `to_v`, `to_out.0`): the reader's fusion
+    (`diffusers_unet._fused_attention`) undone."""
+    out: dict[str, torch.Tensor] = {}
+    blocks = {key.rsplit(".qkv.", 1)[0] for key in state if ".qkv." in key}
+    for key, value in state.items():
+        block = next((b for b in blocks if key.startswith(b + ".")), None)
+        if block is None:
+            out[key] = value
+            continue
+        part, kind = key[len(block) + 1 :].rsplit(".", 1)
+        if part == "norm":
+            out[f"{block}.group_norm.{kind}"] = value
+        elif part == "proj_out":
+            out[f"{block}.to_out.0.{kind}"] = value[..., 0] if kind == "weight" else value
+        elif part == "qkv":
+            flat = value[..., 0] if kind == "weight" else value  # (3C, C) or (3C,)
+            channels = flat.shape[0] // 3
+            heads, _ = config.heads_at(channels)
+            per_head = flat.reshape(heads, 3, channels // heads, *flat.shape[1:])
+            for i, name in enumerate("qkv"):
+                out[f"{block}.to_{name}.{kind}"] = per_head[:, i].reshape(channels, *flat.shape[1:])
+    return out
 
 
 def autoencoder_config_to_diffusers(autoencoder: Autoencoder) -> dict[str, Any]:
@@ -224,6 +290,8 @@ def _pipeline_class(model: LatentDiffusion) -> str | None:
         return "StableDiffusionPipeline"
     if kinds == {BertConditioner}:
         return "LDMTextToImagePipeline"
+    if not kinds and not model.config.unet.use_spatial_transformer:
+        return "LDMPipeline"  # unconditional, plain attention: the paper's unconditional models
     if kinds == {ClipConditioner, SpatialConditioner}:
         if spatial[0].config.kind == "inpaint" and spatial[0].config.layout == "stable_diffusion":
             return "StableDiffusionInpaintPipeline"
