@@ -145,7 +145,9 @@ def step_grid(
                 )
         alpha_bars = [_alpha_bar_at(schedule, t) for t in ts]
     end = 1.0 if final == "zero" else float(table[0])
-    if end <= alpha_bars[-1]:  # the grid already reaches t = 0: "sigma_min" ends at clean data
+    # A grid that already reaches t = 0 (or its sigma, to rounding) ends at clean data: a
+    # vanishing last step would divide by its length in the multistep solvers.
+    if end <= alpha_bars[-1] * (1.0 + 1e-9):
         end = 1.0
     points = [GridPoint(t, a) for t, a in zip(ts, alpha_bars, strict=True)]
     return StepGrid((*points, GridPoint(None, end)))
