@@ -95,6 +95,20 @@ def test_a_ckpt_reads_the_same_and_a_pickle_with_code_is_refused(
     assert not marker.exists()
 
 
+def test_a_full_file_with_the_first_stages_loss_reads(parts: dict, tmp_path: Path) -> None:
+    # sd-v1-4-full-ema and kin keep the autoencoder's training loss beside its weights.
+    state = sd1_state(parts)
+    state["first_stage_model.loss.logvar"] = torch.zeros(())
+    state["first_stage_model.loss.discriminator.main.0.weight"] = torch.zeros(8, 3, 4, 4)
+    state["model_ema.decay"] = torch.tensor(0.9999)
+    path = tmp_path / "full.safetensors"
+    save_file(state, str(path))
+    model = ldmkit.load(path)
+    original = parts["autoencoder"].state_dict()
+    read = {k: v for k, v in model.autoencoder.state_dict().items() if not k.startswith("latent_")}
+    assert all(torch.equal(v, original[k]) for k, v in read.items())
+
+
 def test_ema_weights_are_taken_with_ema(parts: dict, tmp_path: Path) -> None:
     state = sd1_state(parts)
     unet = parts["unet"].state_dict()

@@ -379,6 +379,8 @@ def load_single_file(
     else:
         family = detect_family(state, path, info, prediction)
     unet_state, ae_state = part(state, UNET), part(state, FIRST_STAGE)
+    # "Full" files keep the first stage's training loss (LPIPS, discriminator): not a weight.
+    ae_state = {k: v for k, v in ae_state.items() if not k.startswith("loss.")}
     if ema:
         unet_state = ema_unet_state(state, path)
     try:
