@@ -266,7 +266,13 @@ def upscale_folder(pipeline_folder: Path, tmp_path_factory: pytest.TempPathFacto
     )
     torch.manual_seed(2)
     unet = diffusers.UNet2DConditionModel.from_config(
-        {**reference.unet.config, "in_channels": 7, "num_class_embeds": 1000}
+        # The x4 upscaler's outer levels read the context in attn1 too (only_cross_attention).
+        {
+            **reference.unet.config,
+            "in_channels": 7,
+            "num_class_embeds": 1000,
+            "only_cross_attention": [True, False],
+        }
     )
     vae = diffusers.AutoencoderKL(
         down_block_types=("DownEncoderBlock2D",) * 3,
@@ -300,6 +306,7 @@ def test_an_upscaling_pipeline_samples_as_diffusers_does(upscale_folder: Path) -
     model = ldmkit.load(upscale_folder)
     spatial = model.spatial
     assert spatial is not None and (spatial.noise_levels, spatial.max_noise_level) == (1000, 350)
+    assert model.config.unet.only_cross_attention == (True, False)
     pipe = diffusers.StableDiffusionUpscalePipeline.from_pretrained(
         upscale_folder, local_files_only=True
     )

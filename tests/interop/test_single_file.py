@@ -262,14 +262,21 @@ def test_an_x4_upscaler_file_reads_as_a_noise_augmented_upscaler(tmp_path: Path)
     parts = make_parts()
     _, _, state = sd2_parts(parts)
     torch.manual_seed(4)
-    config = replace(SD2_UNET, in_channels=7, num_classes=1000)
+    # 128-wide transformers reading a 64-wide context in attn1 (the x4 upscaler's outer levels).
+    config = replace(
+        SD2_UNET,
+        in_channels=7,
+        num_classes=1000,
+        channel_mult=(2, 2),
+        only_cross_attention=(True, False),
+    )
     unet = random_weights(UNet(config))
     state = {k: v for k, v in state.items() if not k.startswith("model.diffusion_model.")}
     state |= {f"model.diffusion_model.{k}": v.contiguous() for k, v in unet.state_dict().items()}
     path = tmp_path / "tiny-x4-upscaler.safetensors"
     save_file(state, str(path))
     model = ldmkit.load(path)
-    assert model.config.loss.prediction == "v" and model.config.unet.num_classes == 1000
+    assert model.config.loss.prediction == "v" and model.config.unet == config
     assert float(model.autoencoder.latent_scale) == pytest.approx(0.08333)
     spatial = model.spatial
     assert spatial is not None and (spatial.kind, spatial.noise_levels) == (

@@ -54,3 +54,25 @@ def test_a_unet_with_plain_attention_has_compvis_names() -> None:
     assert unet(torch.randn(1, 3, 8, 8), torch.tensor([5])).shape == (1, 3, 8, 8)
     with pytest.raises(ValueError, match="cannot cross-attend"):
         UNetConfig(use_spatial_transformer=False, context_dim=8)
+
+
+def test_cross_attention_only_levels_read_the_context_in_attn1() -> None:
+    config = UNetConfig(
+        in_channels=4,
+        out_channels=4,
+        model_channels=32,
+        channel_mult=(1, 2),
+        num_res_blocks=1,
+        attention_resolutions=(1, 2),
+        num_heads=None,
+        num_head_channels=32,
+        context_dim=16,
+        only_cross_attention=(True, False),
+    )
+    state = UNet(config).state_dict()
+    assert state["input_blocks.1.1.transformer_blocks.0.attn1.to_k.weight"].shape == (32, 16)
+    assert state["input_blocks.3.1.transformer_blocks.0.attn1.to_k.weight"].shape == (64, 64)
+    assert state["middle_block.1.transformer_blocks.0.attn1.to_k.weight"].shape == (64, 64)
+    assert UNetConfig(context_dim=8, only_cross_attention=(False,) * 3).only_cross_attention == ()
+    with pytest.raises(ValueError, match="one flag per level"):
+        UNetConfig(context_dim=8, only_cross_attention=(True,))

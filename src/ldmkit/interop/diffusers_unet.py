@@ -179,8 +179,11 @@ def unet_config_from_diffusers(config: Mapping[str, Any]) -> UNetConfig:
                 f"(needs {required!r})"
             )
     only_cross = config.get("only_cross_attention", False)
-    if any(only_cross) if isinstance(only_cross, list | tuple) else only_cross:
-        raise ValueError("diffusers only_cross_attention is not supported (needs False)")
+    if only_cross is True and config.get("mid_block_only_cross_attention") is None:
+        raise ValueError(
+            "diffusers only_cross_attention=True makes the middle block cross-attention only too, "
+            "which ldmkit's UNet does not implement (give one flag per level)"
+        )
     if config.get("mid_block_only_cross_attention"):
         raise ValueError("diffusers mid_block_only_cross_attention is not supported")
     channels = list(config["block_out_channels"])
@@ -225,6 +228,9 @@ def unet_config_from_diffusers(config: Mapping[str, Any]) -> UNetConfig:
         use_scale_shift_norm=shift == "scale_shift",
         dropout=config.get("dropout", 0.0),
         norm_groups=config.get("norm_num_groups", 32),
+        only_cross_attention=(
+            tuple(only_cross) if isinstance(only_cross, list | tuple) else (only_cross,) * levels
+        ),
     )
 
 

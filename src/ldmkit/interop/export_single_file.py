@@ -126,6 +126,11 @@ def original_config(model: LatentDiffusion) -> dict[str, Any]:
         "transformer_depth": unet.transformer_depth,
         "context_dim": unet.context_dim,
         "use_linear_in_transformer": unet.use_linear_in_transformer,
+        **(
+            {"disable_self_attentions": list(unet.only_cross_attention)}
+            if unet.only_cross_attention
+            else {}
+        ),
         "use_scale_shift_norm": unet.use_scale_shift_norm,
         "use_checkpoint": False,
         "legacy": False,

@@ -201,6 +201,7 @@ def unet_config_from_state(unet: Mapping[str, torch.Tensor], family: Family) -> 
     model_channels = int(first.shape[0])
     level, mults, blocks, attention = 0, [0], [0], set()
     depth = linear = None
+    cross_only: dict[int, bool] = {}
     for i in indices(unet, r"input_blocks\.(\d+)\.")[1:]:
         if f"input_blocks.{i}.0.op.weight" in unet:  # a downsampling convolution
             level += 1
@@ -213,6 +214,12 @@ def unet_config_from_state(unet: Mapping[str, torch.Tensor], family: Family) -> 
             attention.add(2**level)
             depth = len(indices(unet, rf"input_blocks\.{i}\.1\.transformer_blocks\.(\d+)\."))
             linear = unet[f"input_blocks.{i}.1.proj_in.weight"].ndim == 2
+            # attn1 reading the context (k: inner x context width) instead of the tokens (the
+            # x4 upscaler's `disable_self_attentions`).
+            first_block = f"input_blocks.{i}.1.transformer_blocks.0."
+            keys = unet[f"{first_block}attn1.to_k.weight"]
+            queries = unet[f"{first_block}attn1.to_q.weight"]
+            cross_only[level] = keys.shape[1] != queries.shape[1]
     if len(set(blocks)) != 1:
         raise CheckpointError(f"the UNet has {blocks} residual blocks per level; expected equal")
     context = unet.get("middle_block.1.transformer_blocks.0.attn2.to_k.weight")
@@ -232,6 +239,7 @@ def unet_config_from_state(unet: Mapping[str, torch.Tensor], family: Family) -> 
         use_linear_in_transformer=bool(linear),
         use_scale_shift_norm=int(emb.shape[0]) == 2 * int(mults[0] * model_channels),
         num_classes=None if label_emb is None else int(label_emb.shape[0]),
+        only_cross_attention=tuple(cross_only.get(i, False) for i in range(len(mults))),
     )
 
 

@@ -30,6 +30,10 @@ class UNetConfig:
     # False: plain self-attention blocks (`unet/attention_block.py`) instead of spatial
     # transformers at the attention levels, as the CompVis unconditional and SR models have.
     use_spatial_transformer: bool = True
+    # Per level: its transformers attend to the context in attn1 too, with no self-attention
+    # (CompVis `disable_self_attentions`, diffusers `only_cross_attention`; the x4 upscaler's
+    # outer three levels). Empty: none; the middle block always self-attends.
+    only_cross_attention: tuple[bool, ...] = ()
     # Class labels 0..num_classes-1 embedded and added to the timestep embedding; None = off.
     # Reserve one index for the null class when training for classifier-free guidance.
     num_classes: int | None = None
@@ -48,6 +52,8 @@ class UNetConfig:
         # attention factors are a set, kept sorted so equal networks have equal configs.
         object.__setattr__(self, "channel_mult", tuple(self.channel_mult))
         object.__setattr__(self, "attention_resolutions", tuple(sorted(self.attention_resolutions)))
+        flags = tuple(bool(f) for f in self.only_cross_attention)
+        object.__setattr__(self, "only_cross_attention", flags if any(flags) else ())
         positive = (
             "in_channels",
             "out_channels",
@@ -65,6 +71,13 @@ class UNetConfig:
             )
         if self.position_frequencies < 0:
             raise ValueError(f"position_frequencies must be >= 0, got {self.position_frequencies}")
+        if self.only_cross_attention and (
+            len(self.only_cross_attention) != len(self.channel_mult) or self.context_dim is None
+        ):
+            raise ValueError(
+                "only_cross_attention needs one flag per level (channel_mult) and a context_dim; "
+                f"got {self.only_cross_attention}"
+            )
         if not self.use_spatial_transformer and self.context_dim is not None:
             raise ValueError(
                 "use_spatial_transformer=False gives plain self-attention blocks, which cannot "

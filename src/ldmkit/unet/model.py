@@ -75,10 +75,17 @@ class UNet(nn.Module):
                 **resample,
             )
 
-        def transformer(channels: int) -> SpatialTransformer | AttentionBlock:
+        def transformer(
+            channels: int, level: int | None = None
+        ) -> SpatialTransformer | AttentionBlock:
             heads, dim_head = c.heads_at(channels)
             if not c.use_spatial_transformer:
                 return AttentionBlock(channels, heads, c.norm_groups)
+            only_cross = (
+                level is not None
+                and bool(c.only_cross_attention)
+                and (c.only_cross_attention[level])
+            )
             return SpatialTransformer(
                 channels,
                 heads,
@@ -89,6 +96,7 @@ class UNet(nn.Module):
                 c.use_linear_in_transformer,
                 c.norm_groups,
                 c.position_frequencies,
+                only_cross,
             )
 
         self.input_blocks = nn.ModuleList(
@@ -102,7 +110,7 @@ class UNet(nn.Module):
                 layers: list[nn.Module] = [res(ch, c.model_channels * mult)]
                 ch = c.model_channels * mult
                 if factor in c.attention_resolutions:
-                    layers.append(transformer(ch))
+                    layers.append(transformer(ch, level))
                 self.input_blocks.append(TimestepSequential(*layers))
                 skip_channels.append(ch)
             if level != last:
@@ -121,7 +129,7 @@ class UNet(nn.Module):
                 layers = [res(ch + skip_channels.pop(), c.model_channels * mult)]
                 ch = c.model_channels * mult
                 if factor in c.attention_resolutions:
-                    layers.append(transformer(ch))
+                    layers.append(transformer(ch, level))
                 if level and i == c.num_res_blocks:
                     up = res(ch, ch, up=True) if c.resblock_updown else None
                     layers.append(up or Upsample(ch, c.conv_resample))

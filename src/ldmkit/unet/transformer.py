@@ -11,6 +11,8 @@ class BasicTransformerBlock(nn.Module):
 
     Names (`attn1`, `attn2`, `ff`, `norm1..3`) follow the CompVis `BasicTransformerBlock`;
     without a context there is no `attn2` / `norm2` (CompVis would repeat self-attention there).
+    `only_cross` makes `attn1` attend to the context too (CompVis `disable_self_attn`, diffusers
+    `only_cross_attention`; the x4 upscaler's outer levels).
     """
 
     def __init__(
@@ -20,9 +22,13 @@ class BasicTransformerBlock(nn.Module):
         dim_head: int,
         context_dim: int | None = None,
         dropout: float = 0.0,
+        only_cross: bool = False,
     ):
         super().__init__()
-        self.attn1 = Attention(dim, None, heads, dim_head, dropout)
+        if only_cross and not context_dim:
+            raise ValueError("a cross-attention-only transformer needs a context_dim")
+        self.only_cross = only_cross
+        self.attn1 = Attention(dim, context_dim if only_cross else None, heads, dim_head, dropout)
         self.ff = FeedForward(dim, dropout=dropout)
         self.attn2 = Attention(dim, context_dim, heads, dim_head, dropout) if context_dim else None
         self.norm1 = nn.LayerNorm(dim)
@@ -31,7 +37,7 @@ class BasicTransformerBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, N, dim), context (B, M, context_dim) -> (B, N, dim)."""
-        x = x + self.attn1(self.norm1(x))
+        x = x + self.attn1(self.norm1(x), context if self.only_cross else None)
         if self.attn2 is not None and self.norm2 is not None:
             x = x + self.attn2(self.norm2(x), context)
         return x + self.ff(self.norm3(x))
@@ -56,6 +62,7 @@ class SpatialTransformer(nn.Module):
         use_linear: bool = False,
         groups: int = 32,
         position_frequencies: int = 0,
+        only_cross: bool = False,
     ):
         super().__init__()
         inner = heads * dim_head
@@ -70,7 +77,7 @@ class SpatialTransformer(nn.Module):
             nn.Linear(channels, inner) if use_linear else nn.Conv2d(channels, inner, 1)
         )
         self.transformer_blocks = nn.ModuleList(
-            BasicTransformerBlock(inner, heads, dim_head, context_dim, dropout)
+            BasicTransformerBlock(inner, heads, dim_head, context_dim, dropout, only_cross)
             for _ in range(depth)
         )
         proj_out = nn.Linear(inner, channels) if use_linear else nn.Conv2d(inner, channels, 1)
