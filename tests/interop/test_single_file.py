@@ -269,6 +269,8 @@ def test_an_x4_upscaler_file_reads_as_a_noise_augmented_upscaler(tmp_path: Path)
         num_classes=1000,
         channel_mult=(2, 2),
         only_cross_attention=(True, False),
+        num_heads=8,  # x4-upscaling.yaml: 8 heads at every level, not 2.x's 64-wide heads
+        num_head_channels=None,
     )
     unet = random_weights(UNet(config))
     state = {k: v for k, v in state.items() if not k.startswith("model.diffusion_model.")}

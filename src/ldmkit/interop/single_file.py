@@ -67,8 +67,9 @@ FAMILIES = {
     # 2.x: 64-wide heads; the 768-v model predicts v at 96x96 latents, the 512 base eps at 64.
     "sd2-v": Family("Stable Diffusion 2.x (768-v)", None, 64, 0.18215, "v", 96),
     "sd2-base": Family("Stable Diffusion 2.x (512 base)", None, 64, 0.18215, "eps", 64),
-    # The x4 upscaler: v, an f=4 first stage scaled by 0.08333, 128x128 latents (512 px out).
-    "sd2-x4": Family("Stable Diffusion x4 upscaler", None, 64, 0.08333, "v", 128),
+    # The x4 upscaler: 8 heads in every transformer (x4-upscaling.yaml's num_heads, not 2.x's
+    # 64-wide heads), v, an f=4 first stage scaled by 0.08333, 128x128 latents (512 px out).
+    "sd2-x4": Family("Stable Diffusion x4 upscaler", 8, None, 0.08333, "v", 128),
 }
 OPENCLIP = "cond_stage_model.model."
 # The 512 base model's training steps, which its .ckpt records (the 768-v model's differ).
