@@ -340,3 +340,13 @@ def test_an_upscaler_exports_as_an_upscaling_pipeline(upscale_folder: Path, tmp_
     assert type(pipe).__name__ == "StableDiffusionUpscalePipeline"
     assert pipe.config.max_noise_level == 350 and pipe.low_res_scheduler.config.beta_end == 0.02
     assert ldmkit.load(out).spatial.noise_levels == 1000
+
+
+def test_a_folder_saved_as_an_fp16_variant_reads(pipeline_folder: Path, tmp_path: Path) -> None:
+    other = tmp_path / "fp16"
+    shutil.copytree(pipeline_folder, other)
+    for part in ("unet", "vae"):
+        weights = other / part / "diffusion_pytorch_model.safetensors"
+        weights.rename(weights.with_name("diffusion_pytorch_model.fp16.safetensors"))
+    x = torch.randn(1, 4, 8, 8)
+    torch.testing.assert_close(ldmkit.load(other).decode(x), ldmkit.load(pipeline_folder).decode(x))

@@ -188,4 +188,15 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     for name in WEIGHTS:
         if (folder / name).is_file():
             return read_state(folder / name)[0]
-    raise CheckpointError(f"{folder} has no weights file ({' or '.join(WEIGHTS)})")
+    # A variant saved beside none of those (`save_pretrained(variant="fp16")`:
+    # diffusion_pytorch_model.fp16.safetensors); read in float32 by the modules' loading.
+    variants = sorted(
+        path
+        for name in WEIGHTS
+        for path in folder.glob(name.replace(".", ".*.", 1))
+        if path.is_file()
+    )
+    if len(variants) == 1:
+        return read_state(variants[0])[0]
+    found = f"; it has the variants {', '.join(p.name for p in variants)}" if variants else ""
+    raise CheckpointError(f"{folder} has no weights file ({' or '.join(WEIGHTS)}){found}")
