@@ -22,9 +22,11 @@ def concat_conditioners(
     class_rows: int | None = None,
     factor: int = 4,
     max_noise_level: int = MAX_NOISE_LEVEL,
+    noise_betas: tuple[float, float] = (0.0001, 0.02),
 ) -> tuple[SpatialCondition, ...]:
     """The conditioners that fill a UNet's `in_channels` beyond the latent's (`class_rows`:
-    its class table, the noise levels of an upscaler; `factor`: the first stage's f)."""
+    its class table, the noise levels of an upscaler; `factor`: the first stage's f;
+    `noise_betas`: the ends of the upscaler's sqrt-linear augmentation schedule)."""
     if in_channels == latent_channels:
         return ()
     if in_channels == latent_channels + 3 and class_rows:
@@ -33,6 +35,8 @@ def concat_conditioners(
             factor=factor,
             noise_levels=class_rows,
             max_noise_level=max_noise_level,
+            noise_beta_start=noise_betas[0],
+            noise_beta_end=noise_betas[1],
         )
         return (SpatialCondition(map=upscale),)
     if in_channels == 2 * latent_channels + 1:

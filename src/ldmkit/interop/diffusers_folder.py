@@ -118,6 +118,7 @@ def load_diffusers_folder(path: Path, device: str | torch.device = "cpu") -> Lat
             unet_config.get("num_class_embeds"),
             factor=2 ** (len(vae_config["block_out_channels"]) - 1),
             max_noise_level=int(index.get("max_noise_level", MAX_NOISE_LEVEL)),
+            noise_betas=_low_res_betas(path),
         )
         unet = unet_config_from_diffusers(unet_config)
         autoencoder = autoencoder_from_diffusers(_weights(path / vae_part), vae_config)
@@ -143,6 +144,21 @@ def load_diffusers_folder(path: Path, device: str | torch.device = "cpu") -> Lat
     except (KeyError, ValueError, RuntimeError, FileNotFoundError, ImportError) as error:
         raise CheckpointError(f"{path}: {error}") from error
     return model.to(device).eval()
+
+
+def _low_res_betas(path: Path) -> tuple[float, float]:
+    """The ends of an upscaling pipeline's augmentation schedule (`low_res_scheduler/`), which
+    must be LDM's sqrt-linear one; the x4 upscaler's where the folder has none."""
+    config_path = path / "low_res_scheduler" / "scheduler_config.json"
+    if not config_path.is_file():
+        return (0.0001, 0.02)
+    config = _json(config_path)
+    if config.get("beta_schedule", "linear") != "scaled_linear":
+        raise CheckpointError(
+            f"{config_path}: beta_schedule {config.get('beta_schedule')!r}; ldmkit's upscaler "
+            "augmentation is LDM's sqrt-linear schedule (scaled_linear)"
+        )
+    return (float(config.get("beta_start", 0.0001)), float(config.get("beta_end", 0.02)))
 
 
 def bert_condition_from_diffusers(path: Path) -> BertCondition:
