@@ -302,3 +302,13 @@ def test_an_x4_upscaler_file_reads_as_a_noise_augmented_upscaler(tmp_path: Path)
     assert json.loads(Image.open(out).text["ldmkit"])["noise_level"] == "30"
     result = CliRunner().invoke(app, [*arguments, "--noise-level", "400", "--steps", "2"])
     assert result.exit_code == 2 and "noise_level must lie in [0, 350]" in result.output
+    # Written back as a single file with its original YAML, and read again the same.
+    from ldmkit.interop.export_single_file import export_single_file
+
+    out, yaml_path = export_single_file(model, tmp_path / "x4-again.safetensors")
+    assert "LatentUpscaleDiffusion" in yaml_path.read_text()
+    for again in (ldmkit.load(out), ldmkit.load(out, original_config=yaml_path)):
+        assert again.config.unet == config and again.spatial == model.spatial
+        attn1 = again.unet.input_blocks[1][1].transformer_blocks[0].attn1
+        ours = model.unet.input_blocks[1][1].transformer_blocks[0].attn1
+        assert torch.equal(attn1.to_k.weight, ours.to_k.weight)

@@ -100,7 +100,8 @@ def original_config(model: LatentDiffusion) -> dict[str, Any]:
     """The CompVis / Stability YAML config (as a dict) that describes `model`."""
     config, unet, schedule = model.config, model.config.unet, model.config.schedule
     clip = _clip(model)
-    inpaint = _inpainting(model)
+    inpaint = _spatial_kind(model) == "inpaint"
+    upscale = _spatial_kind(model) == "super_resolution"
     if config.coordinate_channels or unet.position_frequencies or unet.resblock_updown:
         raise CheckpointError(
             "this UNet uses options the CompVis UNet does not have (coordinate channels, "
@@ -167,9 +168,26 @@ def original_config(model: LatentDiffusion) -> dict[str, Any]:
     }
     if inpaint:
         params |= {"concat_keys": ["mask", "masked_image"], "masked_image_key": "masked_image"}
-    target = "ldm.models.diffusion.ddpm." + (
-        "LatentInpaintDiffusion" if inpaint else "LatentDiffusion"
-    )
+    if upscale:
+        spatial = model.spatial
+        assert spatial is not None
+        unet_params["num_classes"] = spatial.noise_levels
+        params |= {
+            "conditioning_key": "hybrid-adm",
+            "low_scale_key": "lr",
+            "low_scale_config": {
+                "target": "ldm.modules.diffusionmodules.upscaling.ImageConcatWithNoiseAugmentation",
+                "params": {
+                    "noise_schedule_config": {
+                        "linear_start": spatial.noise_beta_start,
+                        "linear_end": spatial.noise_beta_end,
+                    },
+                    "max_noise_level": spatial.max_noise_level,
+                },
+            },
+        }
+    kind = "LatentInpaintDiffusion" if inpaint else "LatentUpscaleDiffusion" if upscale else None
+    target = "ldm.models.diffusion.ddpm." + (kind or "LatentDiffusion")
     return {"model": {"target": target, "params": params}}
 
 
@@ -208,10 +226,7 @@ def _first_stage_config(autoencoder: Autoencoder) -> dict[str, Any]:
 def _clip(model: LatentDiffusion) -> Any:
     """The model's CLIP text encoder; other conditioners have no place in a single file."""
     others = [
-        c
-        for c in model.conditioners
-        if not isinstance(c, ClipConditioner)
-        and not (isinstance(c, SpatialConditioner) and c.config.layout == "stable_diffusion")
+        c for c in model.conditioners if not isinstance(c, ClipConditioner) and not _sd_spatial(c)
     ]
     clip = model.clip
     if others or clip is None:
@@ -223,5 +238,16 @@ def _clip(model: LatentDiffusion) -> Any:
     return clip
 
 
-def _inpainting(model: LatentDiffusion) -> bool:
-    return any(isinstance(c, SpatialConditioner) for c in model.conditioners)
+def _sd_spatial(conditioner: object) -> bool:
+    """A Stable Diffusion map: the inpainting layout, or the x4 upscaler's augmented image."""
+    if not isinstance(conditioner, SpatialConditioner):
+        return False
+    spatial = conditioner.config
+    return (spatial.kind == "inpaint" and spatial.layout == "stable_diffusion") or (
+        spatial.kind == "super_resolution" and spatial.noise_levels > 0
+    )
+
+
+def _spatial_kind(model: LatentDiffusion) -> str | None:
+    spatial = model.spatial
+    return None if spatial is None else spatial.kind

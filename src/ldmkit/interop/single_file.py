@@ -60,6 +60,9 @@ class Family:
     latent_scale: float
     prediction: str
     latent_size: int  # the side it was trained at (512 px / 8)
+    # Per level, transformers whose attn1 reads the context (an original YAML's
+    # `disable_self_attentions`); None: found from the weights' widths.
+    only_cross_attention: tuple[bool, ...] | None = None
 
 
 FAMILIES = {
@@ -192,6 +195,11 @@ def family_from_original_config(path: Path) -> Family:
         latent_scale=float(params.get("scale_factor", 0.18215)),
         prediction=prediction,
         latent_size=int(params.get("image_size", 64)),
+        only_cross_attention=(
+            tuple(bool(f) for f in unet["disable_self_attentions"])
+            if unet.get("disable_self_attentions")
+            else None
+        ),
     )
 
 
@@ -240,7 +248,11 @@ def unet_config_from_state(unet: Mapping[str, torch.Tensor], family: Family) -> 
         use_linear_in_transformer=bool(linear),
         use_scale_shift_norm=int(emb.shape[0]) == 2 * int(mults[0] * model_channels),
         num_classes=None if label_emb is None else int(label_emb.shape[0]),
-        only_cross_attention=tuple(cross_only.get(i, False) for i in range(len(mults))),
+        only_cross_attention=(
+            family.only_cross_attention
+            if family.only_cross_attention is not None
+            else tuple(cross_only.get(i, False) for i in range(len(mults)))
+        ),
     )
 
 
