@@ -7,6 +7,7 @@ on CPU), and the result does not depend on the number of processes or accumulati
 """
 
 import contextlib
+import gc
 import json
 from pathlib import Path
 from typing import Any
@@ -288,6 +289,11 @@ def _train_diffusion(
         )
         unet_state = ema.averaged_state(model.unet)
         save_latent_diffusion(model, model_dir, unet_state, extra, context_state)
+    # The DDP wrapper (its reducer holds the process group) goes while every rank still holds
+    # the group: freed only after `shutdown`, on return, it could wait for a peer that had
+    # already exited (a rare hang of the two-rank tests).
+    denoiser = model.unet
+    gc.collect()
     barrier(context)
     shutdown(context)
     return TrainResult(model_dir, step, elapsed, state.history)
