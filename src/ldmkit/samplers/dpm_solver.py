@@ -58,7 +58,7 @@ def sample_dpmpp_2m(
             continue
         alpha_bar, alpha_bar_prev = here.alpha_bar, following.alpha_bar
         sigma, sigma_prev = math.sqrt(1.0 - alpha_bar), math.sqrt(1.0 - alpha_bar_prev)
-        h = _lambda(alpha_bar_prev) - _lambda(alpha_bar)
+        h = following.log_snr_half - here.log_snr_half
         if x0_prev is None:
             denoised = x0  # first step: DPM-Solver++(1), i.e. DDIM
         else:
@@ -67,8 +67,3 @@ def sample_dpmpp_2m(
         x = (sigma_prev / sigma) * x - math.sqrt(alpha_bar_prev) * math.expm1(-h) * denoised
         x0_prev, h_prev = x0, h
     return x
-
-
-def _lambda(alpha_bar: float) -> float:
-    # lambda = log(alpha / sigma) = (log alpha_bar - log(1 - alpha_bar)) / 2.
-    return 0.5 * (math.log(alpha_bar) - math.log1p(-alpha_bar))

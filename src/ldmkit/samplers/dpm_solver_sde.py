@@ -61,7 +61,7 @@ def sample_dpmpp_2m_sde(
             x = x0
             continue
         sigma, sigma_next = math.sqrt(1.0 - here.alpha_bar), math.sqrt(1.0 - following.alpha_bar)
-        h = _lambda(following.alpha_bar) - _lambda(here.alpha_bar)
+        h = following.log_snr_half - here.log_snr_half
         gain = -math.expm1(-h - eta * h)  # 1 - e^(-(1 + eta) h)
         x = (sigma_next / sigma) * math.exp(-eta * h) * x + math.sqrt(
             following.alpha_bar
@@ -74,8 +74,3 @@ def sample_dpmpp_2m_sde(
             x = x + sigma_next * math.sqrt(-math.expm1(-2.0 * eta * h)) * noise
         x0_prev, h_prev = x0, h
     return x
-
-
-def _lambda(alpha_bar: float) -> float:
-    # lambda = log(alpha / sigma) = (log alpha_bar - log(1 - alpha_bar)) / 2.
-    return 0.5 * (math.log(alpha_bar) - math.log1p(-alpha_bar))

@@ -51,6 +51,12 @@ class GridPoint:
         return math.sqrt((1.0 - self.alpha_bar) / self.alpha_bar)
 
     @property
+    def log_snr_half(self) -> float:
+        """lambda = log(alpha / sigma) = (log alpha_bar - log(1 - alpha_bar)) / 2, the time
+        variable of the DPM-Solver family (Lu et al. 2022); infinite at clean data."""
+        return 0.5 * (math.log(self.alpha_bar) - math.log1p(-self.alpha_bar))
+
+    @property
     def is_clean(self) -> bool:
         """Whether this point is the clean data (alpha_bar = 1)."""
         return self.alpha_bar >= 1.0

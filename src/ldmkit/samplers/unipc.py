@@ -69,15 +69,11 @@ def sample_unipc(
     return x
 
 
-def _lambda(point: GridPoint) -> float:
-    return 0.5 * (math.log(point.alpha_bar) - math.log1p(-point.alpha_bar))
-
-
 def _base(
     x: torch.Tensor, x0: torch.Tensor, start: GridPoint, end: GridPoint
 ) -> tuple[torch.Tensor, float, float, float]:
     """The first-order step start -> end, with h, alpha_end and B(h) = e^(-h) - 1."""
-    h = _lambda(end) - _lambda(start)
+    h = end.log_snr_half - start.log_snr_half
     alpha, sigma = math.sqrt(end.alpha_bar), math.sqrt(1.0 - end.alpha_bar)
     sigma_start = math.sqrt(1.0 - start.alpha_bar)
     phi = math.expm1(-h)
@@ -92,7 +88,7 @@ def _predicted(
     if order == 1:
         return step
     x0_prev, point_prev = history[-2]
-    r = (_lambda(point_prev) - _lambda(point)) / h
+    r = (point_prev.log_snr_half - point.log_snr_half) / h
     return step - alpha * b_h * 0.5 * (x0_prev - x0) / r
 
 
@@ -108,7 +104,7 @@ def _corrected(
     if order == 1:
         return step - alpha * b_h * 0.5 * (x0_here - x0)
     x0_prev, point_prev = history[-2]
-    r = (_lambda(point_prev) - _lambda(point)) / h
+    r = (point_prev.log_snr_half - point.log_snr_half) / h
     # rho solves [[1, 1], [r, 1]] rho = (b_1, b_2), b_k from the phi-function moments of -h.
     hh = -h
     phi_k = b_h / hh - 1.0
