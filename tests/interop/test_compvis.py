@@ -299,3 +299,54 @@ def test_a_bert_text_zoo_model_reads_its_encoder(tmp_path: Path) -> None:
     arguments = ["sample", "--checkpoint", str(path), "--prompt", "a photo of a cat", "--n", "1"]
     result = CliRunner().invoke(app, [*arguments, "--steps", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
+
+
+@torch.no_grad()
+def test_the_layout_zoo_model_reads_boxes_as_its_tokens(tmp_path: Path) -> None:
+    from ldmkit.conditioning import BertEncoder, BertEncoderConfig, bbox_token_ids
+
+    # 101 ids: corners on a 10 x 10 grid (ids 0..99), 100 the empty slot; 3 objects and the
+    # crop = 11 positions (the released model: 8192 ids, a 90 x 90 grid, 30 objects, 92).
+    encoder = BertEncoder(
+        BertEncoderConfig(vocab_size=101, width=16, layers=2, mlp_width=64, max_length=11)
+    ).eval()
+    for p in encoder.parameters():
+        p.data.normal_(0, 0.1)
+    config = _zoo_yaml(
+        CLASSES,
+        {"target": "ldm.modules.encoders.modules.BERTEmbedder",
+         "params": {"n_embed": 16, "n_layer": 2, "vocab_size": 101, "max_seq_len": 11,
+                    "use_tokenizer": False}},
+        "crossattn",
+    )  # fmt: skip
+    config["model"]["params"]["cond_stage_key"] = "coordinates_bbox"
+    path = _write_zoo(
+        tmp_path / "layout2img", _random(UNet(CLASSES)), _x_transformers_names(encoder), config
+    )
+    model = ldmkit.load(path)
+    layout = [(7, (0.1, 0.2, 0.55, 0.9))]
+    # (class, top-left, bottom-right): corners round to the grid, id = row * 10 + column.
+    expected = [7, 2 * 10 + 1, 8 * 10 + 5, *[100] * 6, 0, 99]
+    assert bbox_token_ids([layout], model.layout).tolist() == [expected]
+    cond, _ = model.conditions(1, {"layouts": [layout]}, 1.0)
+    torch.testing.assert_close(cond["context"], encoder(torch.tensor([expected])))
+    with pytest.raises(ValueError, match="guidance 1"):
+        model.conditions(1, {"layouts": [layout]}, 3.0)  # trained without an empty layout
+    # From the command line, classes by number, or by name with a labels.txt beside the file.
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text('[{"class": "boat", "box": [0.1, 0.2, 0.55, 0.9]}]')
+    arguments = ["sample", "--checkpoint", str(path), "--layout", str(boxes), "--n", "1"]
+    arguments += ["--steps", "2", "--out", str(tmp_path / "boat.png")]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2 and "labels.txt" in result.output
+    (path.parent / "labels.txt").write_text("\n".join(f"class{i}" for i in range(7)) + "\nBoat\n")
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    named = ldmkit.load(path)
+    assert named.layout is not None and named.layout.classes == 8
+    from ldmkit.checkpoint import save_latent_diffusion  # the encoder and the names kept
+
+    again = ldmkit.load(save_latent_diffusion(named, tmp_path / "as-ldmkit"))
+    assert again.layout == named.layout
+    torch.testing.assert_close(again.conditions(1, {"layouts": [layout]}, 1.0)[0]["context"],
+                               cond["context"])  # fmt: skip

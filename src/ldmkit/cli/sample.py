@@ -257,7 +257,7 @@ def _semantic_condition(model: Any, path: Path, n: int) -> Any:
 
 def _layouts(model: Any, paths: list[Path], n: int) -> Any:
     """The --layout files as n layouts (cycled), checked against the model."""
-    from ldmkit.conditioning import check_layout, read_layout
+    from ldmkit.conditioning import BBoxTokensCondition, check_layout, read_layout
     from ldmkit.data.shapes import class_id_of
 
     if model.takes_layouts != bool(paths):
@@ -270,6 +270,8 @@ def _layouts(model: Any, paths: list[Path], n: int) -> Any:
         return None
 
     def class_id(name: str) -> int:
+        if isinstance(model.layout, BBoxTokensCondition):  # the released OpenImages model
+            return model.layout.class_id(name)
         words = name.split()
         if len(words) != 2:
             raise ValueError(f"class {name!r}: name it as 'colour kind', e.g. 'red circle'")

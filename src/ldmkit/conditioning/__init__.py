@@ -2,6 +2,11 @@
 tau_theta(y) whose output tokens are the UNet's cross-attention context, and the spatially aligned
 conditions concatenated with z_t."""
 
+from ldmkit.conditioning.bbox_tokens import (
+    BBoxTokensCondition,
+    BBoxTokensConditioner,
+    bbox_token_ids,
+)
 from ldmkit.conditioning.bert import BertCondition, BertConditioner
 from ldmkit.conditioning.bert_encoder import BertEncoder, BertEncoderConfig
 from ldmkit.conditioning.class_label import ClassCondition, ClassConditioner
@@ -19,6 +24,7 @@ from ldmkit.conditioning.layout import (
     Layout,
     LayoutConfig,
     LayoutEncoder,
+    LayoutLimits,
     check_layout,
     layout_tokens,
     read_layout,
@@ -45,6 +51,8 @@ from ldmkit.conditioning.tokenizer import TextTokenizer
 
 __all__ = [
     "AnyConditionerConfig",
+    "BBoxTokensCondition",
+    "BBoxTokensConditioner",
     "BertCondition",
     "BertConditioner",
     "BertEncoder",
@@ -66,6 +74,7 @@ __all__ = [
     "LayoutConditioner",
     "LayoutConfig",
     "LayoutEncoder",
+    "LayoutLimits",
     "Preview",
     "PromptWarning",
     "SpatialCondition",
@@ -76,6 +85,7 @@ __all__ = [
     "TextEncoder",
     "TextEncoderConfig",
     "TextTokenizer",
+    "bbox_token_ids",
     "bicubic_degrade",
     "bicubic_upsample",
     "check_layout",

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -70,7 +70,17 @@ class LayoutConfig:
         )
 
 
-def check_layout(layout: Sequence[tuple[int, Sequence[float]]], config: LayoutConfig) -> Layout:
+class LayoutLimits(Protocol):
+    """What a layout is checked against: the class numbers and the objects a model takes."""
+
+    @property
+    def classes(self) -> int: ...
+
+    @property
+    def max_objects(self) -> int: ...
+
+
+def check_layout(layout: Sequence[tuple[int, Sequence[float]]], config: LayoutLimits) -> Layout:
     """The layout as a list of (class, box) with every value checked."""
     if len(layout) > config.max_objects:
         raise ValueError(

@@ -5,6 +5,7 @@ A config file names its conditioners as a list of tagged entries, e.g.
 `ldmkit.config.from_dict` picks each entry's class by its `kind`.
 """
 
+from ldmkit.conditioning.bbox_tokens import BBoxTokensCondition
 from ldmkit.conditioning.bert import BertCondition
 from ldmkit.conditioning.class_label import ClassCondition
 from ldmkit.conditioning.class_tokens import ClassTokensCondition
@@ -21,5 +22,6 @@ AnyConditionerConfig = (
     | ClipCondition
     | BertCondition
     | LayoutCondition
+    | BBoxTokensCondition
     | SpatialCondition
 )

@@ -8,8 +8,9 @@ read as data (`yaml.safe_load`), never executed. Families read: unconditional (L
 FFHQ; VQ or KL first stage, plain self-attention blocks), class-conditional ImageNet
 (`ClassEmbedder` tokens cross-attended), super-resolution (`bsr_sr`: the low-resolution image
 concatenated), inpainting (the encoded known part and the mask concatenated) and text-to-image
-(`BERTEmbedder`, its word-piece vocabulary from a `vocab.txt` beside the checkpoint) and
-semantic synthesis (`SpatialRescaler`). Others (layout conditioning) are named as not read yet.
+(`BERTEmbedder`, its word-piece vocabulary from a `vocab.txt` beside the checkpoint), semantic
+synthesis (`SpatialRescaler`) and layout-to-image (`coordinates_bbox`: the same transformer over
+box tokens, `conditioning/bbox_tokens.py`; class names from a `labels.txt` beside it, if kept).
 """
 
 import re
@@ -22,6 +23,8 @@ import torch
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
 from ldmkit.checkpoint import CheckpointError, load_state
 from ldmkit.conditioning import (
+    BBoxTokensCondition,
+    BBoxTokensConditioner,
     BertCondition,
     BertConditioner,
     BertEncoderConfig,
@@ -37,6 +40,7 @@ from ldmkit.unet import UNetConfig
 UNET, FIRST_STAGE, COND_STAGE = "model.diffusion_model.", "first_stage_model.", "cond_stage_model."
 BERT = COND_STAGE + "transformer."
 ZOO_CONFIG = "config.yaml"  # beside model.ckpt in every zoo zip
+LABELS_FILE = "labels.txt"  # a layout model's class names, where the user has them
 CONVENTIONS: dict[str, Any] = {"steps_offset": 1, "set_alpha_to_one": False}  # CompVis DDIM
 IMAGENET_CLASSES = 1000
 
@@ -97,7 +101,7 @@ def load_compvis(
         raise CheckpointError(f"{path}: {error}") from error
     load_state(model.unet, dict(ema_state) if ema_state is not None else part(state, UNET), path)
     for conditioner in model.conditioners:
-        if isinstance(conditioner, BertConditioner):
+        if isinstance(conditioner, BertConditioner | BBoxTokensConditioner):
             load_state(conditioner.encoder, bert_state(part(state, BERT)), path)
         elif isinstance(conditioner, torch.nn.Module):
             load_state(conditioner, part(state, COND_STAGE), path)
@@ -242,13 +246,36 @@ def _conditioners(
             mlp_width=4 * int(settings["n_embed"]),
             max_length=int(settings.get("max_seq_len", 77)),
         )
+        if params.get("cond_stage_key") == "coordinates_bbox":
+            # The layout model: box-token ids, no tokenizer (`use_tokenizer: false`); three
+            # per object, and the crop's two corners when the length leaves two over (92).
+            layout = BBoxTokensCondition(
+                encoder=encoder,
+                max_objects=encoder.max_length // 3,
+                encode_crop=encoder.max_length % 3 == 2,
+                labels=_labels(vocab.parent),
+            )
+            return (layout,)
         return (BertCondition(encoder=encoder, vocab=str(vocab)),)
     raise CheckpointError(
         f"the conditioning {target!r} ({params.get('conditioning_key')}) of this zoo model is "
         "not read yet; ldmkit reads the unconditional, class-conditional (ClassEmbedder), "
-        "text-to-image (BERTEmbedder), super-resolution, inpainting and semantic (SpatialRescaler) "
-        "families"
+        "text-to-image (BERTEmbedder), layout-to-image (coordinates_bbox), super-resolution, "
+        "inpainting and semantic (SpatialRescaler) families"
     )
+
+
+def _labels(directory: Path) -> tuple[str, ...]:
+    """The class names of a layout model from `labels.txt` beside it (line n names class n),
+    if the user keeps one; the zoo ships none."""
+    path = directory / LABELS_FILE
+    if not path.is_file():
+        return ()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"cannot read the class names {path}: {error}") from error
+    return tuple(line.strip() for line in lines if line.strip())
 
 
 def original_params(config_path: Path) -> dict[str, Any]:

@@ -13,6 +13,8 @@ from torch import nn
 
 from ldmkit.autoencoder import Autoencoder
 from ldmkit.conditioning import (
+    BBoxTokensCondition,
+    BBoxTokensConditioner,
     ClassConditioner,
     ClipTextEncoder,
     Conditioner,
@@ -271,10 +273,13 @@ class LatentDiffusion(nn.Module):
         return conditioner.config if isinstance(conditioner, SpatialConditioner) else None
 
     @property
-    def layout(self) -> LayoutConfig | None:
-        """The layout encoder's config (classes, bins, objects), if the model takes layouts."""
+    def layout(self) -> LayoutConfig | BBoxTokensCondition | None:
+        """The layout encoding's config (classes, objects; its grid), if the model takes
+        layouts: ldmkit's own, or the released OpenImages model's box tokens."""
         conditioner = self.conditioner("layouts")
-        return conditioner.config if isinstance(conditioner, LayoutConditioner) else None
+        if isinstance(conditioner, LayoutConditioner | BBoxTokensConditioner):
+            return conditioner.config
+        return None
 
     @property
     def null_class(self) -> int:
