@@ -1,4 +1,5 @@
-"""Noise schedules: LDM's sqrt-linear betas, the cosine schedule, lookups and broadcasting."""
+"""Noise schedules: LDM's sqrt-linear betas, DDPM's plain linear ones, the cosine schedule,
+lookups and broadcasting."""
 
 import math
 
@@ -8,6 +9,7 @@ import torch
 from ldmkit.diffusion import (
     NoiseSchedule,
     ScheduleConfig,
+    beta_linear_schedule,
     broadcast_to,
     build_schedule,
     cosine_schedule,
@@ -61,6 +63,30 @@ def test_build_schedule_dispatches_on_kind() -> None:
     assert torch.equal(linear.betas, linear_schedule(50, 0.0015, 0.0195).betas)
     cosine = build_schedule(ScheduleConfig("cosine", 50, cosine_s=0.01))
     assert torch.equal(cosine.betas, cosine_schedule(50, 0.01).betas)
+
+
+def test_beta_linear_schedule_is_linear_in_beta() -> None:
+    schedule = build_schedule(ScheduleConfig("beta_linear", 1000, 0.0001, 0.02))
+    assert torch.equal(schedule.betas, beta_linear_schedule(1000, 0.0001, 0.02).betas)
+    betas = schedule.betas
+    assert betas.dtype == torch.float64 and (betas[0].item(), betas[-1].item()) == (0.0001, 0.02)
+    steps = betas.diff()  # linear in beta: constant increments (LDM's are linear in sqrt(beta))
+    assert torch.allclose(steps, steps.mean().expand_as(steps), rtol=1e-9, atol=0)
+    assert not torch.allclose(betas, linear_schedule(1000, 0.0001, 0.02).betas, rtol=1e-2)
+
+
+def test_beta_linear_schedule_matches_diffusers_linear() -> None:
+    diffusers = pytest.importorskip("diffusers")
+    for start, end, steps in ((0.0001, 0.02, 1000), (0.0015, 0.0195, 500)):
+        theirs = diffusers.DDPMScheduler(
+            num_train_timesteps=steps, beta_start=start, beta_end=end, beta_schedule="linear"
+        )
+        ours = build_schedule(ScheduleConfig("beta_linear", steps, start, end))
+        torch.testing.assert_close(ours.betas.float(), theirs.betas, rtol=1e-6, atol=0)
+        # theirs is float32 throughout (linspace and cumprod), ours float64.
+        torch.testing.assert_close(
+            ours.alpha_bar.float(), theirs.alphas_cumprod, rtol=1e-5, atol=1e-7
+        )
 
 
 @pytest.mark.parametrize(

@@ -106,9 +106,12 @@ def openclip_keys(clip: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def sd2_parts(parts: dict) -> tuple[UNet, torch.nn.Module, dict[str, torch.Tensor]]:
+def sd2_parts(
+    parts: dict, layers: int = 3
+) -> tuple[UNet, torch.nn.Module, dict[str, torch.Tensor]]:
     """(UNet, CLIP, the state of an SD 2.x-layout file): 64-wide heads, linear projections in
-    the transformers, an OpenCLIP-named text tower (exact GELU); the first stage of `parts`."""
+    the transformers, an OpenCLIP-named text tower (exact GELU) of `layers` blocks (ViT-H's
+    24 to see the penultimate rules); the first stage of `parts`."""
     torch.manual_seed(1)
     unet = random_weights(UNet(SD2_UNET))
     clip = random_weights(
@@ -117,7 +120,7 @@ def sd2_parts(parts: dict) -> tuple[UNet, torch.nn.Module, dict[str, torch.Tenso
                 vocab_size=VOCAB_SIZE,
                 hidden_size=64,
                 intermediate_size=128,
-                num_hidden_layers=3,
+                num_hidden_layers=layers,
                 num_attention_heads=1,
                 max_position_embeddings=77,
                 hidden_act="gelu",

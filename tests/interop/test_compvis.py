@@ -350,3 +350,25 @@ def test_the_layout_zoo_model_reads_boxes_as_its_tokens(tmp_path: Path) -> None:
     assert again.layout == named.layout
     torch.testing.assert_close(again.conditions(1, {"layouts": [layout]}, 1.0)[0]["context"],
                                cond["context"])  # fmt: skip
+
+
+def test_a_zoo_models_schedule_is_its_stored_betas_else_its_yamls(tmp_path: Path) -> None:
+    unet = _random(UNet(UNCONDITIONAL))
+    config = _zoo_yaml(UNCONDITIONAL, "__is_unconditional__", None)
+    config["model"]["params"]["beta_schedule"] = "sqrt_linear"  # the YAML says plain linear
+    path = _write_zoo(tmp_path / "zoo", unet, {}, config)
+    stored = ldmkit.load(path).config.schedule  # but the file stores LDM's sqrt-linear betas
+    assert (stored.kind, stored.beta_start, stored.beta_end) == ("linear", 0.0015, 0.0195)
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["state_dict"]["betas"]
+    torch.save(checkpoint, path)
+    from_yaml = ldmkit.load(path).config.schedule
+    assert (from_yaml.kind, from_yaml.beta_start, from_yaml.steps_offset) == (
+        "beta_linear",
+        0.0015,
+        1,
+    )
+    config["model"]["params"]["beta_schedule"] = "sqrt"
+    (path.parent / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(CheckpointError, match=r"beta_schedule 'sqrt'"):
+        ldmkit.load(path)

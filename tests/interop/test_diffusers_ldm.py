@@ -2,6 +2,7 @@
 `LDMTextToImagePipeline` (LDMBert over word pieces, a KL first stage) saved by diffusers samples
 as the pipeline does; a VQModel first stage (what diffusers' `LDMPipeline` uses) reads too."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -120,8 +121,8 @@ def test_an_ldmbert_model_exports_as_an_ldm_text_to_image_pipeline(ldm_folder: P
     torch.testing.assert_close(again["context"], cond["context"])
 
 
-@torch.no_grad()
-def test_an_unconditional_ldm_pipeline_samples_as_diffusers_does(tmp_path: Path) -> None:
+def _unconditional_pipeline(scheduler) -> "diffusers.LDMPipeline":
+    """A tiny unconditional LDMPipeline (a UNet2DModel with plain attention, a VQModel)."""
     torch.manual_seed(5)
     unet = diffusers.UNet2DModel(
         sample_size=8, in_channels=3, out_channels=3, block_out_channels=(32, 64),
@@ -134,12 +135,17 @@ def test_an_unconditional_ldm_pipeline_samples_as_diffusers_does(tmp_path: Path)
         block_out_channels=(16, 32), layers_per_block=1, latent_channels=3, norm_num_groups=8,
         num_vq_embeddings=32,
     )  # fmt: skip
+    return diffusers.LDMPipeline(
+        vqvae=_randomised(vqvae, 0.2), unet=_randomised(unet, 0.1), scheduler=scheduler
+    )
+
+
+@torch.no_grad()
+def test_an_unconditional_ldm_pipeline_samples_as_diffusers_does(tmp_path: Path) -> None:
     scheduler = diffusers.DDIMScheduler(
         beta_schedule="scaled_linear", beta_start=0.0015, beta_end=0.0195, clip_sample=False
     )
-    pipe = diffusers.LDMPipeline(
-        vqvae=_randomised(vqvae, 0.2), unet=_randomised(unet, 0.1), scheduler=scheduler
-    )
+    pipe = _unconditional_pipeline(scheduler)
     folder = tmp_path / "tiny-ldm-uncond"
     pipe.save_pretrained(folder)
     model = ldmkit.load(folder)
@@ -162,3 +168,44 @@ def test_an_unconditional_ldm_pipeline_samples_as_diffusers_does(tmp_path: Path)
     assert type(again).__name__ == "LDMPipeline"
     x, t = torch.randn(1, 3, 8, 8), torch.tensor([400])
     torch.testing.assert_close(again.unet(x, t).sample, pipe.unet(x, t).sample)
+
+
+@torch.no_grad()
+def test_a_plain_linear_schedule_reads_samples_and_writes_back(tmp_path: Path) -> None:
+    # diffusers' "linear" beta schedule is linear in beta (DDPM's), not LDM's sqrt-linear one.
+    scheduler = diffusers.DDIMScheduler(
+        beta_schedule="linear", beta_start=0.0001, beta_end=0.02, clip_sample=False
+    )
+    pipe = _unconditional_pipeline(scheduler)
+    folder = tmp_path / "tiny-ldm-linear"
+    pipe.save_pretrained(folder)
+    model = ldmkit.load(folder)
+    schedule = model.config.schedule
+    assert (schedule.kind, schedule.beta_start, schedule.beta_end) == ("beta_linear", 0.0001, 0.02)
+    torch.testing.assert_close(
+        model.schedule.alpha_bar.float(), pipe.scheduler.alphas_cumprod, rtol=1e-5, atol=1e-7
+    )
+    options = SamplingOptions("ddim", 10, spacing="leading", seed=9)
+    ours = model.sample(1, options=options)
+    theirs = pipe(
+        batch_size=1, generator=torch.Generator().manual_seed(9), num_inference_steps=10,
+        eta=0.0, output_type="np",
+    ).images  # fmt: skip
+    theirs = torch.from_numpy(theirs).permute(0, 3, 1, 2)
+    assert (ours * 0.5 + 0.5).clamp(0, 1).sub(theirs).abs().max() < 1e-3
+
+    from ldmkit.interop.export_diffusers import export_diffusers
+
+    out = export_diffusers(model, tmp_path / "again")
+    written = json.loads((out / "scheduler" / "scheduler_config.json").read_text())
+    assert written["beta_schedule"] == "linear"
+    again = diffusers.DiffusionPipeline.from_pretrained(out, local_files_only=True)
+    torch.testing.assert_close(again.scheduler.alphas_cumprod, pipe.scheduler.alphas_cumprod)
+    assert ldmkit.load(out).config.schedule == schedule
+    # A scheduler config without beta_schedule or its ends is diffusers' default: linear,
+    # 0.0001..0.02.
+    bare = {
+        k: v for k, v in written.items() if k not in ("beta_schedule", "beta_start", "beta_end")
+    }
+    (out / "scheduler" / "scheduler_config.json").write_text(json.dumps(bare))
+    assert ldmkit.load(out).config.schedule == schedule

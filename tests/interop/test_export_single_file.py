@@ -40,6 +40,32 @@ def test_a_written_file_holds_the_same_tensors_and_reads_back(sd_file: Path, tmp
     torch.testing.assert_close(again.decode(z), model.decode(z))
 
 
+def test_a_plain_linear_schedule_is_written_and_read_back(tmp_path: Path) -> None:
+    import yaml
+
+    from ldmkit.diffusion import beta_linear_schedule
+
+    state = sd1_state(make_parts())
+    schedule = beta_linear_schedule(1000, 0.0001, 0.02)  # DDPM's: linear in beta
+    state |= {"betas": schedule.betas.float(), "alphas_cumprod": schedule.alpha_bar.float()}
+    save_file(state, str(tmp_path / "plain-linear.safetensors"))
+    model = ldmkit.load(tmp_path / "plain-linear.safetensors")
+    assert (model.config.schedule.kind, model.config.schedule.beta_end) == ("beta_linear", 0.02)
+    out, config = export_single_file(model, tmp_path / "again.safetensors")
+    params = yaml.safe_load(config.read_text())["model"]["params"]
+    # The CompVis code's make_beta_schedule: "sqrt_linear" is linspace(start, end), "linear"
+    # the sqrt-linear one.
+    assert (params["beta_schedule"], params["linear_start"], params["linear_end"]) == (
+        "sqrt_linear",
+        0.0001,
+        0.02,
+    )
+    assert torch.equal(load_file(str(out))["betas"], state["betas"])
+    for again in (ldmkit.load(out), ldmkit.load(out, original_config=config)):
+        assert again.config.schedule == model.config.schedule
+        assert torch.equal(again.schedule.alpha_bar, model.schedule.alpha_bar)
+
+
 def test_a_latent_shift_is_folded_into_the_first_stage(sd_file: Path, tmp_path: Path) -> None:
     model = ldmkit.load(sd_file)
     model.autoencoder.set_latent_statistics(shift=0.3, scale=0.5)
@@ -214,3 +240,28 @@ def test_an_inpainting_file_is_written_and_read_by_diffusers(tmp_path: Path) -> 
         torch.cat([x, cond["concat"]], 1), t, encoder_hidden_states=cond["context"]
     ).sample
     torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+@torch.no_grad()
+def test_a_diffusers_sd2_tower_cut_at_23_layers_is_written_and_read_whole(tmp_path: Path) -> None:
+    from ldmkit.interop.export_diffusers import export_diffusers
+
+    # A ViT-H-deep tower (24 blocks, tiny widths) read at its penultimate layer; diffusers'
+    # Stable Diffusion 2 folders keep only the 23 blocks used, and so does ldmkit's export.
+    _, _, state = sd2_parts(make_parts(), layers=24)
+    source = tmp_path / "sd2.safetensors"
+    save_file(state, str(source))
+    model = ldmkit.load(source, prediction="v")
+    expected = model.conditions(1, {"prompts": ["a cat"]}, 1.0)[0]["context"]
+    folder = ldmkit.load(export_diffusers(model, tmp_path / "sd2-folder"))
+    assert folder.config.conditioners[0].encoder.layer == "last"  # 23 blocks, all run
+    out, config = export_single_file(folder, tmp_path / "sd2-again.safetensors")
+    written = load_file(str(out))
+    blocks = {
+        k.split(".")[4] for k in written if k.startswith("cond_stage_model.model.transformer")
+    }
+    assert len(blocks) == 23 and "FrozenOpenCLIPEmbedder" in config.read_text()
+    again = ldmkit.load(out, prediction="v")
+    assert again.config.conditioners[0].encoder.layer == "last"
+    context = again.conditions(1, {"prompts": ["a cat"]}, 1.0)[0]["context"]
+    torch.testing.assert_close(context, expected)

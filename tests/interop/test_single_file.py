@@ -152,7 +152,9 @@ def test_other_files_are_refused_by_name(sd_file: Path, parts: dict, tmp_path: P
         CheckpointError, match="not a latent diffusion checkpoint ldmkit recognises"
     ):
         ldmkit.load(tmp_path / "other.safetensors")
-    state["betas"] = torch.linspace(1e-4, 2e-2, 1000)  # plain linear in beta: not LDM's
+    # The CompVis code's "sqrt" schedule (betas the square roots of a linear ramp): no kind of
+    # ldmkit's.
+    state["betas"] = torch.linspace(1e-4, 2e-2, 1000).sqrt()
     save_file(state, str(tmp_path / "betas.safetensors"))
     with pytest.raises(CheckpointError, match="betas follow neither"):
         ldmkit.load(tmp_path / "betas.safetensors")
@@ -211,6 +213,21 @@ def test_the_original_yaml_config_overrides_detection(sd_file: Path, tmp_path: P
     assert result.exit_code == 2 and "are for single files" in result.output
 
 
+def test_plain_linear_betas_are_recognised() -> None:
+    from ldmkit.diffusion import beta_linear_schedule
+    from ldmkit.interop.single_file import schedule_from_state
+
+    # DDPM's schedule, linear in beta (the CompVis code's "sqrt_linear"), stored in float32.
+    config = schedule_from_state({"betas": torch.linspace(0.0001, 0.02, 1000)})
+    assert (config.kind, config.beta_start, config.beta_end) == ("beta_linear", 0.0001, 0.02)
+    assert (config.num_timesteps, config.steps_offset) == (1000, 1)
+    betas = beta_linear_schedule(500, 0.0015, 0.0195).betas.float()
+    config = schedule_from_state({"betas": betas})
+    assert (config.kind, config.num_timesteps, config.beta_end) == ("beta_linear", 500, 0.0195)
+    sqrt_linear = schedule_from_state({"betas": torch.linspace(0.0001**0.5, 0.02**0.5, 1000) ** 2})
+    assert sqrt_linear.kind == "linear"  # LDM's, as before
+
+
 def test_a_zero_terminal_snr_file_is_recognised(parts: dict, tmp_path: Path) -> None:
     from ldmkit.diffusion import ScheduleConfig, build_schedule
     from ldmkit.interop.single_file import schedule_from_state
@@ -258,25 +275,33 @@ def test_unet_widths_not_read_yet_are_named() -> None:
         concat_conditioners(5, 4, "depth.safetensors")
 
 
-def test_an_x4_upscaler_file_reads_as_a_noise_augmented_upscaler(tmp_path: Path) -> None:
-    parts = make_parts()
-    _, _, state = sd2_parts(parts)
+# A tiny x4 upscaler: 128-wide transformers reading a 64-wide context in attn1 (the x4
+# upscaler's outer levels), a 1000-row noise-level table.
+X4_UNET = replace(
+    SD2_UNET,
+    in_channels=7,
+    num_classes=1000,
+    channel_mult=(2, 2),
+    only_cross_attention=(True, False),
+    num_heads=8,  # x4-upscaling.yaml: 8 heads at every level, not 2.x's 64-wide heads
+    num_head_channels=None,
+)
+
+
+def _x4_upscaler_file(path: Path) -> Path:
+    """A tiny x4 upscaler single file (`X4_UNET`, OpenCLIP, an f=2 first stage) at `path`."""
+    _, _, state = sd2_parts(make_parts())
     torch.manual_seed(4)
-    # 128-wide transformers reading a 64-wide context in attn1 (the x4 upscaler's outer levels).
-    config = replace(
-        SD2_UNET,
-        in_channels=7,
-        num_classes=1000,
-        channel_mult=(2, 2),
-        only_cross_attention=(True, False),
-        num_heads=8,  # x4-upscaling.yaml: 8 heads at every level, not 2.x's 64-wide heads
-        num_head_channels=None,
-    )
-    unet = random_weights(UNet(config))
+    unet = random_weights(UNet(X4_UNET))
     state = {k: v for k, v in state.items() if not k.startswith("model.diffusion_model.")}
     state |= {f"model.diffusion_model.{k}": v.contiguous() for k, v in unet.state_dict().items()}
-    path = tmp_path / "tiny-x4-upscaler.safetensors"
     save_file(state, str(path))
+    return path
+
+
+def test_an_x4_upscaler_file_reads_as_a_noise_augmented_upscaler(tmp_path: Path) -> None:
+    config = X4_UNET
+    path = _x4_upscaler_file(tmp_path / "tiny-x4-upscaler.safetensors")
     model = ldmkit.load(path)
     assert model.config.loss.prediction == "v" and model.config.unet == config
     assert float(model.autoencoder.latent_scale) == pytest.approx(0.08333)
@@ -312,3 +337,67 @@ def test_an_x4_upscaler_file_reads_as_a_noise_augmented_upscaler(tmp_path: Path)
         attn1 = again.unet.input_blocks[1][1].transformer_blocks[0].attn1
         ours = model.unet.input_blocks[1][1].transformer_blocks[0].attn1
         assert torch.equal(attn1.to_k.weight, ours.to_k.weight)
+
+
+X4_YAML = """\
+model:
+  target: ldm.models.diffusion.ddpm.LatentUpscaleDiffusion
+  params:
+    parameterization: v
+    scale_factor: 0.08333
+    image_size: 128
+    low_scale_key: lr
+    low_scale_config:
+      target: ldm.modules.diffusionmodules.upscaling.ImageConcatWithNoiseAugmentation
+      params:
+        noise_schedule_config:
+          linear_start: 0.0002
+          linear_end: 0.03
+        max_noise_level: 250
+    unet_config:
+      params:
+        num_classes: 1000
+        num_heads: 8
+        disable_self_attentions: [true, false]
+"""
+
+
+def test_an_x4_yamls_low_scale_config_sets_the_noise_augmentation(tmp_path: Path) -> None:
+    from ldmkit.conditioning.spatial import noise_augmented
+
+    path = _x4_upscaler_file(tmp_path / "tiny-x4-upscaler.safetensors")
+    yaml_path = tmp_path / "x4-upscaling.yaml"
+    yaml_path.write_text(X4_YAML)
+    model = ldmkit.load(path, original_config=yaml_path)
+    spatial = model.spatial
+    assert spatial is not None and model.config.unet == X4_UNET
+    assert (spatial.noise_beta_start, spatial.noise_beta_end) == (0.0002, 0.03)
+    assert (spatial.max_noise_level, spatial.noise_levels) == (250, 1000)
+    # ... and the augmentation follows them: noise level 250 of the YAML's schedule.
+    low = torch.rand(1, 3, 8, 8) * 2 - 1
+    condition = model.spatial_condition(low_res=low, generator=torch.Generator().manual_seed(0))
+    expected = noise_augmented(low, spatial, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(condition, expected)
+    with pytest.raises(ValueError, match=r"noise_level must lie in \[0, 250\]"):
+        model.set_noise_level(300)
+
+    # A YAML without low_scale_config keeps the x4 upscaler's values.
+    block = X4_YAML[X4_YAML.index("    low_scale_config:") : X4_YAML.index("    unet_config:")]
+    yaml_path.write_text(X4_YAML.replace(block, ""))
+    spatial = ldmkit.load(path, original_config=yaml_path).spatial
+    assert spatial is not None and (spatial.noise_beta_start, spatial.noise_beta_end) == (
+        0.0001,
+        0.02,
+    )
+    assert spatial.max_noise_level == 350
+
+    # What ldmkit's augmentation cannot follow is named.
+    for old, new, message in [
+        ("max_noise_level: 250", "max_noise_level: 1000", r"max_noise_level must be .* \[0, 999\]"),
+        ("linear_end: 0.03", "linear_end: 0.03\n          beta_schedule: cosine", "'cosine'"),
+        ("linear_end: 0.03", "linear_end: 0.03\n          timesteps: 500", "timesteps is 500"),
+        ("linear_start: 0.0002", "linear_start: 0.3", "0 < linear_start <= linear_end"),
+    ]:
+        yaml_path.write_text(X4_YAML.replace(old, new))
+        with pytest.raises(CheckpointError, match=message):
+            ldmkit.load(path, original_config=yaml_path)

@@ -17,6 +17,7 @@ from ldmkit.diffusion.parameterization import (
 from ldmkit.diffusion.schedule import (
     NoiseSchedule,
     ScheduleConfig,
+    beta_linear_schedule,
     broadcast_to,
     build_schedule,
     cosine_schedule,
@@ -30,6 +31,7 @@ __all__ = [
     "NoiseSchedule",
     "Prediction",
     "ScheduleConfig",
+    "beta_linear_schedule",
     "broadcast_to",
     "build_schedule",
     "cosine_schedule",

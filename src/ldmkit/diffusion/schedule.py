@@ -12,8 +12,10 @@ from typing import Literal
 
 import torch
 
-ScheduleKind = Literal["linear", "cosine"]
-SCHEDULE_KINDS: tuple[str, ...] = ("linear", "cosine")
+# "linear" is LDM's linear-in-sqrt(beta) schedule (CompVis' "linear", diffusers' "scaled_linear");
+# "beta_linear" is linear in beta itself (DDPM's; diffusers' "linear", CompVis' "sqrt_linear").
+ScheduleKind = Literal["linear", "cosine", "beta_linear"]
+SCHEDULE_KINDS: tuple[str, ...] = ("linear", "cosine", "beta_linear")
 
 Timestep = torch.Tensor | int | float
 
@@ -23,7 +25,8 @@ class ScheduleConfig:
     """Which noise schedule to build, with its parameters."""
 
     # LDM's linear schedule: 0.00085..0.012 (Stable Diffusion), 0.0015..0.0195 (the paper's
-    # LDM-f4/f8 configs); see `linear_schedule`.
+    # LDM-f4/f8 configs); see `linear_schedule`. beta_linear: DDPM's 0.0001..0.02 (Ho et al.
+    # 2020), as diffusers' DDPM and LDMPipeline folders use; see `beta_linear_schedule`.
 
     kind: ScheduleKind = "linear"
     num_timesteps: int = 1000
@@ -126,6 +129,15 @@ def linear_schedule(
     return NoiseSchedule(sqrt_betas.square())
 
 
+def beta_linear_schedule(
+    num_timesteps: int = 1000, beta_start: float = 0.0001, beta_end: float = 0.02
+) -> NoiseSchedule:
+    """DDPM's linear schedule (Ho et al. 2020): beta_t linear in t from beta_start to beta_end
+    (diffusers' "linear", the CompVis code's "sqrt_linear"; not LDM's `linear_schedule`)."""
+    ScheduleConfig("beta_linear", num_timesteps, beta_start, beta_end)  # raises on bad arguments
+    return NoiseSchedule(torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64))
+
+
 def cosine_schedule(num_timesteps: int = 1000, s: float = 0.008) -> NoiseSchedule:
     """Cosine schedule of Nichol & Dhariwal 2021 (Eq. 17), betas clipped at 0.999."""
     ScheduleConfig("cosine", num_timesteps, cosine_s=s)  # raises on invalid arguments
@@ -161,6 +173,10 @@ def build_schedule(config: ScheduleConfig) -> NoiseSchedule:
             schedule = linear_schedule(config.num_timesteps, config.beta_start, config.beta_end)
         case "cosine":
             schedule = cosine_schedule(config.num_timesteps, config.cosine_s)
+        case "beta_linear":
+            schedule = beta_linear_schedule(
+                config.num_timesteps, config.beta_start, config.beta_end
+            )
         case _:
             raise ValueError(f"kind {config.kind!r} is not one of {', '.join(SCHEDULE_KINDS)}")
     return rescale_zero_terminal_snr(schedule) if config.zero_terminal_snr else schedule

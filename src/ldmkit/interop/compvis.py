@@ -34,6 +34,7 @@ from ldmkit.conditioning import (
 )
 from ldmkit.diffusion import DiffusionLossConfig, ScheduleConfig
 from ldmkit.interop.keys import part
+from ldmkit.interop.stored_schedule import COMPVIS_CONVENTIONS, schedule_from_state
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.unet import UNetConfig
 
@@ -41,7 +42,8 @@ UNET, FIRST_STAGE, COND_STAGE = "model.diffusion_model.", "first_stage_model.", 
 BERT = COND_STAGE + "transformer."
 ZOO_CONFIG = "config.yaml"  # beside model.ckpt in every zoo zip
 LABELS_FILE = "labels.txt"  # a layout model's class names, where the user has them
-CONVENTIONS: dict[str, Any] = {"steps_offset": 1, "set_alpha_to_one": False}  # CompVis DDIM
+# The CompVis code's make_beta_schedule names -> ldmkit's kinds ("sqrt_linear" is linear in beta).
+BETA_SCHEDULES = {"linear": "linear", "sqrt_linear": "beta_linear", "cosine": "cosine"}
 IMAGENET_CLASSES = 1000
 
 
@@ -76,13 +78,7 @@ def load_compvis(
         latent_scale = float(scale) if scale is not None else float(params.get("scale_factor", 1))
         config = DiffusionConfig(
             unet=unet,
-            schedule=ScheduleConfig(
-                "linear",
-                int(params.get("timesteps", 1000)),
-                float(params.get("linear_start", 0.00085)),
-                float(params.get("linear_end", 0.012)),
-                **CONVENTIONS,
-            ),
+            schedule=_schedule(params, state),
             loss=DiffusionLossConfig(prediction=params.get("parameterization", "eps")),
             latent_size=int(params.get("image_size", 64)),
             conditioners=conditioners,
@@ -106,6 +102,25 @@ def load_compvis(
         elif isinstance(conditioner, torch.nn.Module):
             load_state(conditioner, part(state, COND_STAGE), path)
     return model.eval()
+
+
+def _schedule(params: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> ScheduleConfig:
+    """The file's own `betas` where it stores them, else the YAML's schedule."""
+    if "betas" in state:
+        return schedule_from_state(state)
+    kind = str(params.get("beta_schedule", "linear"))
+    if kind not in BETA_SCHEDULES:
+        raise CheckpointError(
+            f"beta_schedule {kind!r} is not one ldmkit builds ({', '.join(BETA_SCHEDULES)})"
+        )
+    return ScheduleConfig(
+        BETA_SCHEDULES[kind],  # type: ignore[arg-type]
+        int(params.get("timesteps", 1000)),
+        float(params.get("linear_start", 0.00085)),
+        float(params.get("linear_end", 0.012)),
+        cosine_s=float(params.get("cosine_s", 0.008)),
+        **COMPVIS_CONVENTIONS,
+    )
 
 
 def bert_state(weights: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -13,6 +13,7 @@ from ldmkit.conditioning import SpatialCondition, SpatialConfig
 # The x4 upscaler's augmentation: noise levels up to 350 of a 1000-step sqrt-linear schedule
 # from 0.0001 to 0.02 (`low_scale_config` in x4-upscaling.yaml), sampled at 20 by default.
 MAX_NOISE_LEVEL = 350
+NOISE_BETAS = (0.0001, 0.02)
 
 
 def concat_conditioners(
@@ -22,7 +23,7 @@ def concat_conditioners(
     class_rows: int | None = None,
     factor: int = 4,
     max_noise_level: int = MAX_NOISE_LEVEL,
-    noise_betas: tuple[float, float] = (0.0001, 0.02),
+    noise_betas: tuple[float, float] = NOISE_BETAS,
 ) -> tuple[SpatialCondition, ...]:
     """The conditioners that fill a UNet's `in_channels` beyond the latent's (`class_rows`:
     its class table, the noise levels of an upscaler; `factor`: the first stage's f;

@@ -45,8 +45,12 @@ WEIGHTS = (
 )
 # diffusers' prediction_type -> ldmkit's parameterisation.
 PREDICTIONS = {"epsilon": "eps", "v_prediction": "v", "sample": "x0"}
-# diffusers' beta_schedule -> ldmkit's schedule kind ("linear" in ldmkit is LDM's sqrt-linear).
-SCHEDULES = {"scaled_linear": "linear", "squaredcos_cap_v2": "cosine"}
+# diffusers' beta_schedule -> ldmkit's schedule kind: diffusers' "scaled_linear" is LDM's
+# sqrt-linear schedule (ldmkit's "linear"), its "linear" the plain one (ldmkit's "beta_linear").
+SCHEDULES = {"scaled_linear": "linear", "squaredcos_cap_v2": "cosine", "linear": "beta_linear"}
+# The ends of a plain-linear schedule whose config leaves them out: diffusers' own defaults
+# (DDPM's). A scaled_linear one's stay Stable Diffusion's (0.00085, 0.012).
+LINEAR_BETAS = (0.0001, 0.02)
 
 
 def is_diffusers_folder(path: Path) -> bool:
@@ -71,11 +75,12 @@ def schedule_from_diffusers(config: Mapping[str, Any]) -> tuple[ScheduleConfig, 
         )
     # diffusers' defaults where the key is absent: PNDM's set_alpha_to_one is False, DDIM's True.
     alpha_to_one = config.get("set_alpha_to_one", config.get("_class_name") != "PNDMScheduler")
+    start, end = LINEAR_BETAS if kind == "linear" else (0.00085, 0.012)
     schedule = ScheduleConfig(
         kind=SCHEDULES[kind],  # type: ignore[arg-type]
         num_timesteps=int(config.get("num_train_timesteps", 1000)),
-        beta_start=float(config.get("beta_start", 0.00085)),
-        beta_end=float(config.get("beta_end", 0.012)),
+        beta_start=float(config.get("beta_start", start)),
+        beta_end=float(config.get("beta_end", end)),
         zero_terminal_snr=bool(config.get("rescale_betas_zero_snr", False)),
         steps_offset=int(config.get("steps_offset", 0)),
         set_alpha_to_one=bool(alpha_to_one),

@@ -30,6 +30,7 @@ from ldmkit.conditioning import (
 from ldmkit.conditioning.bert import VOCAB_FILE
 from ldmkit.diffusion import ScheduleConfig
 from ldmkit.interop.diffusers_autoencoder import autoencoder_key_from_diffusers
+from ldmkit.interop.diffusers_folder import SCHEDULES
 from ldmkit.interop.diffusers_unet import unet_key_from_diffusers
 from ldmkit.interop.export_single_file import folded_first_stage
 from ldmkit.interop.keys import as_written
@@ -38,6 +39,8 @@ from ldmkit.unet import UNetConfig
 
 WEIGHTS = "diffusion_pytorch_model.safetensors"
 PREDICTIONS = {"eps": "epsilon", "v": "v_prediction", "x0": "sample"}
+# ldmkit's schedule kind -> diffusers' beta_schedule (the reader's map inverted).
+BETA_SCHEDULES = {kind: name for name, kind in SCHEDULES.items()}
 
 
 def export_diffusers(model: LatentDiffusion, out: Path) -> Path:
@@ -271,7 +274,7 @@ def scheduler_config_to_diffusers(schedule: ScheduleConfig, prediction: str) -> 
         "num_train_timesteps": schedule.num_timesteps,
         "beta_start": schedule.beta_start,
         "beta_end": schedule.beta_end,
-        "beta_schedule": "scaled_linear" if schedule.kind == "linear" else "squaredcos_cap_v2",
+        "beta_schedule": BETA_SCHEDULES[schedule.kind],
         "prediction_type": PREDICTIONS[prediction],
         "steps_offset": schedule.steps_offset,
         "set_alpha_to_one": schedule.set_alpha_to_one,

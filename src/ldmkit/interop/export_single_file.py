@@ -29,6 +29,9 @@ UNET, FIRST_STAGE = "model.diffusion_model.", "first_stage_model."
 CLIP_L, OPENCLIP = "cond_stage_model.transformer.text_model.", "cond_stage_model.model."
 # The CompVis first stage's nominal training resolution (its attention levels are given in it).
 RESOLUTION = 256
+# ldmkit's schedule kind -> the CompVis code's `beta_schedule` (`make_beta_schedule`), where
+# "linear" is linear in sqrt(beta) and "sqrt_linear" linear in beta itself.
+BETA_SCHEDULES = {"linear": "linear", "cosine": "cosine", "beta_linear": "sqrt_linear"}
 
 
 def export_single_file(model: LatentDiffusion, out: Path) -> tuple[Path, Path]:
@@ -58,14 +61,10 @@ def single_file_state(model: LatentDiffusion) -> dict[str, torch.Tensor]:
         for key, value in clip.model.state_dict().items()
         if not key.endswith("position_ids")
     }
-    if clip.config.layer == "penultimate":
+    if _is_openclip(clip):
+        # A tower already without its unused last block (a diffusers Stable Diffusion 2
+        # folder's 23 layers) is written as it is: the original code runs ViT-H's first 23.
         state |= {OPENCLIP + key: value for key, value in hf_to_openclip(text).items()}
-    elif getattr(clip.model.config, "hidden_act", "quick_gelu") != "quick_gelu":
-        raise CheckpointError(
-            "this CLIP text tower is OpenCLIP's with its last layer already removed (a diffusers "
-            "Stable Diffusion 2 folder): a 2.x single file needs the whole tower; export it "
-            "--format diffusers instead"
-        )
     else:
         state |= {CLIP_L + key: value for key, value in text.items()}
     schedule = model.schedule
@@ -137,7 +136,7 @@ def original_config(model: LatentDiffusion) -> dict[str, Any]:
         "legacy": False,
     }
     cond_stage: dict[str, Any] = {"target": "ldm.modules.encoders.modules.FrozenCLIPEmbedder"}
-    if clip.config.layer == "penultimate":
+    if _is_openclip(clip):
         cond_stage = {
             "target": "ldm.modules.encoders.modules.FrozenOpenCLIPEmbedder",
             "params": {"freeze": True, "layer": "penultimate"},
@@ -145,7 +144,7 @@ def original_config(model: LatentDiffusion) -> dict[str, Any]:
     params: dict[str, Any] = {
         "linear_start": schedule.beta_start,
         "linear_end": schedule.beta_end,
-        "beta_schedule": schedule.kind,
+        "beta_schedule": BETA_SCHEDULES[schedule.kind],
         "timesteps": schedule.num_timesteps,
         "num_timesteps_cond": 1,
         "log_every_t": 200,
@@ -251,3 +250,10 @@ def _sd_spatial(conditioner: object) -> bool:
 def _spatial_kind(model: LatentDiffusion) -> str | None:
     spatial = model.spatial
     return None if spatial is None else spatial.kind
+
+
+def _is_openclip(clip: Any) -> bool:
+    """SD 2.x's OpenCLIP ViT-H tower (read at its penultimate layer, or already cut there;
+    exact GELU) rather than SD 1.x's CLIP ViT-L (quick GELU)."""
+    act = getattr(clip.model.config, "hidden_act", "quick_gelu")
+    return clip.config.layer == "penultimate" or act != "quick_gelu"

@@ -13,7 +13,7 @@ A `.ckpt` is read only through `torch.load(weights_only=True)`: a pickle with co
 
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,15 +27,12 @@ from ldmkit.conditioning import ClipCondition, ClipTextConfig, ClipTextEncoder
 from ldmkit.conditioning.clip_vocab import EOS, VOCAB_SIZE, clip_tokenizer
 from ldmkit.diffusion import (
     DiffusionLossConfig,
-    ScheduleConfig,
-    build_schedule,
-    cosine_schedule,
-    linear_schedule,
 )
 from ldmkit.interop.compvis import load_compvis, original_params, zoo_config_path
-from ldmkit.interop.concat_inputs import concat_conditioners
-from ldmkit.interop.keys import as_written, indices, part
+from ldmkit.interop.concat_inputs import MAX_NOISE_LEVEL, NOISE_BETAS, concat_conditioners
+from ldmkit.interop.keys import indices, part
 from ldmkit.interop.openclip import openclip_to_hf
+from ldmkit.interop.stored_schedule import schedule_from_state
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.progress import notice
 from ldmkit.unet import UNet, UNetConfig
@@ -45,9 +42,7 @@ M = TypeVar("M", bound=torch.nn.Module)
 UNET, FIRST_STAGE = "model.diffusion_model.", "first_stage_model."
 CLIP_PREFIXES = ("cond_stage_model.transformer.text_model.", "cond_stage_model.transformer.")
 SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth")
-# The sampling conventions of the CompVis / Stability code these files come from: its DDIM and
-# PLMS step from T // S * i + 1 and end at alpha_bar_0 (`make_ddim_timesteps`).
-COMPVIS_CONVENTIONS: dict[str, Any] = {"steps_offset": 1, "set_alpha_to_one": False}
+OPENCLIP_H_LAYERS = 24  # SD 2.x's text tower, OpenCLIP ViT-H-14
 
 
 @dataclass(frozen=True)
@@ -63,6 +58,10 @@ class Family:
     # Per level, transformers whose attn1 reads the context (an original YAML's
     # `disable_self_attentions`); None: found from the weights' widths.
     only_cross_attention: tuple[bool, ...] | None = None
+    # An upscaler's noise augmentation (an original YAML's `low_scale_config`): the largest
+    # noise level and the ends of its sqrt-linear schedule; the x4 upscaler's by default.
+    max_noise_level: int = MAX_NOISE_LEVEL
+    noise_betas: tuple[float, float] = NOISE_BETAS
 
 
 FAMILIES = {
@@ -75,6 +74,8 @@ FAMILIES = {
     "sd2-x4": Family("Stable Diffusion x4 upscaler", 8, None, 0.08333, "v", 128),
 }
 OPENCLIP = "cond_stage_model.model."
+# The x4 upscaler's `low_scale_config`: the low-resolution image noised and concatenated.
+AUGMENTATION = "ldm.modules.diffusionmodules.upscaling.ImageConcatWithNoiseAugmentation"
 # The 512 base model's training steps, which its .ckpt records (the 768-v model's differ).
 SD2_BASE_STEPS = 875000
 
@@ -173,8 +174,9 @@ def _in_channels(state: Mapping[str, torch.Tensor]) -> int:
 
 def family_from_original_config(path: Path) -> Family:
     """What an original LDM / Stable Diffusion YAML config (`v1-inference.yaml`,
-    `v2-inference-v.yaml`) says that the weights do not: the parameterisation, the UNet's heads,
-    the latent scale and size. Given with a file, it overrides detection."""
+    `v2-inference-v.yaml`, `x4-upscaling.yaml`) says that the weights do not: the
+    parameterisation, the UNet's heads, the latent scale and size, an upscaler's noise
+    augmentation. Given with a file, it overrides detection."""
     params = original_params(path)
     unet = params.get("unet_config", {}).get("params") if isinstance(params, dict) else None
     if not isinstance(unet, dict):
@@ -200,7 +202,79 @@ def family_from_original_config(path: Path) -> Family:
             if unet.get("disable_self_attentions")
             else None
         ),
+        **noise_augmentation_from_original_config(params, path),
     )
+
+
+def noise_augmentation_from_original_config(
+    params: Mapping[str, Any], path: Path
+) -> dict[str, Any]:
+    """An upscaler's noise augmentation as `Family` fields, from the YAML's `low_scale_config`
+    (`ImageConcatWithNoiseAugmentation`: `noise_schedule_config` {linear_start, linear_end},
+    `max_noise_level`); {} (the x4 upscaler's values) where the YAML has none, and a key the
+    block leaves out keeps its default. What ldmkit cannot reproduce is an error naming it."""
+    block = params.get("low_scale_config")
+    if block is None:
+        return {}
+    target = block.get("target", AUGMENTATION) if isinstance(block, dict) else block
+    if target != AUGMENTATION:
+        raise CheckpointError(
+            f"--config {path}: low_scale_config is {target!r}; ldmkit reads the x4 upscaler's "
+            f"{AUGMENTATION} only"
+        )
+    augmentation = block.get("params") or {}
+    schedule = (
+        (augmentation.get("noise_schedule_config") or {})
+        if isinstance(augmentation, dict)
+        else None
+    )
+    if not isinstance(schedule, dict):
+        raise CheckpointError(
+            f"--config {path}: low_scale_config.params and its noise_schedule_config must be "
+            "mappings"
+        )
+    rows = _noise_levels(params, schedule, path)
+    ends = (
+        schedule.get("linear_start", NOISE_BETAS[0]),
+        schedule.get("linear_end", NOISE_BETAS[1]),
+    )
+    try:  # PyYAML reads 1e-4 (no dot) as a string
+        start, end = float(ends[0]), float(ends[1])
+    except (TypeError, ValueError):
+        start = end = float("nan")
+    if not 0 < start <= end < 1:
+        raise CheckpointError(
+            f"--config {path}: low_scale_config's noise_schedule_config needs 0 < linear_start "
+            f"<= linear_end < 1, got {ends[0]!r}, {ends[1]!r}"
+        )
+    level = augmentation.get("max_noise_level", MAX_NOISE_LEVEL)
+    if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level < rows:
+        raise CheckpointError(
+            f"--config {path}: low_scale_config's max_noise_level must be an integer in "
+            f"[0, {rows - 1}] (below the {rows} noise levels), got {level!r}"
+        )
+    return {"max_noise_level": level, "noise_betas": (start, end)}
+
+
+def _noise_levels(params: Mapping[str, Any], schedule: Mapping[str, Any], path: Path) -> int:
+    """The number of noise levels of an upscaler's augmentation (the UNet's class rows, the
+    x4 upscaler's 1000 unless `unet_config` says otherwise); a `noise_schedule_config` that
+    ldmkit's augmentation does not follow (LDM's sqrt-linear schedule, one step per level) is
+    an error naming the key."""
+    kind = schedule.get("beta_schedule", "linear")
+    if kind != "linear":
+        raise CheckpointError(
+            f"--config {path}: low_scale_config's beta_schedule is {kind!r}; ldmkit's noise "
+            "augmentation is LDM's sqrt-linear schedule (beta_schedule: linear)"
+        )
+    rows = params["unet_config"]["params"].get("num_classes") or 1000
+    steps = schedule.get("timesteps", rows)
+    if steps != rows:
+        raise CheckpointError(
+            f"--config {path}: low_scale_config's timesteps is {steps!r}, but the UNet has "
+            f"{rows} noise levels (unet_config num_classes); set timesteps: {rows} or leave it out"
+        )
+    return int(rows)
 
 
 def unet_config_from_state(unet: Mapping[str, torch.Tensor], family: Family) -> UNetConfig:
@@ -313,8 +387,10 @@ def clip_from_state(state: Mapping[str, torch.Tensor], path: Path) -> ClipTextEn
         if not k.endswith("position_ids")
     }
     load_state(model, _with_buffers(model, weights), path)
-    # SD 2.x reads OpenCLIP's penultimate layer and pads prompts with "!" (id 0).
-    layer = "penultimate" if openclip else "last"
+    # SD 2.x reads OpenCLIP's penultimate layer and pads prompts with "!" (id 0); a ViT-H tower
+    # stored without its unused last block (23 of 24, as diffusers keeps it) is read whole.
+    trimmed = openclip and config.num_hidden_layers == OPENCLIP_H_LAYERS - 1
+    layer = "penultimate" if openclip and not trimmed else "last"
     tokenizer = clip_tokenizer(pad_token="!" if openclip else EOS)
     return ClipTextEncoder(ClipTextConfig(str(path), layer=layer), model.float(), tokenizer)
 
@@ -323,31 +399,6 @@ def _with_buffers(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> d
     """`weights` plus the model's own non-learned buffers the file may leave out."""
     own = model.state_dict()
     return {**{k: v for k, v in own.items() if k not in weights and "position_ids" in k}, **weights}
-
-
-def schedule_from_state(state: Mapping[str, torch.Tensor]) -> ScheduleConfig:
-    """The schedule whose betas the file stores (LDM's linear or the cosine one, checked to
-    1e-5); SD 1.x's when it stores none."""
-    betas = state.get("betas")
-    if betas is None:
-        return ScheduleConfig("linear", 1000, 0.00085, 0.012, **COMPVIS_CONVENTIONS)
-    betas = betas.double()
-    # The ends as written in configs (0.00085, not float32's 0.0008500000112690032).
-    steps, start, end = len(betas), as_written(betas[0]), as_written(betas[-1])
-    if torch.allclose(linear_schedule(steps, start, end).betas, betas, rtol=1e-5, atol=0):
-        return ScheduleConfig("linear", steps, start, end, **COMPVIS_CONVENTIONS)
-    if torch.allclose(cosine_schedule(steps).betas, betas, rtol=1e-5, atol=0):
-        return ScheduleConfig("cosine", steps, **COMPVIS_CONVENTIONS)
-    # A zero-terminal-SNR file stores rescaled betas (their first is the original's): those of
-    # Stable Diffusion's linear schedule (beta_end 0.012) are recognised.
-    config = ScheduleConfig("linear", steps, start, 0.012, zero_terminal_snr=True)
-    rescaled = build_schedule(config).alpha_bar
-    if torch.allclose(rescaled[:-1], torch.cumprod(1.0 - betas, 0)[:-1], rtol=1e-4, atol=1e-7):
-        return replace(config, **COMPVIS_CONVENTIONS)
-    raise CheckpointError(
-        "the checkpoint's betas follow neither LDM's linear (sqrt-linear) schedule nor the "
-        "cosine one; ldmkit cannot reproduce its noise schedule"
-    )
 
 
 def _assigned(build: Callable[[], M], state: dict[str, torch.Tensor], path: Path) -> M:
@@ -428,6 +479,8 @@ def load_single_file(
                     str(path),
                     unet.num_classes,
                     ae_config.factor,
+                    max_noise_level=family.max_noise_level,
+                    noise_betas=family.noise_betas,
                 ),
             ),
         )
