@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 import ldmkit
@@ -123,6 +123,42 @@ def test_ema_weights_are_taken_with_ema(parts: dict, tmp_path: Path) -> None:
     save_file(sd1_state(parts), str(tmp_path / "no-ema.safetensors"))
     with pytest.raises(CheckpointError, match=r"holds no EMA weights \(model_ema\.\*\)"):
         ldmkit.load(tmp_path / "no-ema.safetensors", ema=True)
+
+
+def test_half_precision_weights_are_read_straight_into_the_unet(
+    sd_file: Path, parts: dict, tmp_path: Path
+) -> None:
+    from ldmkit.interop.cast_read import read_cast
+
+    # read_cast gives what the mapped file gives, cast (integers and empty tensors as stored).
+    odd = {"ints": torch.arange(5), "empty": torch.zeros(0, 3), "scalar": torch.tensor(2.5)}
+    save_file(odd | {"w": torch.randn(3, 4)}, str(tmp_path / "odd.safetensors"))
+    read = read_cast(tmp_path / "odd.safetensors", ["w", "ints", "empty", "scalar"], torch.bfloat16)
+    mapped = load_file(str(tmp_path / "odd.safetensors"))
+    assert torch.equal(read["w"], mapped["w"].bfloat16()) and read["ints"].dtype == torch.int64
+    assert read["empty"].shape == (0, 3) and float(read["scalar"]) == 2.5
+    # The whole model: the UNet in bf16, equal to the float32 weights cast; the rest float32.
+    original = parts["unet"].state_dict()
+    unet_keys = len(original)
+    for path in (sd_file, _as_ckpt(parts, tmp_path)):
+        model = ldmkit.load(path, precision="bf16")
+        assert model.weight_precision == "bf16"
+        held = model.unet.state_dict()
+        assert len(held) == unet_keys
+        assert all(torch.equal(v, original[k].bfloat16()) for k, v in held.items())
+        assert next(model.autoencoder.parameters()).dtype == torch.float32
+        options = SamplingOptions(steps=2, precision="bf16", seed=0)
+        assert model.sample(1, prompts=["a cat"], options=options).isfinite().all()
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(sd_file.read_bytes()[:-1000])
+    with pytest.raises(CheckpointError):
+        ldmkit.load(cut, precision="bf16")
+
+
+def _as_ckpt(parts: dict, tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.ckpt"
+    torch.save({"state_dict": sd1_state(parts)}, path)
+    return path
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "DPM++ 2M SDE Karras", "Euler a"])

@@ -153,3 +153,54 @@ def test_weights_held_in_bf16_compile_once_without_winograd(
     # Winograd is float32-only: a bf16-held UNet keeps its convolutions.
     assert not any(isinstance(m, WinogradConv2d) for m in compiled.frozen.modules())
     assert all(p.dtype == torch.bfloat16 for p in compiled.frozen.parameters())
+
+
+def test_the_compiled_copy_shares_the_weights_and_leaves_the_module_as_it_was(
+    recorder: GraphRecorder,
+) -> None:
+    torch.manual_seed(0)
+    unet = UNet(unet_preset("tiny", in_channels=4, out_channels=4))  # training mode, grads on
+    denoiser = CompiledDenoiser(unet, winograd=True, backend=recorder)
+    x, t, context = torch.randn(2, 4, 32, 32), torch.full((2,), 500), torch.randn(2, 7, 32)
+    with torch.no_grad():
+        denoiser(x, t, context=context)
+    assert denoiser.frozen is not None
+    # No second set of weights: the copy's tensors alias the module's own storage.
+    own = {p.data_ptr() for p in [*unet.parameters(), *unet.buffers()]}
+    copied = [*denoiser.frozen.parameters(), *denoiser.frozen.buffers()]
+    assert copied and {p.data_ptr() for p in copied} <= own
+    assert any(isinstance(m, WinogradConv2d) for m in denoiser.frozen.modules())
+    # The module itself is untouched: its convolutions, training mode, gradients, memory format.
+    assert not any(isinstance(m, WinogradConv2d) for m in unet.modules())
+    assert unet.training and all(p.requires_grad for p in unet.parameters())
+    assert all(p.is_contiguous() for p in unet.parameters())
+    # Changing a weight in place is seen: the next call compiles afresh and follows it.
+    with torch.no_grad():
+        unet.out[2].bias.add_(1.0)
+        unet.eval()
+        torch.testing.assert_close(
+            denoiser(x, t, context=context), unet(x, t, context=context), atol=1e-4, rtol=1e-4
+        )
+
+
+@pytest.mark.slow
+def test_the_compiled_graph_is_stored_and_loaded_from_the_disk_cache() -> None:
+    # What a fast first image after a restart rests on: inductor can store the frozen graph
+    # (no prepacked oneDNN weights in it) and a fresh compile of the same model loads it.
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(0)
+    unet = UNet(unet_preset("tiny", in_channels=4, out_channels=4)).eval()
+    x, t, context = torch.randn(1, 4, 16, 16), torch.full((1,), 500), torch.randn(1, 7, 32)
+    outputs = []
+    for _ in range(2):  # the second time as a new process would: dynamo's memory cleared
+        torch._dynamo.reset()
+        counters.clear()
+        with torch.no_grad():
+            outputs.append(CompiledDenoiser(unet, winograd=True)(x, t, context=context))
+        assert not counters["inductor"]["fxgraph_cache_bypass"]
+    assert counters["inductor"]["fxgraph_cache_hit"] == 1
+    torch.testing.assert_close(outputs[1], outputs[0])
+    with torch.no_grad():
+        torch.testing.assert_close(outputs[0], unet(x, t, context=context), atol=1e-4, rtol=1e-4)
+    torch._dynamo.reset()

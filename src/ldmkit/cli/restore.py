@@ -2,6 +2,7 @@
 models (concatenation) on the user's images and on held-out ground truth."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -32,13 +33,14 @@ def _load(
     from ldmkit.checkpoint import CheckpointError
     from ldmkit.hardware import select_device
     from ldmkit.interop.load import load
+    from ldmkit.precision import resolve_precision
 
     try:
-        model = load(checkpoint, select_device(device))
-        options = model.resolve(options)
-        if options.precision != "fp32":  # half the UNet's memory, no per-step weight cast
-            model.hold_weights_in(options.precision)
-        return model, options
+        where = select_device(device)
+        # A half precision holds the UNet's weights in it (half the memory, no per-step cast).
+        precision = resolve_precision(options.precision, where)
+        model = load(checkpoint, where, precision=precision)
+        return model, model.resolve(replace(options, precision=precision))
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
 

@@ -2,6 +2,7 @@
 (classes, prompts, layouts, semantic maps), image-to-image and beyond the training size."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -95,18 +96,23 @@ def sample_command(
     from ldmkit.hardware import select_device
     from ldmkit.images import image_grid, labelled_grid
     from ldmkit.interop.load import load
+    from ldmkit.precision import resolve_precision
 
     try:
+        where = select_device(device)
+        # A half precision holds the UNet's weights in it (half the memory, no per-step cast),
+        # read straight into it from a single file.
+        precision = resolve_precision(options.precision, where)
         model = load(
             checkpoint,
-            select_device(device),
+            where,
             ema=ema,
             prediction=prediction,
             original_config=config,
+            precision=precision,
         )
-        options = model.resolve(options)  # recorded as run: guidance and precision resolved
-        if options.precision != "fp32":  # half the UNet's memory, no per-step weight cast
-            model.hold_weights_in(options.precision)
+        # Recorded as run: guidance and precision resolved.
+        options = model.resolve(replace(options, precision=precision))
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
     labels = None

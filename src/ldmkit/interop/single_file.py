@@ -28,12 +28,14 @@ from ldmkit.conditioning.clip_vocab import EOS, VOCAB_SIZE, clip_tokenizer
 from ldmkit.diffusion import (
     DiffusionLossConfig,
 )
+from ldmkit.interop.cast_read import read_cast
 from ldmkit.interop.compvis import load_compvis, original_params, zoo_config_path
 from ldmkit.interop.concat_inputs import MAX_NOISE_LEVEL, NOISE_BETAS, concat_conditioners
 from ldmkit.interop.keys import indices, part
 from ldmkit.interop.openclip import openclip_to_hf
 from ldmkit.interop.stored_schedule import schedule_from_state
 from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+from ldmkit.precision import DTYPES, check_precision
 from ldmkit.progress import notice
 from ldmkit.unet import UNet, UNetConfig
 
@@ -401,13 +403,36 @@ def _with_buffers(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> d
     return {**{k: v for k, v in own.items() if k not in weights and "position_ids" in k}, **weights}
 
 
-def _assigned(build: Callable[[], M], state: dict[str, torch.Tensor], path: Path) -> M:
+def _assigned(
+    build: Callable[[], M],
+    state: dict[str, torch.Tensor],
+    path: Path,
+    dtype: torch.dtype = torch.float32,
+) -> M:
     """The module `build` makes, built on the meta device and given the file's tensors as its
-    own (no second copy of the weights in memory), in float32."""
+    own (no second copy of the weights in memory), in `dtype`."""
     with torch.device("meta"):
         module = build()
     load_state(module, state, path, assign=True)
-    return module.float()
+    return module.to(dtype)
+
+
+def _held_in(
+    weights: dict[str, torch.Tensor],
+    state: Mapping[str, torch.Tensor],
+    path: Path,
+    dtype: torch.dtype,
+) -> dict[str, torch.Tensor]:
+    """`weights` (tensors of `state`, under other names) cast to `dtype`; from a .safetensors
+    file read afresh through `read_cast`, so the float32 pages are never mapped in."""
+    if dtype == torch.float32:
+        return weights
+    if path.suffix != ".safetensors":  # a .ckpt's tensors are cast from its mapping
+        return {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()}
+    names = {id(tensor): key for key, tensor in state.items()}
+    keys = {k: names[id(v)] for k, v in weights.items()}
+    read = read_cast(path, keys.values(), dtype)
+    return {k: read[key] for k, key in keys.items()}
 
 
 def ema_unet_state(state: Mapping[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
@@ -431,18 +456,24 @@ def load_single_file(
     ema: bool = False,
     prediction: str | None = None,
     original_config: Path | None = None,
+    precision: str = "fp32",
 ) -> LatentDiffusion:
     """The Stable Diffusion 1.x or 2.x checkpoint file `path` as a LatentDiffusion; `ema` takes
     the UNet's EMA weights where the file has them; `prediction` (eps or v) says what a 2.x
-    file predicts; `original_config` (the model's original YAML) overrides the family's rules."""
+    file predicts; `original_config` (the model's original YAML) overrides the family's rules;
+    `precision` (bf16 / fp16) holds the UNet's weights in half precision, read straight into
+    it (`LatentDiffusion.hold_weights_in`, without the float32 weights in memory first)."""
     path = Path(path)
+    check_precision(precision)
     state, info = read_state(path)
     if is_compvis_zoo(state):
         if prediction is not None:
             raise CheckpointError(f"{path}: a CompVis zoo file's config says what it predicts")
         config_path = zoo_config_path(path, original_config)
         ema_state = ema_unet_state(state, path) if ema else None
-        return load_compvis(path, state, config_path, ema_state).to(device).eval()
+        model = load_compvis(path, state, config_path, ema_state)
+        model.hold_weights_in(precision)
+        return model.to(device).eval()
     if original_config is not None:
         if prediction is not None:
             raise CheckpointError("give --config or --prediction, not both")
@@ -464,7 +495,9 @@ def load_single_file(
             "latent_scale": torch.tensor(family.latent_scale),
         }
         autoencoder = _assigned(lambda: Autoencoder(ae_config), ae_state, path)
-        denoiser = _assigned(lambda: UNet(unet), unet_state, path)
+        dtype = DTYPES[precision]
+        unet_state = _held_in(unet_state, state, path, dtype)
+        denoiser = _assigned(lambda: UNet(unet), unet_state, path, dtype)
         clip = clip_from_state(state, path)
         config = DiffusionConfig(
             unet=unet,

@@ -65,9 +65,15 @@ def _command(compiler: str, output: Path) -> list[str]:
     ]
 
 
-def _cache_dir() -> Path:
+def cache_root() -> Path:
+    """Where ldmkit keeps what it builds once per machine: `$LDMKIT_CACHE`, else
+    `~/.cache/ldmkit` (the C++ operators in native/, compiled graphs in inductor/)."""
     root = os.environ.get("LDMKIT_CACHE")
-    return Path(root) / "native" if root else Path.home() / ".cache" / "ldmkit" / "native"
+    return Path(root) if root else Path.home() / ".cache" / "ldmkit"
+
+
+def _cache_dir() -> Path:
+    return cache_root() / "native"
 
 
 def build_native(cache_dir: Path | None = None) -> Path:

@@ -5,12 +5,15 @@ the steps. Freezing folds the weights into the graph as constants (convolution a
 prepacked for oneDNN / MKL on the CPU), and channels-last spares oneDNN the layout reorders around
 each convolution. Measured in `docs/results/latent_diffusion.md`.
 
-A frozen graph no longer reads the module's parameters, so `CompiledDenoiser` compiles a private
-copy and builds a new one whenever a parameter of the original was changed in place (training
-between samples, loading a state dict): each tensor's version counter is the fingerprint.
+A frozen graph no longer reads the module's parameters, so `CompiledDenoiser` compiles a copy
+of the module's structure (its convolutions swapped for Winograd ones, the module left as it
+was) that shares the module's weight tensors rather than a second set of them, and builds a new
+one whenever a parameter of the original was changed in place (training between samples,
+loading a state dict): each tensor's version counter is the fingerprint.
 """
 
 import copy
+import os
 from typing import Any
 
 import torch
@@ -19,6 +22,7 @@ import torch._inductor.config as inductor_config
 from torch import nn
 
 from ldmkit.nn import native_winograd_available, use_winograd
+from ldmkit.nn.native import cache_root
 
 RECOMPILE_LIMIT = 64
 
@@ -29,13 +33,31 @@ def _fingerprint(module: nn.Module) -> tuple[tuple[int, int], ...]:
     return tuple((id(tensor), tensor._version) for tensor in tensors)
 
 
+def use_ldmkit_cache() -> None:
+    """Inductor's on-disk cache under ldmkit's cache folder (it survives reboots, unlike
+    inductor's default in /tmp), unless `TORCHINDUCTOR_CACHE_DIR` is set already."""
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_root() / "inductor"))
+
+
+def shared_copy(module: nn.Module) -> nn.Module:
+    """A copy of `module`'s tree of modules whose parameters and buffers alias the original's
+    storage (new tensor objects, no weight copied, no gradients): its modules can be swapped or
+    switched to eval without touching the original. New objects, because dynamo's guards know
+    tensors by identity: a copy holding the very same ones would reuse a graph frozen with
+    the weights' earlier values."""
+    memo: dict[int, Any] = {id(p): nn.Parameter(p.detach(), False) for p in module.parameters()}
+    memo |= {id(b): b.detach() for b in module.buffers()}
+    return copy.deepcopy(module, memo=memo)
+
+
 class CompiledDenoiser:
     """Calls `module(x, *args, **kwargs)` through a frozen, channels-last compiled copy.
 
     The copy is compiled per input shape (`dynamic=False`: one graph per batch and latent size,
     which a sampler keeps fixed); the first call at a shape takes the compile time (tens of
-    seconds on a small CPU). Use it under `torch.no_grad()` and only for inference. It holds a
-    second copy of the weights (plus their prepacked forms). Writes through `param.data` bypass
+    seconds on a small CPU). Use it under `torch.no_grad()` and only for inference. Its copy
+    shares the module's weights; the compiled graph holds their prepacked forms (about the
+    weights' size again, for the convolutions and linears). Writes through `param.data` bypass
     the version counter it watches: after those, make a new `CompiledDenoiser`.
 
     `winograd` computes the copy's wide 3x3 convolutions by Winograd F(4x4, 3x3)
@@ -48,25 +70,41 @@ class CompiledDenoiser:
     on other devices through torch operators, which inductor fuses less well; `False` turns it
     off.
 
+    `cache` (the default) keeps the compiled graph in inductor's on-disk cache, under
+    `~/.cache/ldmkit/inductor` (or `$LDMKIT_CACHE`) unless `TORCHINDUCTOR_CACHE_DIR` names
+    another place: a later process compiling the same model (same graph, same weights) loads
+    it instead, which cut an SD 1.5 UNet's first call from 96 to 47 s in fp32 and from 82 to
+    29 s in bf16 on a 2-core AVX-512 CPU. That needs inductor's weight prepacking off (its
+    packed oneDNN weights cannot be stored), which cost 1.6% per step there; `cache=False`
+    prepacks, for a long-running process that compiles once (docs/results/sd_scale.md).
+
     `backend` is `torch.compile`'s (inductor by default; freezing and the C++ wrapper are
     inductor's). The whole denoiser must trace as one graph, compiled once per shape: a graph
     break or a recompile per step silently costs the speed-up, and
     `tests/pipeline/test_compiled_graph.py` counts both through this argument.
     """
 
-    def __init__(self, module: nn.Module, winograd: bool | None = None, backend: Any = "inductor"):
+    def __init__(
+        self,
+        module: nn.Module,
+        winograd: bool | None = None,
+        backend: Any = "inductor",
+        cache: bool = True,
+    ):
         self.module = module
         self.winograd = winograd
         self.backend = backend
-        self.frozen: nn.Module | None = None  # the private copy that is compiled
+        self.cache = cache
+        if cache:
+            use_ldmkit_cache()
+        self.frozen: nn.Module | None = None  # the copy that is compiled (shared weights)
         self._key: tuple[tuple[int, int], ...] | None = None
         self._compiled: Any = None
 
     def _current(self) -> Any:
         key = _fingerprint(self.module)
         if key != self._key:
-            frozen = copy.deepcopy(self.module).eval().requires_grad_(False)
-            frozen = frozen.to(memory_format=torch.channels_last)
+            frozen = shared_copy(self.module).eval()
             if self._use_winograd(frozen):
                 use_winograd(frozen)
             self.frozen = frozen
@@ -96,7 +134,11 @@ class CompiledDenoiser:
         # dynamo's default of 8 per function, beyond which it would fall back to eager without
         # saying so.
         with (
-            inductor_config.patch(freezing=True, cpp_wrapper=x.device.type == "cpu"),
+            inductor_config.patch(
+                freezing=True,
+                cpp_wrapper=x.device.type == "cpu",
+                **{"cpp.weight_prepack": not self.cache},
+            ),
             dynamo_config.patch(recompile_limit=RECOMPILE_LIMIT),
         ):
             return self._current()(x, *args, **kwargs).contiguous()
