@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from unet_vs_diffusers import count_flops
 
 from ldmkit.hardware import machine_report
 from ldmkit.interop.diffusers_unet import unet_from_diffusers
@@ -59,18 +59,6 @@ def inputs(batch: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     x = torch.randn(batch, 4, 64, 64, generator=g)
     context = torch.randn(batch, 77, 768, generator=g)
     return x, torch.full((batch,), 500), context
-
-
-def count_flops(reference: torch.nn.Module, args: tuple) -> int:
-    """FLOPs of one forward, attention included (plain matmul processor while counting)."""
-    from diffusers.models.attention_processor import AttnProcessor
-
-    saved = reference.attn_processors
-    reference.set_attn_processor(AttnProcessor())
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        reference(*args)
-    reference.set_attn_processor(saved)
-    return counter.get_total_flops()
 
 
 class DiffusersStep(torch.nn.Module):
