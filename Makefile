@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast lint data clean
+.PHONY: setup demo test test-fast lint data clean browser
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,15 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ldmkit demo --out runs/demo
 
-test: $(STAMP)
+# Headless Chromium and its driver for the web page's browser test (Debian packages; as root
+# with apt only; elsewhere that test skips and says why).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+		 (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1)) || \
+		echo "chromium not installed: the browser test will skip"; }
+
+test: $(STAMP) browser
 	$(BIN)/ruff check src tests benchmarks experiments scripts
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q

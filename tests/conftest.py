@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_models import tiny_ldm
 
-from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
-from ldmkit.conditioning import ClassCondition
-from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
-from ldmkit.unet import unet_preset
+from ldmkit.pipeline import LatentDiffusion
 
 CLIP_WIDTH = 32
 CLIP_TOKENIZER_FILES = ("vocab.json", "merges.txt", "tokenizer_config.json")
@@ -57,31 +55,6 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
     transformers.CLIPTextModel(config).save_pretrained(directory)
     return directory
-
-
-def tiny_ldm(num_classes: int = 5, label_dropout: float = 0.1) -> LatentDiffusion:
-    """A tiny random LDM on 8x8 latents (unconditional with num_classes=0), seed 0."""
-    torch.manual_seed(0)
-    ae = Autoencoder(
-        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
-    )
-    unet = unet_preset(
-        "tiny",
-        in_channels=3,
-        out_channels=3,
-        context_dim=None,
-        num_classes=num_classes + 1 if num_classes else None,
-    )
-    classes = (
-        (ClassCondition(num_classes=num_classes, dropout=label_dropout),) if num_classes else ()
-    )
-    config = DiffusionConfig(unet=unet, conditioners=classes, latent_size=8)
-    model = LatentDiffusion(config, ae)
-    with torch.no_grad():  # fill the zero-initialised layers, so outputs depend on every input
-        for p in model.unet.parameters():
-            if not p.any():
-                p.normal_(0, 0.02)
-    return model
 
 
 @pytest.fixture

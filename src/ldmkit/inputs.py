@@ -13,7 +13,12 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 class InputError(ValueError):
-    """A user input is invalid; the message names it, its value and the fix."""
+    """A user input is invalid; the message names it, its value and the fix. `field` names the
+    input where the caller knows it (the HTTP API answers 422 with it)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 def check_count(name: str, value: Any, minimum: int = 1) -> int:

@@ -117,35 +117,40 @@ def test_train_ldm_then_sample_with_metadata(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     meta = json.loads(Image.open(out).text["ldmkit"])
-    assert meta == {
-        "checkpoint": ldm,
-        "n": 3,
-        "sampler": "ddim",
-        "steps": 2,
-        "guidance": 3.0,
-        "guidance_rescale": 0.0,
-        "eta": None,
-        "spacing": None,
-        "karras": False,
-        "steps_offset": None,
-        "final": None,
-        "timesteps": None,
-        "class": 7,
-        "per_class": None,
-        "seed": 5,
-        "latent_size": None,
-        "tile": None,
-        "compile": False,
-        "precision": "fp32",
-    }
-    single = json.loads(Image.open(tmp_path / "grid-001.png").text["ldmkit"])
-    assert single["seed"] == 6 and single["class"] == 7 and single["n"] == 1
+    options = {"sampler": "ddim", "steps": 2, "guidance": 3.0, "seed": 5, "precision": "fp32"}
+    assert {k: meta[k] for k in options} == options and meta["tile"] is None
+    assert (meta["checkpoint"], meta["count"], meta["classes"]) == (ldm, 3, [7])
+    assert "index" not in meta  # a grid is the whole batch
+    assert len(meta["model_hash"]) == 10 and meta["weights"] == "fp32"
+    single = Image.open(tmp_path / "grid-001.png")
+    recorded = json.loads(single.text["ldmkit"])  # the batch, and which image of it
+    assert (recorded["seed"], recorded["count"], recorded["index"]) == (5, 3, 1)
+    assert "Seed: 6," in single.text["parameters"] and "Steps: 2," in single.text["parameters"]
+    again = tmp_path / "again.png"  # --from reruns the batch and keeps that image, bit for bit
+    result = runner.invoke(
+        app, ["sample", "--from", str(tmp_path / "grid-001.png"), "--out", str(again)]
+    )
+    assert result.exit_code == 0, result.output
+    assert Image.open(again).tobytes() == single.tobytes()
+    result = runner.invoke(app, ["sample", "--from", str(out), "--out", str(again)])
+    assert result.exit_code == 0, result.output  # and a grid's record reruns the whole grid
+    assert Image.open(again).tobytes() == Image.open(out).tobytes()
+    other = tmp_path / "other.png"  # a flag given beside --from changes that, and only that
+    args = ["sample", "--from", str(tmp_path / "grid-001.png"), "--out", str(other), "--seed", "9"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    changed = json.loads(Image.open(other).text["ldmkit"])
+    assert (changed["seed"], changed["classes"], changed["steps"]) == (9, [7], 2)
+    result = runner.invoke(app, ["inspect", str(tmp_path / "grid-001.png")])
+    assert result.exit_code == 0 and "Seed: 6," in result.output and '"index": 1' in result.output
+    result = runner.invoke(app, ["inspect", str(tmp_path / "nothing.png")])
+    assert result.exit_code == 2 and "cannot read it as an image" in result.output
     by_class = tmp_path / "by_class.png"
     args = ["sample", "--checkpoint", ldm, "--per-class", "2", "--steps", "1", "--out"]
     result = runner.invoke(app, [*args, str(by_class), "--precision", "bf16"])
     assert result.exit_code == 0, result.output
     meta = json.loads(Image.open(by_class).text["ldmkit"])
-    assert meta["n"] == 60 and meta["precision"] == "bf16"  # 30 classes x 2, UNet in bf16
+    assert meta["count"] == 60 and meta["precision"] == "bf16"  # 30 classes x 2, UNet in bf16
     assert Image.open(by_class).height >= 30 * 32  # one labelled row of 32 px images per class
     big = tmp_path / "big.png"
     args = ["sample", "--checkpoint", ldm, "--n", "1", "--steps", "1", "--latent-size", "32"]
@@ -220,7 +225,10 @@ def test_text_model_trains_and_samples_from_prompts(tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--steps", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output
     meta = json.loads(Image.open(out).text["ldmkit"])
-    assert meta["n"] == 4 and meta["prompts"][::2] == ["a small red circle", "a large blue star"]
+    assert meta["count"] == 4 and meta["prompts"][::2] == [
+        "a small red circle",
+        "a large blue star",
+    ]
     result = runner.invoke(app, ["sample", "--checkpoint", model, "--steps", "1"])
     assert result.exit_code == 2 and "pass --prompt TEXT or --prompts FILE" in result.output
     args = ["eval", "relations", "--checkpoint", model, "--n", "2", "--steps", "1"]

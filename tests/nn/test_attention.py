@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from ldmkit.nn import Attention, FeedForward, timestep_embedding
+from ldmkit.nn import Attention, FeedForward, SpatialSelfAttention, timestep_embedding
 
 
 def naive_attention(attn: Attention, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -79,3 +79,30 @@ def test_timestep_embedding_is_cos_then_sin() -> None:
     )
     with pytest.raises(ValueError, match=r"\(B,\)"):
         timestep_embedding(torch.zeros(2, 1), 4)
+
+
+def test_every_attention_takes_the_fused_kernel() -> None:
+    """SDPA's fused kernel needs 4-d inputs with unit-stride rows; its fallback stores the whole
+    T x T weight matrix (34 GB for a 2048x2048 image's decoder). Under the fused kernel alone,
+    SDPA raises where the fallback would have been taken."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    torch.manual_seed(0)
+    attn = Attention(24, context_dim=12, heads=3, dim_head=8).eval()
+    spatial = SpatialSelfAttention(16, groups=4).eval()
+    for p in spatial.parameters():
+        p.data.normal_(0, 0.3)
+    x = torch.randn(2, 16, 5, 6)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]), torch.no_grad():
+        attn(torch.randn(2, 10, 24), torch.randn(2, 7, 12))
+        fused = spatial(x)
+    # The same block written out: one head over all channels, 1x1 convolutions, softmax.
+    y = spatial.norm(x).flatten(2)
+    q, k, v = (
+        torch.einsum("oc,bct->bto", p.weight[..., 0, 0], y) + p.bias
+        for p in (spatial.q, spatial.k, spatial.v)
+    )
+    weights = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(16), dim=-1)
+    out = torch.einsum("oc,btc->bot", spatial.proj_out.weight[..., 0, 0], weights @ v)
+    expected = x + (out + spatial.proj_out.bias[:, None]).reshape(x.shape)
+    torch.testing.assert_close(fused, expected, rtol=1e-5, atol=1e-5)

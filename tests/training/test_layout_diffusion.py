@@ -109,7 +109,8 @@ def test_cli_samples_a_layout_file_and_evaluates(layout_model: Path, tmp_path: P
     args = ["sample", "--checkpoint", str(layout_model), "--layout", str(boxes), "--n", "2"]
     result = runner.invoke(app, [*args, "--steps", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output.strip().splitlines()[-1])["layout"] == [str(boxes)]
+    recorded = json.loads(result.output.strip().splitlines()[-1])["layouts"]
+    assert recorded == [json.loads(boxes.read_text())]  # the boxes themselves, not the file
     result = runner.invoke(app, ["sample", "--checkpoint", str(layout_model), "--steps", "1"])
     assert result.exit_code == 2 and "pass --layout BOXES.json" in result.output
     boxes.write_text(json.dumps([{"class": "pink circle", "box": [0, 0, 1, 1]}]))

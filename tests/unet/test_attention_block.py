@@ -76,3 +76,14 @@ def test_cross_attention_only_levels_read_the_context_in_attn1() -> None:
     assert UNetConfig(context_dim=8, only_cross_attention=(False,) * 3).only_cross_attention == ()
     with pytest.raises(ValueError, match="one flag per level"):
         UNetConfig(context_dim=8, only_cross_attention=(True,))
+
+
+def test_the_block_takes_the_fused_attention_kernel() -> None:
+    """Under the fused kernel alone SDPA raises on inputs it cannot take (a token axis without
+    unit stride), which would silently fall back to the T^2-memory path everywhere else."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    block = AttentionBlock(64, 4).eval()
+    x = torch.randn(1, 64, 8, 8)
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]), torch.no_grad():
+        torch.testing.assert_close(block(x), _reference(block, x), rtol=1e-5, atol=1e-5)

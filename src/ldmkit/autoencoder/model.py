@@ -10,6 +10,7 @@ from ldmkit.autoencoder.decoder import Decoder
 from ldmkit.autoencoder.distributions import DiagonalGaussian, PointMass, Posterior
 from ldmkit.autoencoder.encoder import Encoder
 from ldmkit.autoencoder.quantizer import Quantized, VectorQuantizer
+from ldmkit.autoencoder.tiled_decoder import decode_in_tiles
 
 
 @dataclass
@@ -60,11 +61,15 @@ class Autoencoder(nn.Module):
             return DiagonalGaussian(h, self.config.logvar_min, self.config.logvar_max)
         return PointMass(h)
 
-    def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Decode a raw latent (quantised first for VQ): (B, c, h, w) -> (B, C, H, W)."""
+    def decode(self, z: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+        """Decode a raw latent (quantised first for VQ): (B, c, h, w) -> (B, C, H, W); with
+        `tile`, in tiles of at most that many latent pixels a side (`decode_in_tiles`)."""
         if self.quantize is not None:
             z = self.quantize(z).z_q
-        return self.decoder(self.post_quant_conv(z))
+        z = self.post_quant_conv(z)
+        if tile is None or self.config.kind == "pixel":
+            return self.decoder(z)
+        return decode_in_tiles(self.decoder, z, tile)
 
     def forward(
         self,
@@ -90,9 +95,9 @@ class Autoencoder(nn.Module):
         z = posterior.sample(generator) if sample else posterior.mode()
         return (z - self.latent_shift) * self.latent_scale
 
-    def from_latent(self, z: torch.Tensor) -> torch.Tensor:
+    def from_latent(self, z: torch.Tensor, tile: int | None = None) -> torch.Tensor:
         """Normalised diffusion latent -> image (inverse of `to_latent`, then `decode`)."""
-        return self.decode(z / self.latent_scale + self.latent_shift)
+        return self.decode(z / self.latent_scale + self.latent_shift, tile)
 
     def set_latent_statistics(self, shift: float, scale: float) -> None:
         """Store the measured latent shift and scale (saved with the weights)."""

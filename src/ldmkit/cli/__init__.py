@@ -265,8 +265,10 @@ def demo_command(
 # These modules' subcommands register themselves on `app` / `eval_app` when imported.
 from ldmkit.cli import evaluate as _evaluate  # noqa: E402, F401
 from ldmkit.cli import export as _export  # noqa: E402, F401
+from ldmkit.cli import inspect_image as _inspect_image  # noqa: E402, F401
 from ldmkit.cli import restore as _restore  # noqa: E402, F401
 from ldmkit.cli import sample as _sample  # noqa: E402, F401
+from ldmkit.cli import serve as _serve  # noqa: E402, F401
 
 
 def main() -> None:

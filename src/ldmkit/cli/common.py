@@ -120,7 +120,7 @@ Spacing = Annotated[
 ]
 Tile = Annotated[
     int | None,
-    typer.Option(help="Denoise and decode in blended latent tiles of this side (bounded memory)"),
+    typer.Option(help="Denoise (blended) and decode (seamless) in latent tiles of this side"),
 ]
 GuidanceOrDefault = Annotated[
     float | None,

@@ -20,7 +20,7 @@ from ldmkit.evaluation.batched import (
 )
 from ldmkit.metrics.image_quality import masked_psnr, psnr, ssim
 from ldmkit.pipeline import LatentDiffusion
-from ldmkit.samplers import SamplingOptions
+from ldmkit.samplers import SamplingOptions, StepCallback
 
 # Held-out hole masks use generators seeded from here, far from any training step's seeds.
 MASK_SEED = 1_000_000_007
@@ -44,6 +44,7 @@ def upscale(
     low_res: torch.Tensor,
     options: SamplingOptions = SPATIAL_OPTIONS,
     prompts: Sequence[str] | None = None,
+    callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """Super-resolve `low_res` (B, 3, h, w) in [-1, 1] by the model's factor; larger than the
     training size, the latent is denoised and decoded in blended tiles (`options.tile` latent
@@ -57,7 +58,11 @@ def upscale(
     if prompts is not None and len(prompts) == 1:
         prompts = list(prompts) * len(low_res)
     return model.sample(
-        len(low_res), prompts=prompts, condition=condition, options=options.replace(tile=tile)
+        len(low_res),
+        prompts=prompts,
+        condition=condition,
+        options=options.replace(tile=tile),
+        callback=callback,
     )
 
 
@@ -69,6 +74,7 @@ def inpaint(
     options: SamplingOptions = SPATIAL_OPTIONS,
     paste: bool = True,
     prompts: Sequence[str] | None = None,
+    callback: StepCallback | None = None,
 ) -> torch.Tensor:
     """Fill the holes (`masks` (B, 1, H, W), 1 = fill) of `images` in [-1, 1]; with `paste` the
     known pixels are copied back exactly and only the hole comes from the model. Larger than
@@ -82,7 +88,11 @@ def inpaint(
     if prompts is not None and len(prompts) == 1:
         prompts = list(prompts) * len(images)
     out = model.sample(
-        len(images), prompts=prompts, condition=condition, options=options.replace(tile=tile)
+        len(images),
+        prompts=prompts,
+        condition=condition,
+        options=options.replace(tile=tile),
+        callback=callback,
     )
     return masks * out + (1 - masks) * images if paste else out
 

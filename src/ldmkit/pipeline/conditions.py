@@ -30,16 +30,28 @@ def guided_pair(
     n: int,
     guidance: float,
     device: torch.device,
+    negatives: Mapping[str, Any] | None = None,
 ) -> tuple[Conditioning, Conditioning]:
     """(cond, uncond) of `n` samples from `inputs` (values by each conditioner's `input_name`),
     checked against the conditioners: each encodes its input and gives its null condition; a
-    hybrid model keeps its map in both branches and guides with its other condition."""
+    hybrid model keeps its map in both branches and guides with its other condition.
+    `negatives` replace the null condition of a guided conditioner with the encoding of their
+    value (negative prompts: guidance then steers away from them)."""
     names = [c.input_name for c in conditioners]
     for name, values in inputs.items():
         if values is not None and name not in names:
             taken = ", ".join(names) or "nothing (it is unconditional)"
             raise ValueError(f"this model takes no {name}; it takes {taken}")
     contrasted = nulled(conditioners)
+    negatives = {k: v for k, v in (negatives or {}).items() if v is not None}
+    for name in negatives:
+        if name not in [c.input_name for c in contrasted]:
+            raise ValueError(f"a negative {name} needs a model guided by {name}; this one is not")
+        if guidance == 1.0:
+            raise ValueError(
+                f"a negative {name} acts through guidance, and guidance is 1 (off): set "
+                "guidance above 1 (e.g. 7.5) or drop the negative"
+            )
     if guidance != 1.0:
         for conditioner in contrasted:
             if not conditioner.can_guide:
@@ -49,23 +61,29 @@ def guided_pair(
     for conditioner in conditioners:
         part = conditioner.encode(inputs.get(conditioner.input_name), n, device)
         cond.update(part)
-        uncond.update(conditioner.null(part, n, device) if conditioner in contrasted else part)
+        if conditioner.input_name in negatives:
+            uncond.update(conditioner.encode(negatives[conditioner.input_name], n, device))
+        else:
+            uncond.update(conditioner.null(part, n, device) if conditioner in contrasted else part)
     return cond, uncond
 
 
 def latent_side(
     conditioners: Sequence[Conditioner],
     inputs: Mapping[str, Any],
-    latent_size: int | None,
+    latent_size: int | tuple[int, int] | None,
     default: int,
 ) -> tuple[int, int]:
-    """The latent's (h, w): what an input fixes (a map's side), else `latent_size`, else
-    `default` (the training side)."""
+    """The latent's (h, w): what an input fixes (a map's side), else `latent_size` (a side or
+    (h, w)), else `default` (the training side)."""
     for conditioner in conditioners:
         fixed = conditioner.latent_size(inputs.get(conditioner.input_name))
         if fixed is not None:
-            if latent_size is not None and (latent_size, latent_size) != fixed:
+            if latent_size is not None and _pair(latent_size) != fixed:
                 raise ValueError(f"latent_size={latent_size} but the condition is {fixed}")
             return fixed
-    side = latent_size or default
-    return (side, side)
+    return _pair(latent_size or default)
+
+
+def _pair(size: int | tuple[int, int]) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))

@@ -34,7 +34,6 @@ from ldmkit.diffusion import (
     q_sample,
     sample_timesteps,
 )
-from ldmkit.nn import tiled_apply
 from ldmkit.pipeline.compiled_denoiser import CompiledDenoiser
 from ldmkit.pipeline.conditioners import build_conditioners
 from ldmkit.pipeline.conditions import default_guidance, guided_pair, latent_side
@@ -293,18 +292,10 @@ class LatentDiffusion(nn.Module):
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor, tile: int | None = None) -> torch.Tensor:
-        """Normalised latents -> images in [-1, 1]; with `tile`, decoded in overlapping tiles of
-        that latent side (a quarter overlap, blended), so memory stays bounded for any size."""
-        if tile is None:
-            return self.autoencoder.from_latent(latents).clamp(-1, 1)
-        f = self.autoencoder.factor
-        return tiled_apply(
-            lambda rows, cols: self.autoencoder.from_latent(latents[..., rows, cols]),
-            *latents.shape[-2:],
-            tile=tile,
-            overlap=tile // 4,
-            scale=f,
-        ).clamp(-1, 1)
+        """Normalised latents -> images in [-1, 1]; with `tile`, decoded in tiles of at most
+        that latent side without seams (`autoencoder.tiled_decoder`), so memory stays bounded
+        for any size."""
+        return self.autoencoder.from_latent(latents, tile).clamp(-1, 1)
 
     def loss(
         self,
@@ -362,13 +353,14 @@ class LatentDiffusion(nn.Module):
         labels: torch.Tensor | None = None,
         *,
         prompts: Sequence[str] | None = None,
+        negative_prompts: Sequence[str] | None = None,
         layouts: Sequence[Layout] | None = None,
         condition: torch.Tensor | None = None,
         inputs: Mapping[str, Any] | None = None,
         options: SamplingOptions | None = None,
         init_images: torch.Tensor | None = None,
         strength: float = 0.75,
-        latent_size: int | None = None,
+        latent_size: int | tuple[int, int] | None = None,
         show_progress: bool = False,
         callback: StepCallback | None = None,
     ) -> torch.Tensor:
@@ -376,7 +368,8 @@ class LatentDiffusion(nn.Module):
         guidance, seed, precision, compile, tiles); sample i draws its noise from seed + i.
 
         Conditions: class-conditional models take `labels` (n,), text-conditional ones
-        `prompts` (n strings), layout ones `layouts` (n lists of (class, box)), spatial ones
+        `prompts` (n strings; `negative_prompts`, n strings, replace the empty prompt that
+        guidance contrasts them with), layout ones `layouts` (n lists of (class, box)), spatial ones
         `condition` (n, k, h, w) from `spatial_condition` (it sets the latent size); a
         conditioner of one's own reads its values from `inputs` by its `input_name`. Guidance
         contrasts them with each conditioner's null condition (`options.guidance` None: the
@@ -384,7 +377,8 @@ class LatentDiffusion(nn.Module):
         [-1, 1] are encoded, noised to the timestep `strength` of the way up the sampler's
         steps, and denoised from there (any sampler); strength 1 starts from (almost) pure
         noise, small keeps the image; the sample takes the image's size and aspect (each
-        side a multiple of the first stage's f). `latent_size` samples latents of another side.
+        side a multiple of the first stage's f). `latent_size` samples latents of another side
+        (or (h, w)).
         `callback(step, steps, z)` runs after every step (progress, previews; raise to cancel).
 
         `options.compile` runs the UNet through `CompiledDenoiser` (frozen, channels-last
@@ -392,7 +386,8 @@ class LatentDiffusion(nn.Module):
         `options.precision` "bf16" / "fp16" runs the UNet under autocast (the sampler's
         arithmetic and the decoder stay in float32); "auto" picks bf16 where the device runs it
         natively (`ldmkit.precision.resolve_precision`), and an emulated half precision warns.
-        `options.tile` denoises and decodes in blended overlapping latent tiles of that side.
+        `options.tile` denoises in blended overlapping latent tiles of that side and decodes in
+        seamless tiles (`autoencoder.tiled_decoder`).
         """
         options = self.resolve(options or SamplingOptions())
         device, precision, guidance = self.device, options.precision, options.guidance
@@ -405,7 +400,8 @@ class LatentDiffusion(nn.Module):
         assert guidance is not None  # resolve() gives the model's default for None
         given = {"labels": labels, "prompts": prompts, "layouts": layouts, "condition": condition}
         given = {k: v for k, v in {**given, **(inputs or {})}.items() if v is not None}
-        cond, uncond = self.conditions(n, given, guidance)
+        negatives = {"prompts": negative_prompts} if negative_prompts is not None else None
+        cond, uncond = self.conditions(n, given, guidance, negatives)
         sampler_options = options.sampler_options()
         size = latent_side(self.conditioners, given, latent_size, self.config.latent_size)
         z_init = None
@@ -469,8 +465,13 @@ class LatentDiffusion(nn.Module):
         return (unet or self.unet)(x, t, y=c.get("y"), context=c.get("context"))
 
     def conditions(
-        self, n: int, inputs: Mapping[str, Any], guidance: float
+        self,
+        n: int,
+        inputs: Mapping[str, Any],
+        guidance: float,
+        negatives: Mapping[str, Any] | None = None,
     ) -> tuple[Conditioning, Conditioning]:
         """(cond, uncond) for `conditional_unet` from `inputs` (values by each conditioner's
-        `input_name`), checked against what the model was trained on (`guided_pair`)."""
-        return guided_pair(self.conditioners, inputs, n, guidance, self.device)
+        `input_name`), checked against what the model was trained on (`guided_pair`);
+        `negatives` (e.g. {"prompts": [...]}) take the place of the null condition."""
+        return guided_pair(self.conditioners, inputs, n, guidance, self.device, negatives)

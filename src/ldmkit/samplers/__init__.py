@@ -10,7 +10,7 @@ from ldmkit.samplers.euler_ancestral import sample_euler_ancestral
 from ldmkit.samplers.grid import GridPoint, StepGrid, karras_sigmas, step_grid
 from ldmkit.samplers.guidance import classifier_free_guidance
 from ldmkit.samplers.heun import sample_heun
-from ldmkit.samplers.names import sampler_from_name
+from ldmkit.samplers.names import sampler_from_name, webui_name
 from ldmkit.samplers.noise import randn_per_sample
 from ldmkit.samplers.options import SamplingOptions
 from ldmkit.samplers.plms import sample_plms
@@ -45,4 +45,5 @@ __all__ = [
     "select_timesteps",
     "step_grid",
     "tiled",
+    "webui_name",
 ]

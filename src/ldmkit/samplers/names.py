@@ -36,3 +36,24 @@ def sampler_from_name(name: str) -> tuple[str, bool] | None:
     if key in ALIASES:
         return ALIASES[key], karras
     return None
+
+
+# ldmkit's sampler -> the web UIs' name (without " Karras"), as their `parameters` text says.
+WEBUI_NAMES: dict[str, str] = {
+    "ddpm": "DDPM",
+    "ddim": "DDIM",
+    "plms": "PLMS",
+    "euler": "Euler",
+    "euler-a": "Euler a",
+    "heun": "Heun",
+    "dpm++2m": "DPM++ 2M",
+    "dpm++2m-sde": "DPM++ 2M SDE",
+    "unipc": "UniPC",
+}
+
+
+def webui_name(sampler: str, karras: bool = False) -> str:
+    """The web UIs' name of ldmkit's `sampler` ("DPM++ 2M Karras"); read back by
+    `sampler_from_name`."""
+    name = WEBUI_NAMES.get(sampler, sampler)
+    return f"{name} Karras" if karras else name

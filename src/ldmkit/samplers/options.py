@@ -44,7 +44,7 @@ class SamplingOptions:
     seed: int = 0  # sample i draws its noise from seed + i
     precision: str = "fp32"  # the UNet's: fp32, bf16, fp16 or auto
     compile: bool = False  # the UNet through CompiledDenoiser
-    tile: int | None = None  # denoise and decode in blended latent tiles of this side
+    tile: int | None = None  # denoise (blended) and decode (seamless) in latent tiles this side
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:

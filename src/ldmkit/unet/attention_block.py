@@ -33,10 +33,10 @@ class AttentionBlock(nn.Module):
         """(B, C, H, W) -> (B, C, H, W)."""
         b, c, h, w = x.shape
         qkv = self.qkv(self.norm(x).reshape(b, c, h * w))  # (B, 3C, T)
-        # Legacy order: per head, [q, k, v] of C / heads channels each.
-        q, k, v = qkv.reshape(b * self.heads, 3 * c // self.heads, h * w).chunk(3, dim=1)
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-        )  # (B * heads, T, C / heads), scaled by 1 / sqrt(C / heads)
-        out = out.transpose(1, 2).reshape(b, c, h * w)
+        # Legacy order: per head, [q, k, v] of C / heads channels each. Tokens get unit stride
+        # so SDPA takes its fused kernel (the fallback's memory grows with T^2).
+        qkv = qkv.reshape(b, self.heads, 3 * c // self.heads, h * w).transpose(2, 3).contiguous()
+        q, k, v = qkv.chunk(3, dim=-1)
+        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, T, C / heads)
+        out = out.transpose(2, 3).reshape(b, c, h * w)
         return x + self.proj_out(out).reshape(b, c, h, w)

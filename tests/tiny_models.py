@@ -1,0 +1,61 @@
+"""Tiny random latent diffusion models the tests build (no training, no files): imported by
+name (`from tiny_models import tiny_ldm`), since pytest puts this folder on the path."""
+
+import torch
+
+from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
+from ldmkit.conditioning import ClassCondition, SpatialCondition, SpatialConfig
+from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
+from ldmkit.unet import unet_preset
+
+
+def tiny_ldm(num_classes: int = 5, label_dropout: float = 0.1) -> LatentDiffusion:
+    """A tiny random LDM on 8x8 latents (unconditional with num_classes=0), seed 0."""
+    torch.manual_seed(0)
+    ae = Autoencoder(
+        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
+    )
+    unet = unet_preset(
+        "tiny",
+        in_channels=3,
+        out_channels=3,
+        context_dim=None,
+        num_classes=num_classes + 1 if num_classes else None,
+    )
+    classes = (
+        (ClassCondition(num_classes=num_classes, dropout=label_dropout),) if num_classes else ()
+    )
+    config = DiffusionConfig(unet=unet, conditioners=classes, latent_size=8)
+    model = LatentDiffusion(config, ae)
+    with torch.no_grad():  # fill the zero-initialised layers, so outputs depend on every input
+        for p in model.unet.parameters():
+            if not p.any():
+                p.normal_(0, 0.02)
+    return model
+
+
+def tiny_spatial_ldm(
+    kind: str = "super_resolution", dropout: float = 0.0, classes: int = 0
+) -> LatentDiffusion:
+    """A tiny random LDM on 8x8 latents with a concatenated map of `kind` (and classes)."""
+    torch.manual_seed(0)
+    ae = Autoencoder(
+        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
+    )
+    spatial = SpatialConfig(kind=kind)  # type: ignore[arg-type]
+    unet = unet_preset(
+        "tiny",
+        in_channels=3 + spatial.channels(3),
+        out_channels=3,
+        context_dim=None,
+        num_classes=classes + 1 if classes else None,
+    )
+    entries = (ClassCondition(num_classes=classes),) if classes else ()
+    entries += (SpatialCondition(map=spatial, dropout=dropout),)
+    config = DiffusionConfig(unet=unet, conditioners=entries, latent_size=8)
+    model = LatentDiffusion(config, ae)
+    with torch.no_grad():  # fill the zero-initialised layers, so outputs depend on every input
+        for p in model.unet.parameters():
+            if not p.any():
+                p.normal_(0, 0.02)
+    return model
