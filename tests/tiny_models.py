@@ -59,3 +59,19 @@ def tiny_spatial_ldm(
             if not p.any():
                 p.normal_(0, 0.02)
     return model
+
+
+def tiny_layout_ldm() -> LatentDiffusion:
+    """A tiny random layout-to-image LDM on 8x8 latents (shapes' 30 classes)."""
+    from ldmkit.conditioning import LayoutCondition, LayoutConfig
+
+    torch.manual_seed(0)
+    ae = Autoencoder(
+        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
+    )
+    layout = LayoutConfig(width=32, layers=1, heads=2)
+    unet = unet_preset("tiny", in_channels=3, out_channels=3, context_dim=32)
+    config = DiffusionConfig(
+        unet=unet, conditioners=(LayoutCondition(encoder=layout, dropout=0.1),), latent_size=8
+    )
+    return LatentDiffusion(config, ae)

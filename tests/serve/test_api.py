@@ -68,6 +68,7 @@ def test_a_job_runs_and_its_image_carries_its_parameters(client: TestClient) -> 
     assert health["status"] == "ready" and health["waiting"] == 0
     (model,) = client.get("/v1/models").json()["models"]
     assert {"prompts", "negative_prompt", "init_image"} <= set(model["inputs"])
+    assert model["kind"] == "text-conditional" and model["name"] == "shapes_t2i"
     body = {"prompts": [PROMPT], "steps": 4, "seed": 7, "count": 2, "sampler": "DPM++ 2M Karras"}
     answer = client.post("/v1/jobs", json=body)
     assert answer.status_code == 202 and answer.json()["state"] in ("queued", "running")

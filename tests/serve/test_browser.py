@@ -11,6 +11,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -43,16 +44,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def _running(config: ServeConfig) -> Iterator[str]:
+    """A real server for `config` on its loopback port, in a thread, until the block ends."""
     import uvicorn
 
-    port = _free_port()
-    app = create_app(ServeConfig(data=tmp_path, port=port))
-    runner = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    app = create_app(config)
+    runner = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=config.port, log_level="warning")
+    )
     thread = threading.Thread(target=runner.run, daemon=True)
     thread.start()
-    base = f"http://127.0.0.1:{port}"
+    base = f"http://127.0.0.1:{config.port}"
     deadline = time.monotonic() + 120
     while True:
         try:
@@ -63,9 +66,17 @@ def server(tmp_path: Path) -> Iterator[str]:
             pass
         assert time.monotonic() < deadline, "the server did not start"
         time.sleep(0.2)
-    yield base
-    runner.should_exit = True
-    thread.join(30)
+    try:
+        yield base
+    finally:
+        runner.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[str]:
+    with _running(ServeConfig(data=tmp_path, port=_free_port())) as base:
+        yield base
 
 
 @pytest.fixture
@@ -128,40 +139,26 @@ def test_generate_in_the_page_and_reuse_the_settings(server: str, browser: objec
 
 
 @pytest.fixture
-def three_models(tmp_path: Path) -> Iterator[str]:
-    """A server with the shipped text model, a tiny class model and a tiny inpainting model."""
-    import uvicorn
-    from tiny_models import tiny_ldm, tiny_spatial_ldm
+def five_models(tmp_path: Path) -> Iterator[str]:
+    """A server with the shipped text model and tiny class, inpainting, layout and x4
+    super-resolution models."""
+    from tiny_models import tiny_layout_ldm, tiny_ldm, tiny_spatial_ldm
 
     from ldmkit.assets import SHAPES_TEXT_TO_IMAGE
     from ldmkit.checkpoint import save_latent_diffusion
 
-    classes, inpainter = tmp_path / "classes", tmp_path / "inpainter"
-    save_latent_diffusion(tiny_ldm(num_classes=5), classes)
-    save_latent_diffusion(tiny_spatial_ldm("inpaint"), inpainter)
-    port = _free_port()
-    config = ServeConfig(
-        checkpoints=(SHAPES_TEXT_TO_IMAGE, classes, inpainter), data=tmp_path / "serve", port=port
-    )
-    runner = uvicorn.Server(
-        uvicorn.Config(create_app(config), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=runner.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/v1/health") as answer:
-                if json.load(answer)["status"] == "ready":
-                    break
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.2)
-    yield base
-    runner.should_exit = True
-    thread.join(30)
+    models = {
+        "classes": tiny_ldm(num_classes=5),
+        "inpainter": tiny_spatial_ldm("inpaint"),
+        "layouts": tiny_layout_ldm(),
+        "upscaler": tiny_spatial_ldm("super_resolution"),
+    }
+    for name, model in models.items():
+        save_latent_diffusion(model, tmp_path / name)
+    checkpoints = (SHAPES_TEXT_TO_IMAGE, *(tmp_path / name for name in models))
+    config = ServeConfig(checkpoints=checkpoints, data=tmp_path / "serve", port=_free_port())
+    with _running(config) as base:
+        yield base
 
 
 def _generate_and_read(b: object, wait: object) -> tuple[Image.Image, dict]:
@@ -185,15 +182,15 @@ def _generate_and_read(b: object, wait: object) -> tuple[Image.Image, dict]:
 
 
 def test_the_page_shows_each_models_inputs_and_sends_them(
-    three_models: str, browser: object, tmp_path: Path
+    five_models: str, browser: object, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.support.ui import Select
 
     b = browser  # type: ignore[assignment]
     wait = WebDriverWait(b, 120)
-    b.get(three_models + "/")
-    wait.until(lambda d: len(Select(d.find_element(By.ID, "model")).options) == 3)
+    b.get(five_models + "/")
+    wait.until(lambda d: len(Select(d.find_element(By.ID, "model")).options) == 5)
     model = Select(b.find_element(By.ID, "model"))
     start = tmp_path / "start.png"
     Image.new("RGB", (64, 48), "orange").save(start)
@@ -229,3 +226,21 @@ def test_the_page_shows_each_models_inputs_and_sends_them(
     mask = Image.open(recorded["mask"]).convert("L")
     painted = int((np.asarray(mask) > 127).sum())
     assert mask.size == (32, 32) and 0 < painted < 32 * 32
+    # The layout model: drag a box on the square; it takes the class typed above it.
+    model.select_by_visible_text("layouts")
+    b.find_element(By.ID, "box-class").send_keys("3")
+    square_canvas = b.find_element(By.ID, "layout")
+    ActionChains(b).move_to_element_with_offset(
+        square_canvas, -60, -60
+    ).click_and_hold().move_by_offset(100, 80).release().perform()
+    png, recorded = _generate_and_read(b, wait)
+    ((box,),) = recorded["layouts"]
+    assert box["class"] == 3 and 0 <= box["box"][0] < box["box"][2] <= 1
+    assert 0.3 < box["box"][2] - box["box"][0] < 0.5  # 100 of the square's 256 pixels
+    # The x4 upscaler: an image to enlarge, four times its size back.
+    model.select_by_visible_text("upscaler")
+    low = tmp_path / "low.png"
+    Image.new("RGB", (8, 8), "green").save(low)
+    b.find_element(By.ID, "low_res").send_keys(str(low))
+    png, recorded = _generate_and_read(b, wait)
+    assert png.size == (32, 32) and recorded["low_res"]

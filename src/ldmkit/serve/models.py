@@ -59,8 +59,13 @@ class ServedModel:
         """What `GET /v1/models` says of it: the request fields it takes, its sizes, classes."""
         m = self.model
         side = m.config.latent_size * m.autoencoder.factor
+        kinds = [c.description for c in m.conditioners]
+        if m.spatial is not None:
+            kinds = [k for k in kinds if k != "conditioned on a spatial input"]
+            kinds.append(m.spatial.kind.replace("_", "-"))
         return {
             "name": self.name,
+            "kind": ", ".join(kinds) or "unconditional",
             "hash": self.hash,
             "inputs": model_inputs(m),
             "size": side,

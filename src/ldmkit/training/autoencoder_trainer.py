@@ -159,7 +159,10 @@ def _train_autoencoder(
     model.train()
     loss_fn.train()
     log = RunLog(state.history, run_dir / "tensorboard", run.tensorboard)
-    bar = TrainingProgress(run.steps, state.step, enabled=show_progress, title="autoencoder")
+    budget = 60 * run.max_minutes - state.elapsed if run.max_minutes else None
+    bar = TrainingProgress(
+        run.steps, state.step, enabled=show_progress, title="autoencoder", budget_s=budget
+    )
     cadence = run.cadence(run.image_every)
     with bar:
         run_steps(

@@ -260,7 +260,8 @@ def _train_diffusion(
     model.train()
     log = RunLog(state.history, run_dir / "tensorboard", run.tensorboard and context.is_main)
     enabled = show_progress and context.is_main
-    bar = TrainingProgress(run.steps, state.step, enabled=enabled, title="ldm")
+    budget = 60 * run.max_minutes - state.elapsed if run.max_minutes else None
+    bar = TrainingProgress(run.steps, state.step, enabled=enabled, title="ldm", budget_s=budget)
     cadence = run.cadence(run.sample_every)
     with bar:
         run_steps(loader, state, cadence, train_step, snapshot, save, log, bar)
