@@ -134,7 +134,7 @@ def test_a_running_job_cancels_at_its_next_step(client: TestClient) -> None:
 
 
 def test_events_stream_progress_previews_and_the_end(client: TestClient) -> None:
-    body = {"prompts": [PROMPT], "steps": 10}
+    body = {"prompts": [PROMPT], "steps": 100}  # long enough to be watched
     job_id = client.post("/v1/jobs", json=body).json()["id"]
     kinds, previews = [], []
     with client.stream("GET", f"/v1/jobs/{job_id}/events") as stream:
@@ -219,3 +219,24 @@ def test_sample_from_a_served_image_reproduces_it_bit_for_bit(
     assert result.exit_code == 0, result.output
     assert Image.open(again).tobytes() == Image.open(served).tobytes()
     assert "Negative prompt: a small blue star" in Image.open(served).text["parameters"]
+
+
+def test_previews_can_be_decoded_by_the_first_stage(tmp_path: Path) -> None:
+    with _client(tmp_path, preview="vae", preview_every=2) as client:
+        _ready(client)
+        body = {"prompts": [PROMPT], "steps": 100}  # long enough to be watched
+        job_id = client.post("/v1/jobs", json=body).json()["id"]
+        previews = []
+        with client.stream("GET", f"/v1/jobs/{job_id}/events") as stream:
+            kind = None
+            for line in stream.iter_lines():
+                kind = line[7:] if line.startswith("event: ") else kind
+                if kind == "preview" and line.startswith("data: "):
+                    previews.append(json.loads(line[6:]))
+                if kind == "done" and line.startswith("data: "):
+                    break
+    assert previews and all(p["step"] % 2 == 0 for p in previews)
+    image = Image.open(io.BytesIO(base64.b64decode(previews[-1]["image"].split(",", 1)[1])))
+    assert image.size == (64, 64)  # the decoder's picture, at the model's size
+    with pytest.raises(InputError, match="--preview must be"):
+        ServeConfig(data=tmp_path, preview="full")

@@ -33,6 +33,10 @@ def serve_command(
     max_side: Annotated[int, typer.Option(help="Largest width or height, pixels")] = 2048,
     max_count: Annotated[int, typer.Option(help="Most images one job may ask")] = 8,
     queue_size: Annotated[int, typer.Option(help="Jobs that may wait; more get 429")] = 32,
+    preview: Annotated[
+        str, typer.Option(help="Previews: approx (a linear colour map, free) or vae (decoded)")
+    ] = "approx",
+    preview_every: Annotated[int, typer.Option(help="Steps between previews")] = 5,
     device: Device = "auto",
 ) -> None:
     """Serve models over HTTP: a job queue (POST /v1/jobs), progress and previews as
@@ -58,6 +62,8 @@ def serve_command(
             token=token or os.environ.get(TOKEN_VARIABLE) or None,
             cors_origins=tuple(cors_origin or ()),
             device=device,
+            preview=preview,
+            preview_every=preview_every,
             limits=Limits(
                 max_steps=max_steps, max_side=max_side, max_count=max_count, queue_size=queue_size
             ),

@@ -35,6 +35,9 @@ class ServeConfig:
     cors_origins: tuple[str, ...] = ()
     device: str = "auto"
     preview_every: int = 5  # steps between previews
+    # "approx": a linear map of the latent to colours (no decoder pass); "vae": the first
+    # stage's decoder (the real picture, a decode's time every preview).
+    preview: str = "approx"
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -51,6 +54,8 @@ class ServeConfig:
             )
         if self.preview_every < 1:
             raise InputError(f"preview_every must be >= 1; got {self.preview_every}")
+        if self.preview not in ("approx", "vae"):
+            raise InputError(f"--preview must be approx or vae; got {self.preview!r}", "preview")
 
 
 def is_loopback(host: str) -> bool:

@@ -111,7 +111,7 @@ class Worker:
                 progress.step, progress.total = done, total
                 if done % self.config.preview_every == 0 or done == total:
                     buffer = io.BytesIO()
-                    served.preview(z).save(buffer, format="PNG")
+                    self._preview(served, z).save(buffer, format="PNG")
                     progress.preview, progress.preview_step = buffer.getvalue(), done
                 if progress.cancel:
                     raise Cancelled
@@ -133,6 +133,16 @@ class Worker:
             self.store.finish(job_id, "failed", error=f"{type(error).__name__}: {error}")
         finally:
             self.progress.pop(job_id, None)
+
+    def _preview(self, served: ServedModel, z: torch.Tensor) -> Any:
+        """The first image of the batch at this step, as `config.preview` says."""
+        if self.config.preview == "approx":
+            return served.preview(z)
+        from PIL import Image
+
+        with torch.no_grad():
+            decoded = served.model.decode(z[:1].float())
+        return Image.fromarray(to_uint8(decoded)[0])
 
     def _save(
         self, job_id: str, served: ServedModel, request: GenerationRequest, images: torch.Tensor
