@@ -183,7 +183,8 @@ def test_last_item_corrupt_wraps_around(tmp_path: Path) -> None:
 def test_all_files_corrupt_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(b"nope")
     dataset = ImageFolderDataset(tmp_path, 4)
-    with pytest.warns(SkippedImageWarning), pytest.raises(RuntimeError, match="none of the 1"):
+    # A ValueError the commands turn into exit 2 with this message, not a traceback.
+    with pytest.warns(SkippedImageWarning), pytest.raises(ValueError, match="none of the 1"):
         dataset[0]
 
 
@@ -261,3 +262,19 @@ def test_no_labels_when_captioned_or_loose_files(tmp_path: Path) -> None:
     (tmp_path / "dog" / "1.txt").write_text("a dog")
     dataset = ImageFolderDataset(tmp_path, 4)
     assert dataset.class_names == () and dataset[0]["label"] == -1
+
+
+def test_non_utf8_captions_name_the_file_and_line(tmp_path: Path) -> None:
+    solid(tmp_path / "a.png", RED)
+    solid(tmp_path / "b.png", RED)
+    metadata = tmp_path / "metadata.jsonl"
+    good = json.dumps({"file_name": "a.png", "text": "a cat"}).encode()
+    metadata.write_bytes(good + b"\n" + b'{"file_name": "b.png", "text": "caf\xe9"}\n')
+    with pytest.raises(
+        ValueError, match=r"metadata.jsonl line 2 is not UTF-8 text .*save it as UTF-8"
+    ):
+        ImageFolderDataset(tmp_path, 4)
+    metadata.unlink()
+    (tmp_path / "a.txt").write_bytes(b"caf\xe9 au lait")
+    with pytest.raises(ValueError, match=r"caption file .*a.txt is not UTF-8 text \(byte 4"):
+        ImageFolderDataset(tmp_path, 4)

@@ -11,7 +11,9 @@ from ldmkit.data.config import DataConfig
 Split = Literal["train", "heldout"]
 
 
-def build_dataset(config: DataConfig, split: Split = "train", size: int | None = None) -> Dataset[Any]:
+def build_dataset(
+    config: DataConfig, split: Split = "train", size: int | None = None
+) -> Dataset[Any]:
     """The dataset for `config`; `heldout` is data never seen in training where the kind has it."""
     dataset: Dataset[Any]
     match config.kind:

@@ -133,8 +133,9 @@ def find_images(root: Path) -> list[Path]:
 def read_metadata(path: Path) -> dict[str, str]:
     """Read `metadata.jsonl`: a map from `file_name` (relative, posix) to caption `text`."""
     captions: dict[str, str] = {}
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
+    with path.open("rb") as raw_lines:
+        for number, raw in enumerate(raw_lines, start=1):
+            line = _utf8(raw, f"{path} line {number}")
             if not line.strip():
                 continue
             try:
@@ -160,7 +161,18 @@ def _read_sidecar(image_path: Path) -> str | None:
     sidecar = image_path.with_suffix(".txt")
     if not sidecar.is_file():
         return None
-    return sidecar.read_text(encoding="utf-8").strip()
+    return _utf8(sidecar.read_bytes(), f"the caption file {sidecar}").strip()
+
+
+def _utf8(data: bytes, where: str) -> str:
+    """`data` as UTF-8 text; otherwise a ValueError naming `where`, the byte and the fix."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        bad = data[err.start : err.start + 4]
+        raise ValueError(
+            f"{where} is not UTF-8 text (byte {err.start + 1}: {bad!r}); save it as UTF-8"
+        ) from None
 
 
 def index_folder(root: Path) -> tuple[list[ImageRecord], tuple[str, ...]]:
@@ -278,8 +290,9 @@ class ImageFolderDataset(Dataset[dict[str, torch.Tensor | str | int]]):
                 "label": record.label,
                 "index": current,
             }
-        raise RuntimeError(
-            f"none of the {count} images under {self.root} could be read; see the warnings above."
+        raise ValueError(
+            f"none of the {count} images under {self.root} could be read (see the warnings "
+            "above); check the folder holds images this can decode (png, jpg, webp, bmp, tif)"
         )
 
     def _transform(self, image: Image.Image, index: int) -> torch.Tensor:
