@@ -9,12 +9,26 @@ from ldmkit.pipeline import DiffusionConfig, LatentDiffusion
 from ldmkit.unet import unet_preset
 
 
+def tiny_autoencoder() -> Autoencoder:
+    """A tiny random kl autoencoder, f=2."""
+    return Autoencoder(
+        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
+    )
+
+
+def _filled(model: LatentDiffusion) -> LatentDiffusion:
+    """Fill the zero-initialised layers, so outputs depend on every input."""
+    with torch.no_grad():
+        for p in model.unet.parameters():
+            if not p.any():
+                p.normal_(0, 0.02)
+    return model
+
+
 def tiny_ldm(num_classes: int = 5, label_dropout: float = 0.1) -> LatentDiffusion:
     """A tiny random LDM on 8x8 latents (unconditional with num_classes=0), seed 0."""
     torch.manual_seed(0)
-    ae = Autoencoder(
-        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
-    )
+    ae = tiny_autoencoder()
     unet = unet_preset(
         "tiny",
         in_channels=3,
@@ -26,12 +40,7 @@ def tiny_ldm(num_classes: int = 5, label_dropout: float = 0.1) -> LatentDiffusio
         (ClassCondition(num_classes=num_classes, dropout=label_dropout),) if num_classes else ()
     )
     config = DiffusionConfig(unet=unet, conditioners=classes, latent_size=8)
-    model = LatentDiffusion(config, ae)
-    with torch.no_grad():  # fill the zero-initialised layers, so outputs depend on every input
-        for p in model.unet.parameters():
-            if not p.any():
-                p.normal_(0, 0.02)
-    return model
+    return _filled(LatentDiffusion(config, ae))
 
 
 def tiny_spatial_ldm(
@@ -39,9 +48,7 @@ def tiny_spatial_ldm(
 ) -> LatentDiffusion:
     """A tiny random LDM on 8x8 latents with a concatenated map of `kind` (and classes)."""
     torch.manual_seed(0)
-    ae = Autoencoder(
-        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
-    )
+    ae = tiny_autoencoder()
     spatial = SpatialConfig(kind=kind)  # type: ignore[arg-type]
     unet = unet_preset(
         "tiny",
@@ -53,12 +60,7 @@ def tiny_spatial_ldm(
     entries = (ClassCondition(num_classes=classes),) if classes else ()
     entries += (SpatialCondition(map=spatial, dropout=dropout),)
     config = DiffusionConfig(unet=unet, conditioners=entries, latent_size=8)
-    model = LatentDiffusion(config, ae)
-    with torch.no_grad():  # fill the zero-initialised layers, so outputs depend on every input
-        for p in model.unet.parameters():
-            if not p.any():
-                p.normal_(0, 0.02)
-    return model
+    return _filled(LatentDiffusion(config, ae))
 
 
 def tiny_layout_ldm() -> LatentDiffusion:
@@ -66,9 +68,7 @@ def tiny_layout_ldm() -> LatentDiffusion:
     from ldmkit.conditioning import LayoutCondition, LayoutConfig
 
     torch.manual_seed(0)
-    ae = Autoencoder(
-        AutoencoderConfig(model_channels=8, channel_mult=(1, 2), num_res_blocks=1, norm_groups=4)
-    )
+    ae = tiny_autoencoder()
     layout = LayoutConfig(width=32, layers=1, heads=2)
     unet = unet_preset("tiny", in_channels=3, out_channels=3, context_dim=32)
     config = DiffusionConfig(
