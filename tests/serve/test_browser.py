@@ -161,22 +161,25 @@ def five_models(tmp_path: Path) -> Iterator[str]:
         yield base
 
 
+OUTPUTS = "return [...document.querySelectorAll('#result img.output')].map(i => i.src)"
+
+
 def _generate_and_read(b: object, wait: object) -> tuple[Image.Image, dict]:
-    """Click Generate, wait for the new image, and read its PNG and record."""
-    old = {e.get_attribute("src") for e in b.find_elements(By.CSS_SELECTOR, "#result img.output")}  # type: ignore[attr-defined]
+    """Click Generate, wait for the new image, and read its PNG and record. Sources are read
+    in the page (one script call), since the page replaces the image elements as jobs end."""
+    old = set(b.execute_script(OUTPUTS))  # type: ignore[attr-defined]
     b.find_element(By.ID, "generate").click()  # type: ignore[attr-defined]
 
     def new_image(d: object) -> object:
-        found = d.find_elements(By.CSS_SELECTOR, "#result img.output")  # type: ignore[attr-defined]
-        fresh = [e for e in found if e.get_attribute("src") not in old]
+        fresh = [src for src in d.execute_script(OUTPUTS) if src not in old]  # type: ignore[attr-defined]
         if not fresh:
             error = d.find_element(By.ID, "error").text  # type: ignore[attr-defined]
             status = d.find_element(By.ID, "status").text  # type: ignore[attr-defined]
             assert not error and not status.startswith("failed"), (error, status)
         return fresh[0] if fresh else False
 
-    image = wait.until(new_image)  # type: ignore[attr-defined]
-    with urllib.request.urlopen(image.get_attribute("src")) as answer:
+    source = wait.until(new_image)  # type: ignore[attr-defined]
+    with urllib.request.urlopen(source) as answer:
         png = Image.open(io.BytesIO(answer.read()))
     return png, json.loads(png.text["ldmkit"])
 
