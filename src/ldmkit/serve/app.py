@@ -136,7 +136,7 @@ def create_app(config: ServeConfig) -> FastAPI:
             model_name, request = _request(body, worker, config)
         except InputError as error:
             return _invalid(error)
-        job_id = _new_id()
+        job_id = store.new_id()
         uploads = {}
         try:
             for name in IMAGE_FIELDS:
@@ -192,12 +192,6 @@ def create_app(config: ServeConfig) -> FastAPI:
         return FileResponse(PAGE / "index.html", media_type="text/html")
 
     return app
-
-
-def _new_id() -> str:
-    import uuid
-
-    return uuid.uuid4().hex[:16]
 
 
 def _request(

@@ -75,9 +75,14 @@ class JobStore:
         with self._lock:
             return self._db.execute(sql, args).rowcount
 
+    @staticmethod
+    def new_id() -> str:
+        """A fresh job id (its uploads are named by it before the row exists)."""
+        return uuid.uuid4().hex[:16]
+
     def add(self, model: str, request: dict[str, Any], job_id: str | None = None) -> Job:
         """A new queued job."""
-        job_id = job_id or uuid.uuid4().hex[:16]
+        job_id = job_id or self.new_id()
         self._write(
             "INSERT INTO jobs (id, model, request, state, created) VALUES (?, ?, ?, 'queued', ?)",
             job_id,
