@@ -178,13 +178,12 @@ def load_first_stage(spec: str | Path, channels: int = 3) -> Autoencoder:
     return load_autoencoder(Path(spec))
 
 
-def training_data(directory: Path) -> DataConfig:
-    """The data a latent diffusion checkpoint was trained on (caching off), from its config."""
-    recorded = read_config(directory, "latent-diffusion").get("training", {}).get("data")
+def training_data(directory: Path, model: str = "latent-diffusion") -> DataConfig:
+    """The data a checkpoint (`model`: "latent-diffusion" or "autoencoder") was trained on
+    (caching off), from its config."""
+    recorded = read_config(directory, model).get("training", {}).get("data")
     if recorded is None:
-        raise CheckpointError(
-            f"{directory} does not record its training data; name the data explicitly"
-        )
+        raise CheckpointError(f"{directory} does not record its training data; name it with --data")
     try:
         return dataclasses.replace(from_dict(DataConfig, recorded), cache=False)
     except ConfigError as error:

@@ -1,4 +1,4 @@
-"""Image loading edge cases and ImageFolderDataset: captions, labels, crops, skipping bad files."""
+"""Image loading edge cases and ImageFolderDataset: captions, labels, crops, bad files left out."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image, features
 
+from ldmkit.data.cached import CachedDataset, skipped_files
 from ldmkit.data.image_folder import (
     IMAGE_EXTENSIONS,
     ImageFolderDataset,
@@ -156,36 +157,38 @@ def test_no_flip_no_random_is_plain_center(tmp_path: Path) -> None:
     assert a[0, 0, 0] < a[0, 0, -1]  # not flipped
 
 
-def test_corrupt_file_is_skipped_and_counted_once(tmp_path: Path) -> None:
+def test_corrupt_file_raises_naming_it(tmp_path: Path) -> None:
+    # The dataset itself never swaps in another image; `CachedDataset` leaves bad files out.
+    solid(tmp_path / "a.png", RED)
+    (tmp_path / "b.png").write_bytes(b"\x89PNG broken")
+    dataset = ImageFolderDataset(tmp_path, 4)
+    assert dataset[0]["index"] == 0
+    with pytest.raises(ImageLoadError, match=r"b\.png"):
+        dataset[1]
+
+
+def test_bad_files_are_left_out_counted_and_never_duplicated(tmp_path: Path) -> None:
     solid(tmp_path / "a.png", RED)
     (tmp_path / "b.png").write_bytes(b"\x89PNG broken")
     solid(tmp_path / "c.png", BLUE)
-    dataset = ImageFolderDataset(tmp_path, 4)
-    with pytest.warns(SkippedImageWarning, match=r"b\.png"):
-        item = dataset[1]
-    assert item["index"] == 2  # the next readable item
-    assert dataset.skipped == 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a known bad file warns only once
-        assert dataset[1]["index"] == 2
-        assert [dataset[k]["index"] for k in range(3)] == [0, 2, 2]
-    assert dataset.skipped == 1
-
-
-def test_last_item_corrupt_wraps_around(tmp_path: Path) -> None:
-    solid(tmp_path / "a.png", RED)
     (tmp_path / "z.png").write_bytes(b"")
-    dataset = ImageFolderDataset(tmp_path, 4)
-    with pytest.warns(SkippedImageWarning):
-        assert dataset[1]["index"] == 0
+    for keep in (True, False):
+        with pytest.warns(SkippedImageWarning) as caught:
+            dataset = CachedDataset(ImageFolderDataset(tmp_path, 4), keep_images=keep)
+        assert len(caught) == 2  # once per bad file
+        assert len(dataset) == 2
+        assert [dataset[k]["index"] for k in range(2)] == [0, 2]  # a.png and c.png, once each
+        assert [line.split(":")[0].rsplit("/", 1)[-1] for line in skipped_files(dataset)] == [
+            "b.png",
+            "z.png",
+        ]
 
 
 def test_all_files_corrupt_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(b"nope")
-    dataset = ImageFolderDataset(tmp_path, 4)
     # A ValueError the commands turn into exit 2 with this message, not a traceback.
     with pytest.warns(SkippedImageWarning), pytest.raises(ValueError, match="none of the 1"):
-        dataset[0]
+        CachedDataset(ImageFolderDataset(tmp_path, 4))
 
 
 def test_empty_folder_lists_extensions(tmp_path: Path) -> None:

@@ -27,13 +27,39 @@ def _config_data(
     return to_dict(presets[name])
 
 
-def autoencoder_config(preset: str | None, config: Path | None, overrides: list[str]):
-    """Resolve --preset / --config / --set into an AutoencoderTrainConfig."""
+def _with_data(data: dict[str, Any], spec: str | None) -> dict[str, Any]:
+    """Config data with the kind and path of `--data SPEC` (before any --set)."""
+    if spec is None:
+        return data
+    from ldmkit.data.spec import data_fields
+
+    try:
+        fields = data_fields(spec)
+    except ValueError as error:
+        raise typer.BadParameter(str(error).removeprefix("--data "), param_hint="--data") from None
+    return {**data, "data": {**data.get("data", {}), **fields}}
+
+
+# `--data` of the train commands; `--set data.*` still applies after it.
+DataOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Train on this: an image folder (captions from metadata.jsonl or .txt files, or "
+        "classes from sub-folders), emoji:DIR, shapes or fashion-mnist. Replaces the preset's "
+        "data kind and path; data.heldout_fraction of the files is held out"
+    ),
+]
+
+
+def autoencoder_config(
+    preset: str | None, config: Path | None, overrides: list[str], data: str | None = None
+):
+    """Resolve --preset / --config / --data / --set into an AutoencoderTrainConfig."""
     from ldmkit.training.config import AutoencoderTrainConfig
     from ldmkit.training.presets import PRESETS
 
-    data = _config_data(preset, config, PRESETS, "kl-f4")
-    return from_dict(AutoencoderTrainConfig, apply_overrides(data, overrides))
+    values = _with_data(_config_data(preset, config, PRESETS, "kl-f4"), data)
+    return from_dict(AutoencoderTrainConfig, apply_overrides(values, overrides))
 
 
 @app.command("train-autoencoder")
@@ -41,6 +67,7 @@ def train_autoencoder_command(
     out: Annotated[Path, typer.Option(help="Run folder: checkpoints, pictures, model/")],
     preset: Annotated[str | None, typer.Option(help="Named preset (see `ldmkit presets`)")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config file")] = None,
+    data: DataOption = None,
     overrides: Overrides = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run's latest checkpoint")] = True,
 ) -> None:
@@ -49,7 +76,7 @@ def train_autoencoder_command(
     from ldmkit.training.loop import TrainingDiverged
 
     try:
-        cfg = autoencoder_config(preset, config, overrides or [])
+        cfg = autoencoder_config(preset, config, overrides or [], data)
     except ConfigError as error:
         raise fail(str(error)) from error
     try:
@@ -64,16 +91,27 @@ def train_autoencoder_command(
 
 
 def diffusion_config(
-    preset: str | None, config: Path | None, autoencoder: Path | None, overrides: list[str]
+    preset: str | None,
+    config: Path | None,
+    autoencoder: Path | None,
+    overrides: list[str],
+    data: str | None = None,
 ):
-    """Resolve --preset / --config / --autoencoder / --set into a DiffusionTrainConfig."""
+    """Resolve --preset / --config / --autoencoder / --data / --set into a
+    DiffusionTrainConfig; a class model on a folder gets the folder's classes."""
     from ldmkit.training.config import DiffusionTrainConfig
+    from ldmkit.training.data_fit import fit_classes_to_folder
     from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
 
-    data = _config_data(preset, config, DIFFUSION_PRESETS, "shapes-class")
+    values = _with_data(_config_data(preset, config, DIFFUSION_PRESETS, "shapes-class"), data)
     if autoencoder is not None:
-        data["autoencoder"] = str(autoencoder)
-    return from_dict(DiffusionTrainConfig, apply_overrides(data, overrides))
+        values["autoencoder"] = str(autoencoder)
+    resolved, note = fit_classes_to_folder(
+        from_dict(DiffusionTrainConfig, apply_overrides(values, overrides))
+    )
+    if note:
+        typer.echo(note, err=True)
+    return resolved
 
 
 @app.command("train")
@@ -87,6 +125,7 @@ def train_command(
         str | None, typer.Option(help="Named LDM preset (see `ldmkit presets`)")
     ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML config file")] = None,
+    data: DataOption = None,
     overrides: Overrides = None,
     resume: Annotated[bool, typer.Option(help="Continue from the run's latest checkpoint")] = True,
 ) -> None:
@@ -96,7 +135,7 @@ def train_command(
     from ldmkit.training.loop import TrainingDiverged
 
     try:
-        cfg = diffusion_config(preset, config, autoencoder, overrides or [])
+        cfg = diffusion_config(preset, config, autoencoder, overrides or [], data)
         result = train_diffusion(cfg, out, resume=resume)
     except (ConfigError, CheckpointError, ValueError, FileNotFoundError, TrainingDiverged) as error:
         raise fail(str(error)) from error

@@ -1,5 +1,6 @@
 """`ldmkit eval ...`: reconstruction, checkpoint, FID, adherence and layout reports (JSON)."""
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -7,11 +8,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ldmkit.cli.common import Device, checked, eval_app, fail, sampling_options
+from ldmkit.cli.eval_data import EvalDataOption, fitting_evaluator, heldout_config, recorded_kind
 from ldmkit.config import ConfigError
 from ldmkit.inputs import check_count, check_output_image
 
 if TYPE_CHECKING:
-    from ldmkit.metrics.class_evaluator import ClassEvaluator
     from ldmkit.metrics.feature_network import FeatureNetwork
     from ldmkit.samplers import SamplingOptions
 
@@ -21,15 +22,6 @@ EvaluatorOption = Annotated[
     Path | None,
     typer.Option(help="Evaluator folder (ldmkit train-evaluator); default: the shipped shapes one"),
 ]
-
-
-def _load_evaluator(path: Path | None, device: str) -> "ClassEvaluator":
-    """The evaluator at `path`, or the shipped shapes evaluator."""
-    from ldmkit.assets import SHAPES_EVALUATOR
-    from ldmkit.checkpoint import load_evaluator
-    from ldmkit.hardware import select_device
-
-    return load_evaluator(path or SHAPES_EVALUATOR, select_device(device))
 
 
 # The standard FID network instead of the evaluator's features, from a local weights file.
@@ -65,8 +57,12 @@ def _features_name(inception: Path | None, resize: str) -> str:
 def eval_reconstruction_command(
     checkpoint: Annotated[Path, typer.Option(help="Autoencoder folder (RUN/model)")],
     data: Annotated[
-        str, typer.Option(help="shapes, fashion-mnist, emoji:PATH or an image folder")
-    ] = "shapes",
+        str | None,
+        typer.Option(
+            help="An image folder, emoji:DIR, shapes or fashion-mnist; default: the held-out "
+            "split of the data the autoencoder was trained on"
+        ),
+    ] = None,
     n: Annotated[int, typer.Option(help="Number of held-out images")] = 512,
     resolution: Annotated[int | None, typer.Option(help="Default: the training resolution")] = None,
     evaluator: Annotated[
@@ -75,46 +71,51 @@ def eval_reconstruction_command(
     ] = None,
     inception: InceptionOption = None,
     inception_resize: InceptionResizeOption = "pytorch-fid",
+    grid: Annotated[
+        Path | None, typer.Option(help="PNG: the first 8 originals over their reconstructions")
+    ] = None,
     batch_size: int = 64,
     device: Device = "auto",
 ) -> None:
     """PSNR / SSIM, rFID and encode/decode throughput on held-out data; prints JSON."""
-    checked(lambda: check_count("--n", n), lambda: check_count("--batch-size", batch_size))
+    checked(
+        lambda: check_count("--n", n),
+        lambda: check_count("--batch-size", batch_size),
+        lambda: resolution is None or check_count("--resolution", resolution),
+        lambda: grid is None or check_output_image("--grid", grid),
+    )
     from ldmkit.assets import SHAPES_EVALUATOR
-    from ldmkit.checkpoint import CheckpointError, load_autoencoder, load_evaluator, read_config
-    from ldmkit.data.config import DataConfig
+    from ldmkit.checkpoint import CheckpointError, load_autoencoder, load_evaluator
     from ldmkit.data.factory import build_dataset
     from ldmkit.evaluation.reconstruction import evaluate_reconstruction
     from ldmkit.hardware import select_device
 
     try:
         model = load_autoencoder(checkpoint, select_device(device))
-        trained = read_config(checkpoint, "autoencoder").get("training", {}).get("data", {})
-        features = evaluator or (SHAPES_EVALUATOR if data == "shapes" else None)
+        data_config = heldout_config(checkpoint, data, "autoencoder")
+        if resolution is not None:
+            data_config = dataclasses.replace(data_config, resolution=resolution)
+        shapes = SHAPES_EVALUATOR if data_config.kind == "shapes" else None
+        features = evaluator or shapes
         scorer = _load_features(inception, inception_resize, device) or (
             load_evaluator(features, select_device(device)) if features else None
         )
+        dataset = build_dataset(data_config, "heldout", n)
     except (CheckpointError, ValueError, FileNotFoundError) as error:
         raise fail(str(error)) from error
-    res = resolution or trained.get("resolution", 64)
-    try:
-        data_config = _data_config(data, res, DataConfig)
-        dataset = build_dataset(data_config, "heldout", n)
-    except (ValueError, FileNotFoundError) as error:
-        raise fail(str(error)) from error
-    result = evaluate_reconstruction(model, dataset, n, batch_size, scorer)
-    typer.echo(
-        json.dumps({"checkpoint": str(checkpoint), "data": data, "resolution": res, **result})
-    )
-
-
-def _data_config(spec: str, resolution: int, cls):
-    """`shapes` | `fashion-mnist` | `emoji:PATH` | a folder path -> DataConfig."""
-    if spec in ("shapes", "fashion-mnist"):
-        return cls(kind=spec, resolution=resolution, cache=False)
-    if spec.startswith("emoji:"):
-        return cls(kind="emoji", path=spec[6:], resolution=resolution, cache=False)
-    return cls(kind="folder", path=spec, resolution=resolution, cache=False)
+    result: dict[str, object] = {
+        **evaluate_reconstruction(model, dataset, n, batch_size, scorer, grid=grid)
+    }
+    if scorer is None:
+        result["rfid"] = "not scored: pass --inception WEIGHTS (or --evaluator DIR)"
+    record = {
+        "checkpoint": str(checkpoint),
+        "data": data or f"auto: {data_config.kind} held-out",
+        "resolution": data_config.resolution,
+        "features": _features_name(inception, inception_resize) if scorer else None,
+        **result,
+    }
+    typer.echo(json.dumps(record))
 
 
 @eval_app.command("checkpoint")
@@ -123,6 +124,7 @@ def eval_checkpoint_command(
     checkpoint: Annotated[Path, typer.Option(help="Latent diffusion folder (RUN/model)")],
     options: "SamplingOptions",
     evaluator: EvaluatorOption = None,
+    data: EvalDataOption = None,
     n: Annotated[int, typer.Option(help="Samples (and held-out images)")] = 1000,
     out: Annotated[Path | None, typer.Option(help="Also write the Markdown table here")] = None,
     inception: InceptionOption = None,
@@ -132,21 +134,24 @@ def eval_checkpoint_command(
     """Sample N images once; FID/KID/precision/recall vs held-out data, adherence and
     throughput; JSON (+ .md)."""
     checked(lambda: check_count("--n", n))
-    from ldmkit.checkpoint import (
-        CheckpointError,
-        load_latent_diffusion,
-        training_data,
-    )
+    from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
     from ldmkit.data.factory import build_dataset
     from ldmkit.evaluation.checkpoint_report import evaluate_checkpoint, markdown_table
     from ldmkit.hardware import select_device
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
-        scorer = _load_evaluator(evaluator, device)
-        real = build_dataset(training_data(checkpoint), "heldout", n)
+        heldout = heldout_config(checkpoint, data)
         features = _load_features(inception, inception_resize, device)
+        labelled = bool(model.num_classes or model.takes_prompts)
+        scorer = None
+        if evaluator is not None or features is None or heldout.kind == "shapes":
+            use = "adherence" if features is not None else "FID"
+            scorer = fitting_evaluator(evaluator, heldout.kind, device, use)
+        real = build_dataset(heldout, "heldout", n)
         result = evaluate_checkpoint(model, scorer, real, n, options, features=features)
+        if scorer is None and labelled:
+            result["adherence"] = "not scored: pass --evaluator DIR (ldmkit train-evaluator)"
     except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as error:
         raise fail(str(error)) from error
     result = {
@@ -169,8 +174,10 @@ def eval_fid_command(
     real: Annotated[
         str,
         typer.Option(
-            help="auto (the checkpoint's training data, held-out split), shapes, fashion-mnist "
-            "or an image folder"
+            "--real",
+            "--data",
+            help="auto (the checkpoint's training data, held-out split), an image folder, "
+            "emoji:DIR, shapes or fashion-mnist (held-out split)",
         ),
     ] = "auto",
     evaluator: EvaluatorOption = None,
@@ -183,14 +190,11 @@ def eval_fid_command(
     """FID, KID and precision/recall of generated images against held-out data, in the
     evaluator's features or (--inception) the standard FID InceptionV3's."""
     checked(lambda: check_count("--n", n))
-    from ldmkit.checkpoint import (
-        CheckpointError,
-        load_latent_diffusion,
-        training_data,
-    )
+    from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
     from ldmkit.data.config import DataConfig
     from ldmkit.data.factory import build_dataset
     from ldmkit.data.image_folder import ImageFolderDataset
+    from ldmkit.data.spec import data_fields
     from ldmkit.evaluation.batched import options_record
     from ldmkit.evaluation.fid import dataset_features, distribution_scores
     from ldmkit.evaluation.generate import embed, generate
@@ -199,11 +203,17 @@ def eval_fid_command(
 
     result: dict[str, object] = {"fake": str(fake), "n": n}
     try:
-        resolution = _load_evaluator(evaluator, device).config.resolution  # for image folders
-        scorer = _load_features(inception, inception_resize, device) or _load_evaluator(
-            evaluator, device
-        )
         is_checkpoint = (fake / "config.json").is_file()
+        if is_checkpoint:
+            data = heldout_config(fake, None if real == "auto" else real)
+        elif real == "auto":
+            raise ValueError("--real auto needs an LDM checkpoint as --fake; name the data")
+        else:
+            data = DataConfig(cache=False, **data_fields(real, "--real"))
+        features = _load_features(inception, inception_resize, device)
+        scorer = features or fitting_evaluator(evaluator, data.kind, device, "FID")
+        # Image folders are read at the evaluator's size; the InceptionV3 resizes to 299 itself.
+        size = scorer.config.resolution if features is None else 256  # type: ignore[union-attr]
         if is_checkpoint:
             model = load_latent_diffusion(fake, select_device(device))
             resolved = model.resolve(options or SamplingOptions())
@@ -212,14 +222,9 @@ def eval_fid_command(
             result.update(options_record(resolved))  # "precision" is precision/recall's
             result.update(images_per_s=n / seconds)
         else:
-            images = ImageFolderDataset(fake, resolution)
+            data = dataclasses.replace(data, resolution=size)
+            images = ImageFolderDataset(fake, size)
             fake_features = dataset_features(scorer, images, n)
-        if real == "auto":
-            if not is_checkpoint:
-                raise ValueError("--real auto needs an LDM checkpoint as --fake; name the data")
-            data = training_data(fake)
-        else:
-            data = _data_config(real, resolution, DataConfig)
         real_features = dataset_features(scorer, build_dataset(data, "heldout", n), n)
     except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as error:
         raise fail(str(error)) from error
@@ -246,7 +251,7 @@ def eval_adherence_command(
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
-        scorer = _load_evaluator(evaluator, device)
+        scorer = fitting_evaluator(evaluator, recorded_kind(checkpoint), device, "adherence")
         result = evaluate_adherence(model, scorer, n, options)
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
@@ -261,6 +266,7 @@ def eval_layout_command(
     evaluator: EvaluatorOption = None,
     n: Annotated[int, typer.Option(help="Held-out layouts")] = 200,
     grid: Annotated[Path | None, typer.Option(help="PNG grid of the first 8, boxes drawn")] = None,
+    data: EvalDataOption = None,
     device: Device = "auto",
 ) -> None:
     """Fraction of the requested objects found at their boxes (IoU >= 0.5, right colour; and
@@ -268,15 +274,16 @@ def eval_layout_command(
     checked(
         lambda: check_count("--n", n), lambda: grid is None or check_output_image("--grid", grid)
     )
-    from ldmkit.checkpoint import CheckpointError, load_latent_diffusion, training_data
+    from ldmkit.checkpoint import CheckpointError, load_latent_diffusion
     from ldmkit.data.factory import build_dataset
     from ldmkit.evaluation.layout import evaluate_layout
     from ldmkit.hardware import select_device
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
-        scorer = _load_evaluator(evaluator, device)
-        heldout = build_dataset(training_data(checkpoint), "heldout", n)
+        heldout_data = heldout_config(checkpoint, data)
+        scorer = fitting_evaluator(evaluator, heldout_data.kind, device, "layouts")
+        heldout = build_dataset(heldout_data, "heldout", n)
         result = evaluate_layout(model, heldout, n, scorer, options, grid=grid)
     except (CheckpointError, ConfigError, ValueError) as error:
         raise fail(str(error)) from error
@@ -295,8 +302,6 @@ def eval_relations_command(
     """Two-object prompts (held-out shapes captions): both objects drawn (colour and kind by
     the evaluator) and their relation right, for the model and for the real images. JSON."""
     checked(lambda: check_count("--n", n))
-    import dataclasses
-
     from ldmkit.checkpoint import CheckpointError, load_latent_diffusion, training_data
     from ldmkit.data.config import DataConfig
     from ldmkit.data.factory import build_dataset
@@ -305,7 +310,7 @@ def eval_relations_command(
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
-        scorer = _load_evaluator(evaluator, device)
+        scorer = fitting_evaluator(evaluator, recorded_kind(checkpoint), device, "relations")
         data = training_data(checkpoint)
         if data.kind != "shapes" or data.single_object or data.max_objects < 2:
             data = DataConfig(resolution=data.resolution)  # multi-object shapes captions

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ldmkit.cli.common import Device, app, checked, eval_app, fail, sampling_options
+from ldmkit.cli.eval_data import EvalDataOption, heldout_config
 from ldmkit.inputs import check_count, check_output_image
 
 if TYPE_CHECKING:
@@ -47,7 +48,8 @@ def _load(
 
 def _read(path: Path) -> "torch.Tensor":
     """An image file as (1, 3, H, W) in [-1, 1]; unreadable files are a clear error."""
-    from ldmkit.data.image_folder import ImageLoadError, image_to_tensor, load_image
+    from ldmkit.data.fit import image_to_tensor
+    from ldmkit.data.image_folder import ImageLoadError, load_image
 
     try:
         return image_to_tensor(load_image(path))[None]
@@ -153,12 +155,13 @@ def eval_spatial_command(
     options: "SamplingOptions",
     n: Annotated[int, typer.Option(help="Held-out images")] = 200,
     grid: Annotated[Path | None, typer.Option(help="PNG grid of the first 8")] = None,
+    data: EvalDataOption = None,
     device: Device = "auto",
 ) -> None:
     """Super-resolution: PSNR/SSIM of the model and of bicubic vs the originals; inpainting:
     PSNR in the hole and on its border vs a mean-colour fill; semantic synthesis: per-pixel
     agreement of the outputs' objects with the maps. JSON."""
-    from ldmkit.checkpoint import CheckpointError, training_data
+    from ldmkit.checkpoint import CheckpointError
     from ldmkit.config import ConfigError
     from ldmkit.data.factory import build_dataset
     from ldmkit.evaluation.restoration import evaluate_inpainting, evaluate_super_resolution
@@ -178,8 +181,8 @@ def eval_spatial_command(
         "semantic": evaluate_semantic_synthesis,
     }[spatial.kind]
     try:
-        heldout = build_dataset(training_data(checkpoint), "heldout", n)
+        heldout = build_dataset(heldout_config(checkpoint, data), "heldout", n)
         result = evaluate(model, heldout, n, options, grid=grid)
-    except (CheckpointError, ConfigError, ValueError) as error:
+    except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as error:
         raise fail(str(error)) from error
     typer.echo(json.dumps({"checkpoint": str(checkpoint), **result}))

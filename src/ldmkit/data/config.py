@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from typing import Literal
 
+from ldmkit.data.fit import FITS, parse_color
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -21,6 +23,13 @@ class DataConfig:
     flip: bool = False
     # Render or decode everything once into memory (fast epochs on a small CPU).
     cache: bool = True
+    # folder / emoji: the fraction of files held out of training (chosen by a hash of each
+    # relative path and the seed: `data/split.py`), used by snapshots and every eval command.
+    heldout_fraction: float = 0.05
+    # folder / emoji: how an image becomes a square (`data/fit.py`): crop | pad | native.
+    fit: Literal["crop", "pad", "native"] = "crop"
+    # folder / emoji: the colour under transparent pixels and around padded images.
+    background: str = "white"
 
     def __post_init__(self) -> None:
         if self.kind in ("folder", "emoji") and not self.path:
@@ -28,3 +37,11 @@ class DataConfig:
         for name in ("size", "resolution", "max_objects"):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.heldout_fraction < 1.0:
+            raise ValueError(
+                f"data.heldout_fraction must be in [0, 1), got {self.heldout_fraction}; "
+                "0.05 holds out one image in twenty"
+            )
+        if self.fit not in FITS:
+            raise ValueError(f"data.fit must be one of {', '.join(FITS)}, got {self.fit!r}")
+        parse_color(self.background)

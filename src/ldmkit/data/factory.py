@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 from ldmkit.data.cached import CachedDataset
 from ldmkit.data.config import DataConfig
 
-Split = Literal["train", "heldout"]
+Split = Literal["train", "heldout"]  # folders also know "all" (`data.split`)
 
 
 def build_dataset(
@@ -28,14 +28,23 @@ def build_dataset(
             seed = config.seed if split == "train" else HELDOUT_SEED + config.seed
             dataset = ShapesDataset(shapes, size=size or config.size, seed=seed)
         case "folder" | "emoji":
+            from ldmkit.data.fit import ImageFit, parse_color
             from ldmkit.data.image_folder import ImageFolderDataset
 
-            dataset = ImageFolderDataset(
-                Path(config.path),
+            fit = ImageFit(
                 config.resolution,
-                crop="random" if config.random_crop and split == "train" else "center",
+                config.fit,
+                random=config.random_crop and split == "train",
                 flip=config.flip and split == "train",
                 seed=config.seed,
+                background=parse_color(config.background),
+            )
+            dataset = ImageFolderDataset(
+                Path(config.path),
+                fit,
+                seed=config.seed,
+                split=split,
+                heldout_fraction=config.heldout_fraction,
             )
         case "fashion-mnist":
             from ldmkit.data.fashion_mnist import DEFAULT_SOURCE, FashionMNISTDataset
@@ -48,7 +57,13 @@ def build_dataset(
         from torch.utils.data import Subset
 
         dataset = Subset(dataset, range(min(size, len(dataset))))  # type: ignore[arg-type]
-    if config.cache and split == "train":
+    if config.kind in ("folder", "emoji"):
+        # Read once: unreadable files are counted and left out (`skipped_files`); the
+        # training split is kept in memory when data.cache says so.
+        keep = config.cache and split == "train"
+        verb = "preparing" if keep else "checking"
+        dataset = CachedDataset(dataset, f"{verb} {split} images", keep_images=keep)
+    elif config.cache and split == "train":
         dataset = CachedDataset(dataset, f"preparing {config.kind} data")
     return dataset
 
@@ -66,3 +81,17 @@ def class_names(kind: str, num_classes: int) -> list[str]:
         if num_classes == len(FASHION_MNIST_CLASSES):
             return list(FASHION_MNIST_CLASSES)
     return [f"class {i}" for i in range(num_classes)]
+
+
+def split_names(config: DataConfig, split: Split) -> list[str]:
+    """The relative paths of a folder's files on side `split` (read from names alone, no
+    decoding); [] for the built-in kinds, whose held-out data is generated or shipped apart."""
+    if config.kind not in ("folder", "emoji"):
+        return []
+    from ldmkit.data.image_folder import index_folder
+    from ldmkit.data.split import split_indices
+
+    root = Path(config.path)
+    records, _ = index_folder(root)
+    names = [record.path.relative_to(root).as_posix() for record in records]
+    return [names[i] for i in split_indices(names, split, config.heldout_fraction, config.seed)]

@@ -3,7 +3,7 @@
 Captions come from ``metadata.jsonl`` at the root (one JSON object per line with ``file_name``,
 relative to the root, and ``text``) or from sidecar ``.txt`` files next to the images. When there
 are no captions and every image sits in a sub-folder, the top-level sub-folder names are the
-class labels. Unreadable images are skipped with a :class:`SkippedImageWarning`, never a crash.
+class labels. An unreadable image raises :class:`ImageLoadError` naming the file.
 """
 
 from __future__ import annotations
@@ -19,11 +19,14 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
+from ldmkit.data.fit import ImageFit
+from ldmkit.data.split import Split, split_indices
+
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 METADATA_FILE = "metadata.jsonl"
 
-_WHITE = (255, 255, 255, 255)
-# Modes that carry transparency and are composited over white.
+WHITE = (255, 255, 255)
+# Modes that carry transparency and are composited over the background.
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 # 16/32-bit integer grayscale; PNG stores 16-bit samples, 65535 / 257 = 255.
 _WIDE_GRAY_MODES = frozenset({"I", "I;16", "I;16L", "I;16B", "I;16N"})
@@ -34,17 +37,18 @@ class ImageLoadError(Exception):
 
 
 class SkippedImageWarning(UserWarning):
-    """Warned once per file that :class:`ImageFolderDataset` skips because it cannot be read."""
+    """Warned once per file that is left out of a dataset because it cannot be read."""
 
 
-def load_image(path: str | Path) -> Image.Image:
-    """Read an image file as 8-bit RGB (alpha over white, 16-bit gray scaled, EXIF-rotated)."""
+def load_image(path: str | Path, background: tuple[int, int, int] = WHITE) -> Image.Image:
+    """Read an image file as 8-bit RGB (transparency composited over `background`, 16-bit gray
+    scaled, EXIF-rotated)."""
     path = Path(path)
     try:
         with Image.open(path) as opened:
             opened.load()  # decode now so truncated files fail here, not later
             image = ImageOps.exif_transpose(opened)
-            return _to_rgb(image, path)
+            return _to_rgb(image, path, background)
     except ImageLoadError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
@@ -54,8 +58,8 @@ def load_image(path: str | Path) -> Image.Image:
         ) from err
 
 
-def _to_rgb(image: Image.Image, path: Path) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB; transparency is composited over white."""
+def _to_rgb(image: Image.Image, path: Path, background: tuple[int, int, int]) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; transparency is composited over `background`."""
     mode = image.mode
     if mode == "P":
         # Palette images may carry transparency in the palette or as a single index.
@@ -65,8 +69,8 @@ def _to_rgb(image: Image.Image, path: Path) -> Image.Image:
     if mode == "RGB":
         return image
     if mode in _ALPHA_MODES:
-        background = Image.new("RGBA", image.size, _WHITE)
-        return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
+        under = Image.new("RGBA", image.size, (*background, 255))
+        return Image.alpha_composite(under, image.convert("RGBA")).convert("RGB")
     if mode in _WIDE_GRAY_MODES:
         values = np.asarray(image).astype(np.float64)  # (H, W)
         gray = np.clip(np.rint(values / 257.0), 0, 255).astype(np.uint8)
@@ -82,31 +86,6 @@ def _to_rgb(image: Image.Image, path: Path) -> Image.Image:
         raise ImageLoadError(
             f"cannot read image {path}: unsupported image mode {mode!r}; convert it to RGB first."
         ) from err
-
-
-def resize_and_crop(
-    image: Image.Image, resolution: int, left: float = 0.5, top: float = 0.5
-) -> Image.Image:
-    """Resize the shorter side to `resolution`, then crop a square; (0.5, 0.5) is the centre."""
-    width, height = image.size
-    scale = resolution / min(width, height)
-    new_size = (max(resolution, round(width * scale)), max(resolution, round(height * scale)))
-    # Lanczos anti-aliases when shrinking; bicubic is the usual choice when enlarging.
-    resample = Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC
-    if new_size != image.size:
-        image = image.resize(new_size, resample=resample)
-    # floor(u * (extra + 1)) maps u ~ U[0, 1) to a uniform integer offset in [0, extra].
-    x_extra, y_extra = new_size[0] - resolution, new_size[1] - resolution
-    x0 = min(int(left * (x_extra + 1)), x_extra)
-    y0 = min(int(top * (y_extra + 1)), y_extra)
-    return image.crop((x0, y0, x0 + resolution, y0 + resolution))
-
-
-def image_to_tensor(image: Image.Image) -> torch.Tensor:
-    """8-bit RGB PIL image -> float32 tensor (3, H, W) in [-1, 1]."""
-    array = np.asarray(image.convert("RGB"), dtype=np.uint8)  # (H, W, 3)
-    tensor = torch.from_numpy(array.copy()).permute(2, 0, 1).to(torch.float32)
-    return tensor / 127.5 - 1.0
 
 
 @dataclass(frozen=True)
@@ -229,79 +208,57 @@ def index_folder(root: Path) -> tuple[list[ImageRecord], tuple[str, ...]]:
 class ImageFolderDataset(Dataset[dict[str, torch.Tensor | str | int]]):
     """Images under `root` as dicts: image (3,R,R) in [-1,1], caption, label, index.
 
-    Random crop and flip draw from ``np.random.default_rng([seed, index])``, so an item is the same
-    in every epoch and on every process. ``skipped`` counts unreadable files seen by *this*
-    process (each DataLoader worker keeps its own count).
+    `split` picks the training files, the held-out files (`data.split`: a fixed fraction chosen
+    by a hash of each relative path) or all of them; `fit` says how each becomes a square.
+    An unreadable file raises :class:`ImageLoadError` naming it; `data.readable` finds such
+    files once, counts them and leaves them out, so no other item takes their place.
     """
 
     def __init__(
         self,
         root: str | Path,
-        resolution: int,
+        resolution: int | ImageFit,
         crop: Literal["center", "random"] = "center",
         flip: bool = False,
         seed: int = 0,
+        split: Split = "all",
+        heldout_fraction: float = 0.05,
     ) -> None:
         root = Path(root)
         if not root.exists():
             raise FileNotFoundError(f"image folder {root} does not exist; check the path.")
         if not root.is_dir():
             raise NotADirectoryError(f"{root} is a file; pass the folder that holds the images.")
-        if not isinstance(resolution, int) or resolution < 1:
-            raise ValueError(f"resolution must be a positive int, got {resolution!r}.")
         if crop not in ("center", "random"):
             raise ValueError(f"crop must be 'center' or 'random', got {crop!r}.")
+        if isinstance(resolution, ImageFit):
+            self.fit = resolution
+        else:
+            self.fit = ImageFit(resolution, random=crop == "random", flip=flip, seed=seed)
         self.root = root
-        self.resolution = resolution
-        self.crop = crop
-        self.flip = flip
-        self.seed = seed
-        self.records, self.class_names = index_folder(root)
-        self._bad: set[int] = set()
-
-    @property
-    def skipped(self) -> int:
-        """Number of distinct unreadable files met so far (in this process)."""
-        return len(self._bad)
+        self.resolution = self.fit.resolution
+        records, self.class_names = index_folder(root)
+        names = [record.path.relative_to(root).as_posix() for record in records]
+        self.split = split
+        self.records = [records[i] for i in split_indices(names, split, heldout_fraction, seed)]
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def name(self, index: int) -> str:
+        """The relative path of item `index`."""
+        return self.records[index].path.relative_to(self.root).as_posix()
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str | int]:
         count = len(self.records)
         if not -count <= index < count:
             raise IndexError(f"index {index} out of range for {count} images")
         index %= count
-        # On a bad file, fall through to the next readable one so an epoch never crashes.
-        for offset in range(count):
-            current = (index + offset) % count
-            if current in self._bad:
-                continue
-            record = self.records[current]
-            try:
-                image = load_image(record.path)
-            except ImageLoadError as err:
-                self._bad.add(current)
-                warnings.warn(f"skipping unreadable image: {err}", SkippedImageWarning, 2)
-                continue
-            return {
-                "image": self._transform(image, current),
-                "caption": record.caption,
-                "label": record.label,
-                "index": current,
-            }
-        raise ValueError(
-            f"none of the {count} images under {self.root} could be read (see the warnings "
-            "above); check the folder holds images this can decode (png, jpg, webp, bmp, tif)"
-        )
-
-    def _transform(self, image: Image.Image, index: int) -> torch.Tensor:
-        """Resize, crop (center or seeded random) and maybe flip; returns (3, R, R) in [-1, 1]."""
-        rng = np.random.default_rng([self.seed, index])
-        left, top, flip_draw = (float(u) for u in rng.random(3))  # always draw all three
-        if self.crop == "center":
-            left = top = 0.5
-        image = resize_and_crop(image, self.resolution, left=left, top=top)
-        if self.flip and flip_draw < 0.5:
-            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        return image_to_tensor(image)
+        record = self.records[index]
+        image = load_image(record.path, self.fit.background)
+        return {
+            "image": self.fit(image, index),
+            "caption": record.caption,
+            "label": record.label,
+            "index": index,
+        }

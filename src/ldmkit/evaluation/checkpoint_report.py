@@ -19,7 +19,7 @@ from ldmkit.samplers import SamplingOptions
 @torch.no_grad()
 def evaluate_checkpoint(
     model: LatentDiffusion,
-    evaluator: ClassEvaluator,
+    evaluator: ClassEvaluator | None,
     real: Dataset[Any],
     n: int,
     options: SamplingOptions = EVALUATION_OPTIONS,
@@ -29,9 +29,11 @@ def evaluate_checkpoint(
     """Generate `n` images (classes cycled for class-conditional models) and score them.
 
     FID/KID/precision/recall use `features` (e.g. the FID InceptionV3), by default the
-    evaluator's own; adherence always uses the evaluator."""
+    evaluator's own; adherence uses the evaluator, and is left out without one."""
     network = features or evaluator
-    if model.num_classes or model.takes_prompts:
+    if network is None:
+        raise ValueError("give an evaluator or a feature network (--evaluator or --inception)")
+    if evaluator is not None and (model.num_classes or model.takes_prompts):
         check_label_spaces(model, evaluator)
     options = model.resolve(options)
     images, labels, seconds = generate(model, n, options, batch_size)
@@ -41,7 +43,7 @@ def evaluate_checkpoint(
         "guidance": options.guidance if model.inputs else None,  # unconditional: none
         **distribution_scores(dataset_features(network, real, n), embed(network, images)),
     }
-    if labels is not None:
+    if labels is not None and evaluator is not None:
         scores = score_adherence(evaluator, images, labels)
         result.update({f"adherence_{k}": v for k, v in scores.items()})
     result["images_per_s"] = n / seconds

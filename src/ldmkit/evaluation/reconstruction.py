@@ -1,6 +1,7 @@
 """Reconstruction quality of an autoencoder on held-out data: PSNR, SSIM, rFID and throughput."""
 
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -8,6 +9,7 @@ from torch.utils.data import Dataset
 
 from ldmkit.autoencoder import Autoencoder
 from ldmkit.data.collate import collate
+from ldmkit.images import image_grid
 from ldmkit.metrics.distribution_distance import fid_from_features
 from ldmkit.metrics.feature_network import FeatureNetwork, feature_device
 from ldmkit.metrics.image_quality import psnr, ssim
@@ -21,11 +23,14 @@ def evaluate_reconstruction(
     n: int,
     batch_size: int = 64,
     features: FeatureNetwork | None = None,
+    grid: Path | None = None,
+    grid_count: int = 8,
 ) -> dict[str, float]:
     """Mean/std PSNR and SSIM over the first `n` items, plus encode/decode images per second.
 
     With a feature network (an evaluator, or the FID InceptionV3), also rFID: the FID between
-    the originals and their reconstructions in its feature space (n >= 2).
+    the originals and their reconstructions in its feature space (n >= 2). With `grid`, a PNG
+    of the first `grid_count` originals (top row) over their reconstructions.
     """
     n = min(n, len(dataset))  # type: ignore[arg-type]
     if n < 1:
@@ -33,6 +38,8 @@ def evaluate_reconstruction(
     device = model.latent_scale.device
     model.eval()
     psnrs, ssims, real_features, rec_features = [], [], [], []
+    originals: list[torch.Tensor] = []
+    outputs: list[torch.Tensor] = []
     encode_s = decode_s = 0.0
     for start in progress(range(0, n, batch_size), "evaluating reconstruction"):
         items = [dataset[i] for i in range(start, min(n, start + batch_size))]
@@ -45,6 +52,10 @@ def evaluate_reconstruction(
         encode_s += t1 - t0
         decode_s += t2 - t1
         psnrs.append(psnr(x_rec, x))
+        shown = grid_count - sum(len(part) for part in originals)
+        if grid is not None and shown > 0:
+            originals.append(x[:shown].float().cpu())
+            outputs.append(x_rec[:shown].float().cpu())
         if features is not None:
             real_features.append(features.embed(x.to(feature_device(features))).cpu())
             rec_features.append(features.embed(x_rec.to(feature_device(features))).cpu())
@@ -52,6 +63,10 @@ def evaluate_reconstruction(
             ssim(x_rec, x) if min(x.shape[-2:]) >= 11 else torch.full((len(x),), float("nan"))
         )
     p, s = torch.cat(psnrs), torch.cat(ssims)
+    if grid is not None:
+        top, bottom = torch.cat(originals), torch.cat(outputs)
+        grid.parent.mkdir(parents=True, exist_ok=True)
+        image_grid(torch.cat([top, bottom]), nrow=len(top)).save(grid)
     extra = {}
     if features is not None and n >= 2:
         extra["rfid"] = fid_from_features(torch.cat(real_features), torch.cat(rec_features))

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 from ldmkit.conditioning import BBoxTokensCondition, check_layout, read_layout
-from ldmkit.data.image_folder import ImageLoadError, image_to_tensor, load_image
+from ldmkit.data.fit import image_to_tensor
+from ldmkit.data.image_folder import ImageLoadError, load_image
 from ldmkit.data.shapes import class_id_of
 from ldmkit.evaluation.restoration import inpaint, upscale
 from ldmkit.generation.request import GenerationRequest

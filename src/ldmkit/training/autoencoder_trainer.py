@@ -20,6 +20,7 @@ from ldmkit.training.checkpoints import (
     write_checkpoint,
 )
 from ldmkit.training.config import AutoencoderTrainConfig
+from ldmkit.training.data_record import record_data
 from ldmkit.training.data_stream import batch_loader
 from ldmkit.training.loop import TrainResult, run_steps
 from ldmkit.training.lr_schedule import lr_multiplier
@@ -95,8 +96,10 @@ def _train_autoencoder(
     save_yaml(config, run_dir / "config.yaml")
 
     train_data = build_dataset(config.data, "train")
+    record_data(run_dir, config.data, train_data, state.step, state.history)
     heldout_data = build_dataset(config.data, "heldout", run.heldout_images)
-    heldout = collate([heldout_data[i] for i in range(run.heldout_images)])["image"].to(device)
+    shown = range(min(run.heldout_images, len(heldout_data)))  # type: ignore[arg-type]
+    heldout = collate([heldout_data[i] for i in shown])["image"].to(device)
     loader = batch_loader(
         train_data, run.batch_size, run.seed, state.step, run.steps, run.num_workers
     )

@@ -1,7 +1,8 @@
 """Named latent-diffusion presets: `tiny`, `tiny-text`, `tiny-layout`, `tiny-sr`,
-`tiny-inpaint`, `tiny-semantic` (tests); for this CPU `shapes-class`, `shapes-class-demo`,
-`fmnist-class`, `shapes-text`, `shapes-layout`, `shapes-sr`, `shapes-sr8`, `shapes-inpaint`
-and `shapes-semantic`."""
+`tiny-inpaint`, `tiny-semantic`, `tiny-uncond` (tests); for this CPU `shapes-class`,
+`shapes-class-demo`, `fmnist-class`, `shapes-text`, `shapes-layout`, `shapes-sr`, `shapes-sr8`,
+`shapes-inpaint`, `shapes-semantic` and `uncond`. With `--data DIR` the class, text and
+unconditional ones train on an image folder."""
 
 import dataclasses
 
@@ -233,4 +234,19 @@ DIFFUSION_PRESETS["shapes-semantic"] = dataclasses.replace(
         unet=unet_preset("small", context_dim=None, in_channels=3 + _SEMANTIC_MAP.classes),
         conditioners=_SEMANTIC,
     ),
+)
+
+# Unconditional: the `shapes-class` UNet and recipe with no condition (no class table).
+DIFFUSION_PRESETS["tiny-uncond"] = dataclasses.replace(
+    DIFFUSION_PRESETS["tiny"],
+    model=DiffusionConfig(unet=unet_preset("tiny", context_dim=None), latent_size=16),
+)
+DIFFUSION_PRESETS["uncond"] = dataclasses.replace(
+    _CLASS,
+    model=DiffusionConfig(
+        unet=unet_preset("small", context_dim=None),
+        loss=DiffusionLossConfig(min_snr_gamma=5.0),
+        latent_size=16,
+    ),
+    data=DataConfig(resolution=64, size=20000),
 )

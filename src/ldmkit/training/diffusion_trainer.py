@@ -28,6 +28,7 @@ from ldmkit.training.checkpoints import (
     write_checkpoint,
 )
 from ldmkit.training.config import DiffusionTrainConfig
+from ldmkit.training.data_record import record_data
 from ldmkit.training.data_stream import batch_loader
 from ldmkit.training.distributed import (
     DistributedContext,
@@ -151,6 +152,8 @@ def _train_diffusion(
     optimizers = {"unet": optimizer}
 
     state = restore(start, config, ("model", "data"), modules, optimizers, device)
+    if context.is_main:
+        record_data(run_dir, config.data, images, state.step, state.history)
 
     reads_images = any(c.reads_images for c in model.conditioners)
     dataset = (
@@ -172,9 +175,12 @@ def _train_diffusion(
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     # Snapshot grids: sample_count samples conditioned as each conditioner's `preview` of the
     # first training items says (at most 8 where it adds rows: a map's inputs and originals).
+    # The conditions come from held-out items: the grid shows what the model makes of data
+    # it has not trained on.
     limits = [c.max_preview for c in model.conditioners if c.max_preview is not None]
-    shown = min(run.sample_count, len(dataset), *limits)
-    first_items = [dataset[i] for i in range(shown)]
+    heldout = build_dataset(config.data, "heldout", min([run.sample_count, *limits]))
+    shown = min(run.sample_count, len(heldout), *limits)  # type: ignore[arg-type]
+    first_items = [heldout[i] for i in range(shown)]
     previews = {
         c.input_name: c.preview(first_items, sample_generators(run.seed, -1, range(shown)), device)
         for c in model.conditioners

@@ -1,0 +1,45 @@
+"""What a run trained on: `RUN/data.json` (the held-out split, the files left out), a row in
+the run's history and one line on stderr."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from ldmkit.checkpoint import write_json
+from ldmkit.config import to_dict
+from ldmkit.data.cached import skipped_files
+from ldmkit.data.config import DataConfig
+from ldmkit.data.factory import split_names
+
+DATA_RECORD = "data.json"
+
+
+def record_data(
+    run_dir: Path, config: DataConfig, train: Dataset[Any], step: int, history: list[dict]
+) -> dict[str, Any]:
+    """Write `run_dir/data.json`, append {"step", "data_images", "data_skipped"} to `history`
+    and say how many images the run reads; returns the record."""
+    skipped = skipped_files(train)
+    images = len(train)  # type: ignore[arg-type]
+    heldout = split_names(config, "heldout")
+    record: dict[str, Any] = {
+        "data": to_dict(config),
+        "train_images": images,
+        "skipped": skipped,
+    }
+    if config.kind in ("folder", "emoji"):
+        record["heldout_images"] = len(heldout)
+        record["heldout_files"] = heldout
+    write_json(run_dir / DATA_RECORD, record)
+    history.append({"step": step, "data_images": images, "data_skipped": len(skipped)})
+    parts = [f"data: {images} training images"]
+    if config.kind in ("folder", "emoji"):
+        parts.append(f"{len(heldout)} held out (data.heldout_fraction={config.heldout_fraction})")
+    if skipped:
+        parts.append(f"{len(skipped)} unreadable file(s) left out")
+    print(", ".join(parts) + f"; see {run_dir / DATA_RECORD}", file=sys.stderr)
+    return record
