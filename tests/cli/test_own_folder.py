@@ -150,3 +150,25 @@ def test_text_and_unconditional_models_train_on_a_captioned_folder(
     record = json.loads((tmp_path / "run" / "data.json").read_text())
     assert record["train_images"] + len(record["heldout_files"]) == 12
     assert (tmp_path / "run" / "samples.png").is_file()
+
+
+def test_a_folder_evaluator_scores_the_folder_class_model(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    evaluator = tmp_path / "evaluator"
+    with pytest.warns(UserWarning, match="skipping unreadable image"):
+        result = runner.invoke(
+            app,
+            ["train-evaluator", "--data", str(trained["data"]), "--out", str(evaluator)]
+            + ["--steps", "3", "--resolution", "32"],
+        )
+    assert result.exit_code == 0, result.output
+    assert 0 <= json.loads(result.output.strip().splitlines()[-1])["heldout_class"] <= 1
+    model = str(trained["ldm"] / "model")
+    result = runner.invoke(
+        app,
+        ["eval", "adherence", "--checkpoint", model, "--evaluator", str(evaluator)]
+        + ["--n", "6", "--steps", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    assert 0 <= json.loads(result.output.strip().splitlines()[-1])["class"] <= 1

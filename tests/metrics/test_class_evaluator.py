@@ -75,8 +75,8 @@ def test_fashion_mnist_evaluator_learns_classes(tmp_path: Path) -> None:
 
 
 def test_evaluator_data_rejects_unlabelled_kinds() -> None:
-    with pytest.raises(ValueError, match="no evaluator label space for data 'emoji'"):
-        evaluator_data("emoji", 64)
+    with pytest.raises(ValueError, match="no evaluator label space for data .emoji:x.: emoji have captions"):
+        evaluator_data("emoji:x", 64)
 
 
 def test_shipped_shapes_evaluator_names_real_heldout_shapes() -> None:

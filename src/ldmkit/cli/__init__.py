@@ -203,7 +203,13 @@ def info_command() -> None:
 def train_evaluator_command(
     out: Annotated[Path, typer.Option(help="Folder for the evaluator checkpoint")],
     steps: Annotated[int, typer.Option(help="Training steps at batch 64")] = 1200,
-    data: Annotated[str, typer.Option(help="shapes (kind x colour) or fashion-mnist")] = "shapes",
+    data: Annotated[
+        str,
+        typer.Option(
+            help="shapes (kind x colour), fashion-mnist, or an image folder with one sub-folder "
+            "per class (its held-out split scores the evaluator)"
+        ),
+    ] = "shapes",
     resolution: Annotated[int, typer.Option(help="Input size; match the LDM's images")] = 64,
     seed: int = 0,
 ) -> None:

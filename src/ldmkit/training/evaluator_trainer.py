@@ -19,20 +19,44 @@ from ldmkit.training.runtime import seed_everything, tune_allocator
 LABEL_SPACES: dict[str, tuple[int, int]] = {"shapes": (5, 6), "fashion-mnist": (10, 1)}
 
 
-def label_space(kind: str) -> tuple[int, int]:
-    """(kinds, colours) of dataset `kind`'s labels; a clear error for unlabelled data."""
-    if kind not in LABEL_SPACES:
+def label_space(data: str) -> tuple[int, int]:
+    """(kinds, colours) of the labels of `data` (shapes, fashion-mnist or an image folder with
+    one sub-folder per class); a clear error for unlabelled data."""
+    if data in LABEL_SPACES:
+        return LABEL_SPACES[data]
+    if data.startswith("emoji:") or data == "emoji":
         raise ValueError(
-            f"no evaluator label space for data {kind!r}; choose one of {', '.join(LABEL_SPACES)}"
+            f"no evaluator label space for data {data!r}: emoji have captions, not classes; "
+            f"use {', '.join(LABEL_SPACES)} or an image folder with one sub-folder per class"
         )
-    return LABEL_SPACES[kind]
+    from ldmkit.data.image_folder import index_folder
+    from ldmkit.data.spec import data_fields
+
+    _, names = index_folder(Path(data_fields(data)["path"]))
+    if not names:
+        raise ValueError(
+            f"{data} has no class sub-folders (or has captions): an evaluator learns classes, "
+            "so give a folder with one sub-folder per class (DIR/cat/*.png, DIR/dog/*.png)"
+        )
+    return len(names), 1
 
 
-def evaluator_data(kind: str, resolution: int, seed: int = 0, size: int = 20000) -> DataConfig:
-    """The labelled training data of an evaluator for dataset `kind`."""
-    label_space(kind)
-    single = kind == "shapes"  # shapes are labelled only with one object per image
-    return DataConfig(kind=kind, resolution=resolution, size=size, single_object=single, seed=seed)
+def evaluator_data(data: str, resolution: int, seed: int = 0, size: int = 20000) -> DataConfig:
+    """The labelled training data of an evaluator for `data` (a built-in kind or a folder)."""
+    label_space(data)
+    if data in LABEL_SPACES:
+        single = data == "shapes"  # shapes are labelled only with one object per image
+        return DataConfig(
+            kind=data,  # type: ignore[arg-type]
+            resolution=resolution,
+            size=size,
+            single_object=single,
+            seed=seed,
+        )
+    from ldmkit.data.spec import data_fields
+
+    # A folder's evaluator holds out the same files as models trained on it with this seed.
+    return DataConfig(resolution=resolution, seed=seed, **data_fields(data))
 
 
 def train_evaluator(
