@@ -47,18 +47,22 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     with pytest.warns(UserWarning, match="skipping unreadable image"):
         result = runner.invoke(
             app,
-            ["train-autoencoder", "--preset", "tiny", "--data", str(data), "--out", str(ae_run)]
-            + AE
-            + ["--set", "data.fit=pad", "--set", "data.heldout_fraction=0.2"],
+            [
+                *("train-autoencoder", "--preset", "tiny", "--data", str(data)),
+                *("--out", str(ae_run), *AE),
+                *("--set", "data.fit=pad", "--set", "data.heldout_fraction=0.2"),
+            ],
         )
     assert result.exit_code == 0, result.output
     ldm_run = base / "ldm"
     with pytest.warns(UserWarning, match="skipping unreadable image"):
         result = runner.invoke(
             app,
-            ["train", "--preset", "tiny", "--data", str(data), "--out", str(ldm_run)]
-            + ["--autoencoder", str(ae_run / "model"), *RUN, "--set", "run.sample_every=2"]
-            + ["--set", "data.heldout_fraction=0.2"],
+            [
+                *("train", "--preset", "tiny", "--data", str(data), "--out", str(ldm_run)),
+                *("--autoencoder", str(ae_run / "model"), *RUN, "--set", "run.sample_every=2"),
+                *("--set", "data.heldout_fraction=0.2"),
+            ],
         )
     assert result.exit_code == 0, result.output
     assert "3 classes from the sub-folders" in result.output
@@ -142,9 +146,11 @@ def test_text_and_unconditional_models_train_on_a_captioned_folder(
     (data / "metadata.jsonl").write_text("\n".join(lines) + "\n")
     result = runner.invoke(
         app,
-        ["train", "--preset", preset, "--data", str(data), "--out", str(tmp_path / "run")]
-        + ["--autoencoder", "pixels", "--set", "model.latent_size=32", *RUN]
-        + ["--set", "run.sample_every=2"],
+        [
+            *("train", "--preset", preset, "--data", str(data), "--out", str(tmp_path / "run")),
+            *("--autoencoder", "pixels", "--set", "model.latent_size=32", *RUN),
+            *("--set", "run.sample_every=2"),
+        ],
     )
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "run" / "data.json").read_text())
@@ -159,16 +165,20 @@ def test_a_folder_evaluator_scores_the_folder_class_model(
     with pytest.warns(UserWarning, match="skipping unreadable image"):
         result = runner.invoke(
             app,
-            ["train-evaluator", "--data", str(trained["data"]), "--out", str(evaluator)]
-            + ["--steps", "3", "--resolution", "32"],
+            [
+                *("train-evaluator", "--data", str(trained["data"]), "--out", str(evaluator)),
+                *("--steps", "3", "--resolution", "32"),
+            ],
         )
     assert result.exit_code == 0, result.output
     assert 0 <= json.loads(result.output.strip().splitlines()[-1])["heldout_class"] <= 1
     model = str(trained["ldm"] / "model")
     result = runner.invoke(
         app,
-        ["eval", "adherence", "--checkpoint", model, "--evaluator", str(evaluator)]
-        + ["--n", "6", "--steps", "2"],
+        [
+            *("eval", "adherence", "--checkpoint", model, "--evaluator", str(evaluator)),
+            *("--n", "6", "--steps", "2"),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert 0 <= json.loads(result.output.strip().splitlines()[-1])["class"] <= 1
