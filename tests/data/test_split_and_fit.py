@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import torch
 from PIL import Image
 
 from ldmkit.data.config import DataConfig
-from ldmkit.data.factory import build_dataset
+from ldmkit.data.cached import skipped_files
+from ldmkit.data.factory import build_dataset, split_names
 from ldmkit.data.fit import ImageFit, native_crop, parse_color, resize_and_pad
 from ldmkit.data.image_folder import ImageFolderDataset, load_image
 from ldmkit.data.split import heldout_mask, split_indices
@@ -78,7 +80,9 @@ def test_pad_keeps_the_whole_image_on_the_background() -> None:
 
 
 def test_native_crop_keeps_scale_and_scales_up_small_images() -> None:
-    photo = Image.fromarray(np.arange(64 * 48 * 3, dtype=np.uint32).reshape(48, 64, 3).astype(np.uint8))
+    photo = Image.fromarray(
+        np.arange(64 * 48 * 3, dtype=np.uint32).reshape(48, 64, 3).astype(np.uint8)
+    )
     crop = native_crop(photo, 16, left=0.0, top=0.0)
     assert np.array_equal(np.asarray(crop), np.asarray(photo)[:16, :16])  # pixels untouched
     assert native_crop(Image.new("RGB", (10, 12)), 16).size == (16, 16)
@@ -114,3 +118,27 @@ def test_bad_data_settings_name_the_setting() -> None:
         DataConfig(heldout_fraction=1.5)
     with pytest.raises(ValueError, match="data.fit"):
         DataConfig(fit="zoom")  # type: ignore[arg-type]
+
+
+def test_crops_per_image_gives_distinct_native_crops_on_both_sides(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(
+            tmp_path / f"{i}.png"
+        )
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    config = DataConfig(
+        kind="folder", path=str(tmp_path), resolution=16, fit="native", crops_per_image=5,
+        heldout_fraction=0.3,
+    )  # fmt: skip
+    for split in ("train", "heldout"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            data = build_dataset(config, split)  # type: ignore[arg-type]
+        files = split_names(config, split)  # type: ignore[arg-type]
+        good = [name for name in files if name != "bad.png"]
+        assert len(data) == 5 * len(good)
+        crops = {data[i]["image"].numpy().tobytes() for i in range(len(data))}
+        assert len(crops) == len(data)  # five different places in each photo
+        bad = 1 if "bad.png" in files else 0
+        assert len(skipped_files(data)) == bad and len(caught) == bad  # once, not five times

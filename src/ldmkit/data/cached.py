@@ -36,8 +36,9 @@ class CachedDataset(Dataset[dict[str, Any]]):
             try:
                 item = source[i]
             except ImageLoadError as error:
-                self.skipped.append(str(error))
-                warnings.warn(f"skipping unreadable image: {error}", SkippedImageWarning, 2)
+                if str(error) not in self.skipped:  # a file's crops fail alike: once each
+                    self.skipped.append(str(error))
+                    warnings.warn(f"skipping unreadable image: {error}", SkippedImageWarning, 2)
                 continue
             self.positions.append(i)
             if keep_images:

@@ -30,11 +30,14 @@ class DataConfig:
     fit: Literal["crop", "pad", "native"] = "crop"
     # folder / emoji: the colour under transparent pixels and around padded images.
     background: str = "white"
+    # folder / emoji: items per file, each a crop at its own seeded position (for fit=native:
+    # many crops at the photos' own scale, on the held-out side too).
+    crops_per_image: int = 1
 
     def __post_init__(self) -> None:
         if self.kind in ("folder", "emoji") and not self.path:
             raise ValueError(f"data.path is required for data.kind={self.kind!r}")
-        for name in ("size", "resolution", "max_objects"):
+        for name in ("size", "resolution", "max_objects", "crops_per_image"):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.heldout_fraction < 1.0:

@@ -34,7 +34,8 @@ def build_dataset(
             fit = ImageFit(
                 config.resolution,
                 config.fit,
-                random=config.random_crop and split == "train",
+                # Several crops of a file need several positions, held-out ones included.
+                random=(config.random_crop and split == "train") or config.crops_per_image > 1,
                 flip=config.flip and split == "train",
                 seed=config.seed,
                 background=parse_color(config.background),
@@ -45,6 +46,7 @@ def build_dataset(
                 seed=config.seed,
                 split=split,
                 heldout_fraction=config.heldout_fraction,
+                crops_per_image=config.crops_per_image,
             )
         case "fashion-mnist":
             from ldmkit.data.fashion_mnist import DEFAULT_SOURCE, FashionMNISTDataset

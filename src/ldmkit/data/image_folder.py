@@ -210,8 +210,10 @@ class ImageFolderDataset(Dataset[dict[str, torch.Tensor | str | int]]):
 
     `split` picks the training files, the held-out files (`data.split`: a fixed fraction chosen
     by a hash of each relative path) or all of them; `fit` says how each becomes a square.
-    An unreadable file raises :class:`ImageLoadError` naming it; `data.readable` finds such
-    files once, counts them and leaves them out, so no other item takes their place.
+    With `crops_per_image` K > 1 each file gives K items (item i is crop i % K of file i // K),
+    each at its own seeded position: many native-resolution crops from a few large photos.
+    An unreadable file raises :class:`ImageLoadError` naming it; `data.cached.CachedDataset`
+    finds such files once, counts them and leaves them out, so no other item takes their place.
     """
 
     def __init__(
@@ -223,6 +225,7 @@ class ImageFolderDataset(Dataset[dict[str, torch.Tensor | str | int]]):
         seed: int = 0,
         split: Split = "all",
         heldout_fraction: float = 0.05,
+        crops_per_image: int = 1,
     ) -> None:
         root = Path(root)
         if not root.exists():
@@ -231,31 +234,40 @@ class ImageFolderDataset(Dataset[dict[str, torch.Tensor | str | int]]):
             raise NotADirectoryError(f"{root} is a file; pass the folder that holds the images.")
         if crop not in ("center", "random"):
             raise ValueError(f"crop must be 'center' or 'random', got {crop!r}.")
+        if crops_per_image < 1:
+            raise ValueError(f"data.crops_per_image must be >= 1, got {crops_per_image}.")
         if isinstance(resolution, ImageFit):
             self.fit = resolution
         else:
             self.fit = ImageFit(resolution, random=crop == "random", flip=flip, seed=seed)
         self.root = root
         self.resolution = self.fit.resolution
+        self.crops_per_image = crops_per_image
         records, self.class_names = index_folder(root)
         names = [record.path.relative_to(root).as_posix() for record in records]
         self.split = split
         self.records = [records[i] for i in split_indices(names, split, heldout_fraction, seed)]
+        self._last: tuple[Path, Image.Image] | None = None  # crops of one file come in a row
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.records) * self.crops_per_image
 
     def name(self, index: int) -> str:
-        """The relative path of item `index`."""
-        return self.records[index].path.relative_to(self.root).as_posix()
+        """The relative path of the file of item `index`."""
+        record = self.records[index // self.crops_per_image]
+        return record.path.relative_to(self.root).as_posix()
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str | int]:
-        count = len(self.records)
+        count = len(self)
         if not -count <= index < count:
             raise IndexError(f"index {index} out of range for {count} images")
         index %= count
-        record = self.records[index]
-        image = load_image(record.path, self.fit.background)
+        record = self.records[index // self.crops_per_image]
+        if self._last is not None and self._last[0] == record.path:
+            image = self._last[1]
+        else:
+            image = load_image(record.path, self.fit.background)
+            self._last = (record.path, image)
         return {
             "image": self.fit(image, index),
             "caption": record.caption,
