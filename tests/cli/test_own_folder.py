@@ -182,3 +182,15 @@ def test_a_folder_evaluator_scores_the_folder_class_model(
     )
     assert result.exit_code == 0, result.output
     assert 0 <= json.loads(result.output.strip().splitlines()[-1])["class"] <= 1
+
+
+def test_eval_reconstruction_reads_the_data_as_set(trained: dict[str, Path]) -> None:
+    model = str(trained["ae"] / "model")
+    base = ["eval", "reconstruction", "--checkpoint", model, "--n", "100"]
+    plain = runner.invoke(app, base)
+    doubled = runner.invoke(app, [*base, "--set", "data.crops_per_image=2"])
+    assert plain.exit_code == 0 and doubled.exit_code == 0, doubled.output
+    n = [json.loads(r.output.strip().splitlines()[-1])["n"] for r in (plain, doubled)]
+    assert n[1] == 2 * n[0]
+    refused = runner.invoke(app, [*base, "--set", "run.steps=3"])
+    assert refused.exit_code == 2 and "only data.* settings apply here" in refused.output

@@ -71,3 +71,20 @@ def fitting_evaluator(path: Path | None, kind: str | None, device: str, use: str
             + (" or --inception WEIGHTS for FID in the standard features" if use == "FID" else "")
         )
     return load_evaluator(path or SHAPES_EVALUATOR, select_device(device))
+
+
+def with_data_overrides(data: DataConfig, overrides: list[str] | None) -> DataConfig:
+    """`data` with `--set data.KEY=VALUE` applied (other keys are refused: ValueError)."""
+    if not overrides:
+        return data
+    from ldmkit.config import apply_overrides, from_dict, to_dict
+    from ldmkit.data.config import DataConfig
+
+    for override in overrides:
+        if not override.startswith("data."):
+            raise ValueError(
+                f"--set {override}: only data.* settings apply here "
+                "(for example --set data.fit=native)"
+            )
+    values = apply_overrides({"data": to_dict(data)}, overrides)
+    return from_dict(DataConfig, values["data"])

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ldmkit.cli.common import Device, checked, eval_app, fail, sampling_options
-from ldmkit.cli.eval_data import EvalDataOption, fitting_evaluator, heldout_config, recorded_kind
+from ldmkit.cli.eval_data import (
+    EvalDataOption,
+    fitting_evaluator,
+    heldout_config,
+    recorded_kind,
+    with_data_overrides,
+)
 from ldmkit.config import ConfigError
 from ldmkit.inputs import check_count, check_output_image
 
@@ -74,6 +80,10 @@ def eval_reconstruction_command(
     grid: Annotated[
         Path | None, typer.Option(help="PNG: the first 8 originals over their reconstructions")
     ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Change how the data is read: --set data.fit=native"),
+    ] = None,
     batch_size: int = 64,
     device: Device = "auto",
 ) -> None:
@@ -95,13 +105,14 @@ def eval_reconstruction_command(
         data_config = heldout_config(checkpoint, data, "autoencoder")
         if resolution is not None:
             data_config = dataclasses.replace(data_config, resolution=resolution)
+        data_config = with_data_overrides(data_config, overrides)
         shapes = SHAPES_EVALUATOR if data_config.kind == "shapes" else None
         features = evaluator or shapes
         scorer = _load_features(inception, inception_resize, device) or (
             load_evaluator(features, select_device(device)) if features else None
         )
         dataset = build_dataset(data_config, "heldout", n)
-    except (CheckpointError, ValueError, FileNotFoundError) as error:
+    except (CheckpointError, ConfigError, ValueError, FileNotFoundError) as error:
         raise fail(str(error)) from error
     result: dict[str, object] = {
         **evaluate_reconstruction(model, dataset, n, batch_size, scorer, grid=grid)

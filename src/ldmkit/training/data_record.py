@@ -36,7 +36,9 @@ def record_data(
         record["heldout_files"] = heldout
     write_json(run_dir / DATA_RECORD, record)
     history.append({"step": step, "data_images": images, "data_skipped": len(skipped)})
-    parts = [f"data: {images} training images"]
+    crops = config.crops_per_image
+    each = f" ({images // crops} files x {crops} crops)" if crops > 1 else ""
+    parts = [f"data: {images} training images{each}"]
     if config.kind in ("folder", "emoji"):
         parts.append(f"{len(heldout)} held out (data.heldout_fraction={config.heldout_fraction})")
     if skipped:
