@@ -15,7 +15,7 @@ from ldmkit.progress import progress
 
 class CachedDataset(Dataset[dict[str, Any]]):
     """The readable items of `source`, read once. With `keep_images` (the default) their images
-    are kept as uint8 (N, C, H, W); without, items are read again from `source` when asked for.
+    are kept as uint8 (N, C, H, W), or a list of (C, H, W) when they differ in shape; without, items are read again from `source` when asked for.
     `skipped` holds one line per unreadable file ("path: why"); each is warned about once and
     none is replaced by another item, so every readable item appears exactly once an epoch."""
 
@@ -29,6 +29,7 @@ class CachedDataset(Dataset[dict[str, Any]]):
         self.keep_images = keep_images
         self.skipped: list[str] = []
         self.positions: list[int] = []  # the source's index of each kept item
+        self.sizes: list[tuple[int, int]] = []  # (height, width) of each kept item's image
         self.items: list[dict[str, Any]] = []
         images: list[torch.Tensor] = []
         n = len(source)  # type: ignore[arg-type]
@@ -41,6 +42,7 @@ class CachedDataset(Dataset[dict[str, Any]]):
                     warnings.warn(f"skipping unreadable image: {error}", SkippedImageWarning, 2)
                 continue
             self.positions.append(i)
+            self.sizes.append(tuple(item["image"].shape[-2:]))  # type: ignore[arg-type]
             if keep_images:
                 image = ((item["image"] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
                 images.append(image)
@@ -50,7 +52,10 @@ class CachedDataset(Dataset[dict[str, Any]]):
                 f"none of the {n} images could be read (see the warnings above); check the "
                 "folder holds images this can decode (png, jpg, webp, bmp, tif)"
             )
-        self.images = torch.stack(images) if keep_images else None
+        # One tensor when every image has one shape; a list when they come in buckets.
+        self.images: torch.Tensor | list[torch.Tensor] | None = None
+        if keep_images:
+            self.images = torch.stack(images) if len(set(self.sizes)) == 1 else images
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -66,3 +71,10 @@ class CachedDataset(Dataset[dict[str, Any]]):
 def skipped_files(dataset: Dataset[Any]) -> list[str]:
     """The unreadable files a dataset built by `build_dataset` left out ("path: why" each)."""
     return list(getattr(dataset, "skipped", []))
+
+
+def item_sizes(dataset: Dataset[Any]) -> list[tuple[int, int]] | None:
+    """(height, width) of each item's image where the dataset knows them without reading (a
+    `CachedDataset`, or a dataset of latents with a `sizes` attribute), else None."""
+    sizes = getattr(dataset, "sizes", None)
+    return list(sizes) if sizes is not None else None

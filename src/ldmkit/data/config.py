@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 from typing import Literal
 
+from ldmkit.data.buckets import bucket_sizes
 from ldmkit.data.fit import FITS, parse_color
 
 
@@ -26,8 +27,11 @@ class DataConfig:
     # folder / emoji: the fraction of files held out of training (chosen by a hash of each
     # relative path and the seed: `data/split.py`), used by snapshots and every eval command.
     heldout_fraction: float = 0.05
-    # folder / emoji: how an image becomes a square (`data/fit.py`): crop | pad | native.
-    fit: Literal["crop", "pad", "native"] = "crop"
+    # folder / emoji: how an image becomes a square (`data/fit.py`): crop | pad | native, or
+    # bucket: the aspect-ratio bucket nearest its shape (`data/buckets.py`), sides multiples of
+    # bucket_step; batches hold one bucket, held-out images stay centre-cropped squares.
+    fit: Literal["crop", "pad", "native", "bucket"] = "crop"
+    bucket_step: int = 16
     # folder / emoji: the colour under transparent pixels and around padded images.
     background: str = "white"
     # folder / emoji: items per file, each a crop at its own seeded position (for fit=native:
@@ -37,7 +41,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         if self.kind in ("folder", "emoji") and not self.path:
             raise ValueError(f"data.path is required for data.kind={self.kind!r}")
-        for name in ("size", "resolution", "max_objects", "crops_per_image"):
+        for name in ("size", "resolution", "max_objects", "crops_per_image", "bucket_step"):
             if getattr(self, name) < 1:
                 raise ValueError(f"data.{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.heldout_fraction < 1.0:
@@ -48,3 +52,5 @@ class DataConfig:
         if self.fit not in FITS:
             raise ValueError(f"data.fit must be one of {', '.join(FITS)}, got {self.fit!r}")
         parse_color(self.background)
+        if self.fit == "bucket":
+            bucket_sizes(self.resolution, self.bucket_step)

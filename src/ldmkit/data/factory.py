@@ -31,9 +31,12 @@ def build_dataset(
             from ldmkit.data.fit import ImageFit, parse_color
             from ldmkit.data.image_folder import ImageFolderDataset
 
+            # Buckets shape training batches; held-out images are scored as squares.
+            fit_kind = "crop" if config.fit == "bucket" and split != "train" else config.fit
             fit = ImageFit(
                 config.resolution,
-                config.fit,
+                fit_kind,
+                bucket_step=config.bucket_step,
                 # Several crops of a file need several positions, held-out ones included.
                 random=(config.random_crop and split == "train") or config.crops_per_image > 1,
                 flip=config.flip and split == "train",

@@ -6,6 +6,8 @@
 - ``native``: cut a square at the image's own scale (no resampling of pixels that are already
   fine); only images smaller than the square are scaled up first. For autoencoders, which
   should see detail at the scale it has.
+- ``bucket``: scale and crop to the aspect-ratio bucket nearest the image's shape
+  (`data.buckets`): about the square's area, sides multiples of `bucket_step`.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import numpy as np
 import torch
 from PIL import Image, ImageColor
 
-Fit = Literal["crop", "pad", "native"]
-FITS: tuple[str, ...] = ("crop", "pad", "native")
+from ldmkit.data.buckets import bucket_sizes, nearest_bucket
+
+Fit = Literal["crop", "pad", "native", "bucket"]
+FITS: tuple[str, ...] = ("crop", "pad", "native", "bucket")
 
 
 def parse_color(value: str, name: str = "data.background") -> tuple[int, int, int]:
@@ -47,14 +51,23 @@ def resize_and_crop(
     image: Image.Image, resolution: int, left: float = 0.5, top: float = 0.5
 ) -> Image.Image:
     """Resize the shorter side to `resolution`, then crop a square; (0.5, 0.5) is the centre."""
-    width, height = image.size
-    scale = resolution / min(width, height)
-    new_size = (max(resolution, round(width * scale)), max(resolution, round(height * scale)))
+    return cover_and_crop(image, resolution, resolution, left, top)
+
+
+def cover_and_crop(
+    image: Image.Image, width: int, height: int, left: float = 0.5, top: float = 0.5
+) -> Image.Image:
+    """Scale the image to cover `width` x `height`, then crop that; (0.5, 0.5) is the centre."""
+    scale = max(width / image.size[0], height / image.size[1])
+    new_size = (
+        max(width, round(image.size[0] * scale)),
+        max(height, round(image.size[1] * scale)),
+    )
     if new_size != image.size:
         image = image.resize(new_size, resample=_resample(scale))
-    x0 = _offset(new_size[0] - resolution, left)
-    y0 = _offset(new_size[1] - resolution, top)
-    return image.crop((x0, y0, x0 + resolution, y0 + resolution))
+    x0 = _offset(new_size[0] - width, left)
+    y0 = _offset(new_size[1] - height, top)
+    return image.crop((x0, y0, x0 + width, y0 + height))
 
 
 def resize_and_pad(
@@ -84,7 +97,7 @@ def native_crop(
 
 @dataclass(frozen=True)
 class ImageFit:
-    """How an image becomes a (3, R, R) tensor. `random` draws the crop position and the flip
+    """How an image becomes a (3, R, R) tensor ((3, H, W) for buckets). `random` draws the crop position and the flip
     from ``np.random.default_rng([seed, index])``, so an item is the same in every epoch and
     on every process."""
 
@@ -94,12 +107,21 @@ class ImageFit:
     flip: bool = False
     seed: int = 0
     background: tuple[int, int, int] = (255, 255, 255)
+    bucket_step: int = 16
 
     def __post_init__(self) -> None:
         if not isinstance(self.resolution, int) or self.resolution < 1:
             raise ValueError(f"resolution must be a positive int, got {self.resolution!r}.")
         if self.fit not in FITS:
             raise ValueError(f"data.fit must be one of {', '.join(FITS)}, got {self.fit!r}.")
+        if self.fit == "bucket":
+            bucket_sizes(self.resolution, self.bucket_step)  # a clear error for a bad step
+
+    def size_for(self, width: int, height: int) -> tuple[int, int]:
+        """The (width, height) an image of this size becomes."""
+        if self.fit != "bucket":
+            return self.resolution, self.resolution
+        return nearest_bucket(width, height, bucket_sizes(self.resolution, self.bucket_step))
 
     def __call__(self, image: Image.Image, index: int) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, index])
@@ -110,6 +132,8 @@ class ImageFit:
             image = resize_and_pad(image, self.resolution, self.background)
         elif self.fit == "native":
             image = native_crop(image, self.resolution, left, top)
+        elif self.fit == "bucket":
+            image = cover_and_crop(image, *self.size_for(*image.size), left, top)
         else:
             image = resize_and_crop(image, self.resolution, left, top)
         if self.flip and flip_draw < 0.5:

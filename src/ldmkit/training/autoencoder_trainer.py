@@ -20,7 +20,7 @@ from ldmkit.training.checkpoints import (
     write_checkpoint,
 )
 from ldmkit.training.config import AutoencoderTrainConfig
-from ldmkit.training.data_record import record_data
+from ldmkit.training.data_record import check_bucket_step, record_data
 from ldmkit.training.data_stream import batch_loader
 from ldmkit.training.loop import TrainResult, run_steps
 from ldmkit.training.lr_schedule import lr_multiplier
@@ -95,6 +95,7 @@ def _train_autoencoder(
     state = restore(start, config, ("model", "loss", "data", "optim"), modules, optimizers, device)
     save_yaml(config, run_dir / "config.yaml")
 
+    check_bucket_step(config.data, model.factor, "this autoencoder")
     train_data = build_dataset(config.data, "train")
     record_data(run_dir, config.data, train_data, state.step, state.history)
     heldout_data = build_dataset(config.data, "heldout", run.heldout_images)

@@ -4,6 +4,7 @@ the run's history and one line on stderr."""
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from torch.utils.data import Dataset
 
 from ldmkit.checkpoint import write_json
 from ldmkit.config import to_dict
-from ldmkit.data.cached import skipped_files
+from ldmkit.data.cached import item_sizes, skipped_files
 from ldmkit.data.config import DataConfig
 from ldmkit.data.factory import split_names
 
@@ -31,6 +32,10 @@ def record_data(
         "train_images": images,
         "skipped": skipped,
     }
+    sizes = item_sizes(train) or []
+    if len(set(sizes)) > 1:  # aspect-ratio buckets: how many images each shape holds
+        counts = Counter(f"{w}x{h}" for h, w in sizes)
+        record["bucket_sizes"] = dict(sorted(counts.items()))
     if config.kind in ("folder", "emoji"):
         record["heldout_images"] = len(heldout)
         record["heldout_files"] = heldout
@@ -45,3 +50,13 @@ def record_data(
         parts.append(f"{len(skipped)} unreadable file(s) left out")
     print(", ".join(parts) + f"; see {run_dir / DATA_RECORD}", file=sys.stderr)
     return record
+
+
+def check_bucket_step(config: DataConfig, multiple: int, what: str) -> None:
+    """Buckets' sides must suit the model: a ValueError naming data.bucket_step otherwise."""
+    if config.fit == "bucket" and config.bucket_step % multiple:
+        raise ValueError(
+            f"data.bucket_step={config.bucket_step}: {what} need image sides that are "
+            f"multiples of {multiple}; set data.bucket_step={multiple} (or a multiple of it "
+            "that divides data.resolution)"
+        )

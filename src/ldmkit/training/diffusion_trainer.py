@@ -28,7 +28,7 @@ from ldmkit.training.checkpoints import (
     write_checkpoint,
 )
 from ldmkit.training.config import DiffusionTrainConfig
-from ldmkit.training.data_record import record_data
+from ldmkit.training.data_record import check_bucket_step, record_data
 from ldmkit.training.data_stream import batch_loader
 from ldmkit.training.distributed import (
     DistributedContext,
@@ -123,6 +123,8 @@ def _train_diffusion(
             f"through this f={first_stage.factor} first stage give {side}x{side} latents; set "
             f"model.latent_size={side}"
         )
+    levels = len(config.model.unet.channel_mult) - 1
+    check_bucket_step(config.data, first_stage.factor * 2**levels, "this first stage and UNet")
     if context.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         start_run(run_dir, resume)

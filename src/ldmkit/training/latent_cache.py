@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ldmkit.autoencoder import Autoencoder
+from ldmkit.data.cached import item_sizes
 from ldmkit.data.collate import collate
 from ldmkit.progress import progress
 
@@ -18,7 +19,7 @@ class LatentDataset(Dataset[dict[str, Any]]):
 
     def __init__(
         self,
-        latents: torch.Tensor,
+        latents: torch.Tensor | list[torch.Tensor],
         labels: torch.Tensor,
         captions: list[str],
         images: Dataset[dict[str, Any]] | None = None,
@@ -26,6 +27,9 @@ class LatentDataset(Dataset[dict[str, Any]]):
     ):
         self.latents, self.labels, self.captions = latents, labels, captions
         self.images, self.layouts = images, layouts
+        # Latents of several shapes (aspect-ratio buckets) come as a list; their sizes let the
+        # batch sampler keep one shape per batch.
+        self.sizes = [tuple(z.shape[-2:]) for z in latents] if isinstance(latents, list) else None
 
     def __len__(self) -> int:
         return len(self.latents)
@@ -57,6 +61,9 @@ def encode_dataset(
     device = autoencoder.latent_scale.device  # a buffer: pixel space has no parameters
     n = len(dataset)  # type: ignore[arg-type]
     latents, labels, captions, layouts = [], [], [], []
+    sizes = item_sizes(dataset)
+    if sizes is not None and len(set(sizes)) > 1:
+        return _encode_buckets(autoencoder, dataset, sizes, batch_size, keep_images)
     for start in progress(range(0, n, batch_size), "encoding latents"):
         batch = collate([dataset[i] for i in range(start, min(n, start + batch_size))])
         latents.append(autoencoder.to_latent(batch["image"].to(device)).cpu())
@@ -66,3 +73,32 @@ def encode_dataset(
     source = dataset if keep_images else None
     kept = layouts if len(layouts) == n else None
     return LatentDataset(torch.cat(latents), torch.cat(labels), captions, source, kept)
+
+
+def _encode_buckets(
+    autoencoder: Autoencoder,
+    dataset: Dataset[dict[str, Any]],
+    sizes: list[tuple[int, int]],
+    batch_size: int,
+    keep_images: bool,
+) -> LatentDataset:
+    """`encode_dataset` for items of several image sizes: encoded a size at a time, kept as a
+    list of latents in the dataset's order."""
+    device = autoencoder.latent_scale.device
+    n = len(sizes)
+    latents: list[torch.Tensor | None] = [None] * n
+    labels = torch.zeros(n, dtype=torch.long)
+    captions = [""] * n
+    chunks = []
+    for size in sorted(set(sizes)):
+        members = [i for i in range(n) if sizes[i] == size]
+        chunks += [members[k : k + batch_size] for k in range(0, len(members), batch_size)]
+    for chunk in progress(chunks, "encoding latents"):
+        batch = collate([dataset[i] for i in chunk])
+        encoded = autoencoder.to_latent(batch["image"].to(device)).cpu()
+        for row, i in enumerate(chunk):
+            latents[i] = encoded[row]
+            labels[i] = batch["label"][row]
+            captions[i] = (batch.get("caption") or [""] * len(chunk))[row] or ""
+    stored = [z for z in latents if z is not None]
+    return LatentDataset(stored, labels, captions, dataset if keep_images else None)
