@@ -251,6 +251,50 @@ def data_prepare_command(
     typer.echo(str(path))
 
 
+@data_app.command("shards")
+def data_shards_command(
+    folder: Annotated[Path, typer.Argument(help="Image folder (captions or class sub-folders)")],
+    out: Annotated[Path, typer.Argument(help="Folder for the tar shards and index.json")],
+    per_shard: Annotated[int, typer.Option(help="Samples per shard")] = 1000,
+    heldout_fraction: Annotated[
+        float, typer.Option(help="Files held out (by a hash of each name), as in training")
+    ] = 0.05,
+    seed: Annotated[int, typer.Option(help="The split's seed (data.seed)")] = 0,
+) -> None:
+    """Write an image folder as WebDataset tar shards (image, caption, label, size) with an
+    index; train on them with --data shards:OUT. Unreadable files are counted, not written."""
+    checked(
+        lambda: check_count("--per-shard", per_shard),
+        lambda: check_writable_folder("--out", out.parent if not out.exists() else out),
+    )
+    if not 0.0 <= heldout_fraction < 1.0:
+        raise typer.BadParameter(
+            f"{heldout_fraction} is not in [0, 1); 0.05 holds out one file in twenty",
+            param_hint="--heldout-fraction",
+        )
+    from ldmkit.data.shards import write_shards
+    from ldmkit.data.spec import data_fields
+
+    try:
+        source = Path(data_fields(str(folder), "FOLDER")["path"])
+        index = write_shards(source, out, heldout_fraction, seed, per_shard)
+    except (ValueError, FileNotFoundError) as error:
+        raise fail(str(error)) from error
+    splits = index["splits"]
+    summary = {name: len(samples) for name, samples in splits.items()}
+    shards = sorted({s["shard"] for samples in splits.values() for s in samples})
+    typer.echo(
+        json.dumps(
+            {
+                "out": str(out),
+                "shards": len(shards),
+                **summary,
+                "skipped": sum(len(lines) for lines in index["skipped"].values()),
+            }
+        )
+    )
+
+
 @app.command("demo")
 def demo_command(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("runs/demo"),

@@ -27,7 +27,7 @@ class CachedDataset(Dataset[dict[str, Any]]):
     ):
         self.source = source
         self.keep_images = keep_images
-        self.skipped: list[str] = []
+        self.skipped: list[str] = list(getattr(source, "skipped", []))  # e.g. when sharded
         self.positions: list[int] = []  # the source's index of each kept item
         self.sizes: list[tuple[int, int]] = []  # (height, width) of each kept item's image
         self.items: list[dict[str, Any]] = []

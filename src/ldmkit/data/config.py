@@ -11,7 +11,8 @@ from ldmkit.data.fit import FITS, parse_color
 class DataConfig:
     """Which dataset, at which resolution; `path` is for folder-backed kinds."""
 
-    kind: Literal["shapes", "folder", "fashion-mnist", "emoji"] = "shapes"
+    # shards: the folder `ldmkit data shards` wrote (tar shards + index.json).
+    kind: Literal["shapes", "folder", "fashion-mnist", "emoji", "shards"] = "shapes"
     resolution: int = 64
     path: str = ""
     # shapes: number of distinct training images (the held-out split uses another seed).
@@ -39,7 +40,7 @@ class DataConfig:
     crops_per_image: int = 1
 
     def __post_init__(self) -> None:
-        if self.kind in ("folder", "emoji") and not self.path:
+        if self.kind in ("folder", "emoji", "shards") and not self.path:
             raise ValueError(f"data.path is required for data.kind={self.kind!r}")
         for name in ("size", "resolution", "max_objects", "crops_per_image", "bucket_step"):
             if getattr(self, name) < 1:

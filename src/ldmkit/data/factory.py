@@ -27,22 +27,16 @@ def build_dataset(
             )
             seed = config.seed if split == "train" else HELDOUT_SEED + config.seed
             dataset = ShapesDataset(shapes, size=size or config.size, seed=seed)
+        case "shards":
+            from ldmkit.data.shards import ShardDataset
+
+            dataset = ShardDataset(
+                Path(config.path), _fit(config, split), split, config.crops_per_image
+            )
         case "folder" | "emoji":
-            from ldmkit.data.fit import ImageFit, parse_color
             from ldmkit.data.image_folder import ImageFolderDataset
 
-            # Buckets shape training batches; held-out images are scored as squares.
-            fit_kind = "crop" if config.fit == "bucket" and split != "train" else config.fit
-            fit = ImageFit(
-                config.resolution,
-                fit_kind,
-                bucket_step=config.bucket_step,
-                # Several crops of a file need several positions, held-out ones included.
-                random=(config.random_crop and split == "train") or config.crops_per_image > 1,
-                flip=config.flip and split == "train",
-                seed=config.seed,
-                background=parse_color(config.background),
-            )
+            fit = _fit(config, split)
             dataset = ImageFolderDataset(
                 Path(config.path),
                 fit,
@@ -62,15 +56,47 @@ def build_dataset(
         from torch.utils.data import Subset
 
         dataset = Subset(dataset, range(min(size, len(dataset))))  # type: ignore[arg-type]
-    if config.kind in ("folder", "emoji"):
+    keep = config.cache and split == "train"
+    if config.kind in ("folder", "emoji") or (config.kind == "shards" and keep):
         # Read once: unreadable files are counted and left out (`skipped_files`); the
-        # training split is kept in memory when data.cache says so.
-        keep = config.cache and split == "train"
+        # training split is kept in memory when data.cache says so. (Shards were checked
+        # when written: read them only to keep them.)
         verb = "preparing" if keep else "checking"
         dataset = CachedDataset(dataset, f"{verb} {split} images", keep_images=keep)
     elif config.cache and split == "train":
         dataset = CachedDataset(dataset, f"preparing {config.kind} data")
     return dataset
+
+
+def _fit(config: DataConfig, split: Split) -> Any:
+    """How the images of a folder or shards become squares (or buckets) for `split`."""
+    from ldmkit.data.fit import ImageFit, parse_color
+
+    # Buckets shape training batches; held-out images are scored as squares.
+    fit_kind = "crop" if config.fit == "bucket" and split != "train" else config.fit
+    return ImageFit(
+        config.resolution,
+        fit_kind,
+        bucket_step=config.bucket_step,
+        # Several crops of a file need several positions, held-out ones included.
+        random=(config.random_crop and split == "train") or config.crops_per_image > 1,
+        flip=config.flip and split == "train",
+        seed=config.seed,
+        background=parse_color(config.background),
+    )
+
+
+def data_class_names(config: DataConfig) -> tuple[str, ...]:
+    """The class names a folder's sub-folders (or its shards) give; () for other data."""
+    if config.kind == "folder":
+        from ldmkit.data.image_folder import index_folder
+
+        return index_folder(Path(config.path))[1]
+    if config.kind == "shards":
+        from ldmkit.data.shards import read_index
+
+        return tuple(read_index(Path(config.path))["class_names"])
+    return ()
 
 
 def class_names(kind: str, num_classes: int) -> list[str]:
@@ -91,6 +117,11 @@ def class_names(kind: str, num_classes: int) -> list[str]:
 def split_names(config: DataConfig, split: Split) -> list[str]:
     """The relative paths of a folder's files on side `split` (read from names alone, no
     decoding); [] for the built-in kinds, whose held-out data is generated or shipped apart."""
+    if config.kind == "shards":
+        from ldmkit.data.shards import read_index
+
+        samples = read_index(Path(config.path))["splits"][split]
+        return [sample["file_name"] for sample in samples]
     if config.kind not in ("folder", "emoji"):
         return []
     from ldmkit.data.image_folder import index_folder

@@ -12,7 +12,7 @@ import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import torch
@@ -40,10 +40,13 @@ class SkippedImageWarning(UserWarning):
     """Warned once per file that is left out of a dataset because it cannot be read."""
 
 
-def load_image(path: str | Path, background: tuple[int, int, int] = WHITE) -> Image.Image:
-    """Read an image file as 8-bit RGB (transparency composited over `background`, 16-bit gray
-    scaled, EXIF-rotated)."""
-    path = Path(path)
+def load_image(
+    path: str | Path | BinaryIO, background: tuple[int, int, int] = WHITE
+) -> Image.Image:
+    """Read an image file (or an open binary stream) as 8-bit RGB (transparency composited over
+    `background`, 16-bit gray scaled, EXIF-rotated)."""
+    if isinstance(path, str | Path):
+        path = Path(path)
     try:
         with Image.open(path) as opened:
             opened.load()  # decode now so truncated files fail here, not later
@@ -58,7 +61,9 @@ def load_image(path: str | Path, background: tuple[int, int, int] = WHITE) -> Im
         ) from err
 
 
-def _to_rgb(image: Image.Image, path: Path, background: tuple[int, int, int]) -> Image.Image:
+def _to_rgb(
+    image: Image.Image, path: Path | BinaryIO, background: tuple[int, int, int]
+) -> Image.Image:
     """Convert any Pillow mode to 8-bit RGB; transparency is composited over `background`."""
     mode = image.mode
     if mode == "P":

@@ -1,7 +1,7 @@
 """`--data SPEC`, the one way every train and eval command names its data.
 
-SPEC is an image folder (`DIR`), `emoji:DIR` (the emoji set `ldmkit data prepare emoji` writes),
-`shapes` or `fashion-mnist`. Only the kind and the path come from SPEC; resolution, fit,
+SPEC is an image folder (`DIR`), `shards:DIR` (what `ldmkit data shards` wrote), `emoji:DIR` (the
+emoji set `ldmkit data prepare emoji` writes), `shapes` or `fashion-mnist`. Only the kind and the path come from SPEC; resolution, fit,
 held-out fraction and seed stay as the preset, the config or the checkpoint's record says, so
 a model is evaluated on the held-out files of the split it was trained with.
 """
@@ -15,19 +15,22 @@ from typing import Any
 from ldmkit.data.config import DataConfig
 
 BUILT_IN = ("shapes", "fashion-mnist")
-SPEC_FORMS = "an image folder, emoji:DIR, shapes or fashion-mnist"
+SPEC_FORMS = "an image folder, shards:DIR, emoji:DIR, shapes or fashion-mnist"
 
 
 def data_fields(spec: str, option: str = "--data") -> dict[str, Any]:
     """{"kind", "path"} for `spec`; a ValueError naming `option` and the value otherwise."""
     if spec in BUILT_IN:
         return {"kind": spec, "path": ""}
-    kind, path = ("emoji", spec[len("emoji:") :]) if spec.startswith("emoji:") else ("folder", spec)
+    kind, path = "folder", spec
+    for prefix in ("emoji", "shards"):
+        if spec.startswith(prefix + ":"):
+            kind, path = prefix, spec[len(prefix) + 1 :]
     folder = Path(path)
     if not path or not folder.exists():
         raise ValueError(
             f"{option} {spec!r}: no such folder; give {SPEC_FORMS}"
-            + ("" if path else " (emoji:DIR needs the folder after the colon)")
+            + ("" if path else f" ({kind}:DIR needs the folder after the colon)")
         )
     if not folder.is_dir():
         raise ValueError(f"{option} {spec!r} is a file; give the folder that holds the images")

@@ -4,7 +4,6 @@ many classes as the folder has class sub-folders."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from ldmkit.conditioning import ClassCondition
 from ldmkit.training.config import DiffusionTrainConfig
@@ -15,11 +14,11 @@ def fit_classes_to_folder(config: DiffusionTrainConfig) -> tuple[DiffusionTrainC
     ("" when nothing changed). A ValueError when a class model meets a folder without classes."""
     data = config.data
     entries = [c for c in config.model.conditioners if isinstance(c, ClassCondition)]
-    if data.kind != "folder" or not entries:
+    if data.kind not in ("folder", "shards") or not entries:
         return config, ""
-    from ldmkit.data.image_folder import index_folder
+    from ldmkit.data.factory import data_class_names
 
-    _, names = index_folder(Path(data.path))
+    names = data_class_names(data)
     if not names:
         raise ValueError(
             f"--data {data.path}: a class-conditional preset needs one sub-folder per class "

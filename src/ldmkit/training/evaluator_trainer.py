@@ -29,10 +29,10 @@ def label_space(data: str) -> tuple[int, int]:
             f"no evaluator label space for data {data!r}: emoji have captions, not classes; "
             f"use {', '.join(LABEL_SPACES)} or an image folder with one sub-folder per class"
         )
-    from ldmkit.data.image_folder import index_folder
+    from ldmkit.data.factory import data_class_names
     from ldmkit.data.spec import data_fields
 
-    _, names = index_folder(Path(data_fields(data)["path"]))
+    names = data_class_names(DataConfig(**data_fields(data)))
     if not names:
         raise ValueError(
             f"{data} has no class sub-folders (or has captions): an evaluator learns classes, "
