@@ -2,6 +2,7 @@
 tested without any downloaded weights) and tiny class-conditional latent diffusion models."""
 
 import json
+import os
 import string
 from collections.abc import Callable
 from pathlib import Path
@@ -61,3 +62,10 @@ def tiny_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def make_ldm() -> Callable[..., LatentDiffusion]:
     """`tiny_ldm`, the factory: call it with num_classes / label_dropout."""
     return tiny_ldm
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _latent_store(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Training tests store latents in a folder of their own, not in ~/.cache (subprocesses
+    inherit it)."""
+    os.environ["LDMKIT_LATENT_STORE"] = str(tmp_path_factory.mktemp("latent_store"))

@@ -131,3 +131,27 @@ def split_names(config: DataConfig, split: Split) -> list[str]:
     records, _ = index_folder(root)
     names = [record.path.relative_to(root).as_posix() for record in records]
     return [names[i] for i in split_indices(names, split, config.heldout_fraction, config.seed)]
+
+
+def data_fingerprint(config: DataConfig) -> str:
+    """A hash that changes when the data a config reads changes: the config itself, plus for a
+    folder every file's path, size and modification time and every caption and label, and for
+    shards their index."""
+    import dataclasses
+    import hashlib
+    import json
+
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "cache"}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    if config.kind in ("folder", "emoji"):
+        from ldmkit.data.image_folder import index_folder
+
+        records, names = index_folder(Path(config.path))
+        digest.update(json.dumps(names).encode())
+        for record in records:
+            stat = record.path.stat()
+            entry = [str(record.path), stat.st_size, stat.st_mtime_ns, record.caption, record.label]
+            digest.update(json.dumps(entry).encode())
+    elif config.kind == "shards":
+        digest.update((Path(config.path) / "index.json").read_bytes())
+    return digest.hexdigest()

@@ -132,6 +132,8 @@ class DiffusionRunConfig(LoopConfig):
     sample_every: int = 500
     ema_decay: float = 0.999
     cache_latents: bool = True  # encode the data once with the frozen first stage
+    # ... and keep those latents on disk for later runs (`training/latent_store.py`).
+    store_latents: bool = True
     sample_count: int = 16
     sample_steps: int = 50
     sample_guidance: float = 3.0

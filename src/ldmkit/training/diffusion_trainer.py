@@ -9,6 +9,7 @@ on CPU), and the result does not depend on the number of processes or accumulati
 import contextlib
 import gc
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from ldmkit.training.distributed import (
     shutdown,
 )
 from ldmkit.training.ema import EMA
-from ldmkit.training.latent_cache import encode_dataset
+from ldmkit.training.latent_store import stored_latents
 from ldmkit.training.loop import TrainResult, run_steps
 from ldmkit.training.lr_schedule import lr_multiplier
 from ldmkit.training.progress_bar import TrainingProgress
@@ -158,11 +159,17 @@ def _train_diffusion(
         record_data(run_dir, config.data, images, state.step, state.history)
 
     reads_images = any(c.reads_images for c in model.conditioners)
-    dataset = (
-        encode_dataset(model.autoencoder, images, keep_images=reads_images)
-        if run.cache_latents
-        else images
-    )
+    dataset: Dataset[dict[str, Any]] = images
+    if run.cache_latents:  # the main process stores them; the others then read the store
+        if context.is_main:
+            dataset, said = stored_latents(
+                model.autoencoder, images, config.data, reads_images, run.store_latents
+            )
+            if said:
+                print(said, file=sys.stderr)
+        barrier(context)
+        if not context.is_main:
+            dataset, _ = stored_latents(model.autoencoder, images, config.data, reads_images, False)
     local_batch = run.batch_size // context.world
     loader = batch_loader(
         dataset,
