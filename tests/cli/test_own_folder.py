@@ -194,3 +194,34 @@ def test_eval_reconstruction_reads_the_data_as_set(trained: dict[str, Path]) -> 
     assert n[1] == 2 * n[0]
     refused = runner.invoke(app, [*base, "--set", "run.steps=3"])
     assert refused.exit_code == 2 and "only data.* settings apply here" in refused.output
+
+
+@pytest.mark.slow
+def test_folder_models_are_scored_in_inception_features(
+    trained: dict[str, Path], tmp_path: Path
+) -> None:
+    import torch
+
+    from ldmkit.metrics.inception import InceptionV3
+
+    weights = tmp_path / "inception.pth"
+    torch.save(InceptionV3().state_dict(), weights)  # random weights: the path, not the value
+    model = str(trained["ldm"] / "model")
+    result = runner.invoke(
+        app,
+        [
+            *("eval", "checkpoint", "--checkpoint", model, "--inception", str(weights)),
+            *("--n", "2", "--steps", "1"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output.strip().splitlines()[-1])
+    assert scores["features"].startswith("inception-v3") and scores["fid"] >= 0
+    assert scores["adherence"].startswith("not scored: pass --evaluator")
+    ae = str(trained["ae"] / "model")
+    result = runner.invoke(
+        app,
+        ["eval", "reconstruction", "--checkpoint", ae, "--inception", str(weights), "--n", "2"],
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output.strip().splitlines()[-1])["rfid"] >= 0  # rFID for folders
