@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # A class-conditional LDM on a folder of class sub-folders, through the README's own-folder
 # commands only (~25 min on 2 CPU cores): Fashion-MNIST written as PNG files in one sub-folder
-# per class (600 per class), a kl-f4 autoencoder, an evaluator and the LDM all from
-# `--data DIR`, each scored on the folder's held-out files.
+# per class (600 per class), a kl-f4 autoencoder, an evaluator and the LDM (800 of its preset's
+# 3000 steps; LDM_STEPS=3000 for all) all from `--data DIR`, each scored on the folder's
+# held-out files.
 #
 #   bash experiments/own_classes.sh [RUN_DIR]      # default runs/own-classes
 #
@@ -40,8 +41,9 @@ $LDMKIT eval reconstruction --checkpoint "$RUN/kl-f4/model" --n 1000 \
 $LDMKIT train-evaluator --data "$DATA" --resolution 32 --steps 1500 --out "$RUN/evaluator" \
     | tee "$RUN/evaluator.json"
 $LDMKIT train --preset fmnist-class --data "$DATA" --autoencoder "$RUN/kl-f4/model" \
-    --out "$RUN/ldm" | tail -1
-$LDMKIT eval adherence --checkpoint "$RUN/ldm/model" --evaluator "$RUN/evaluator" --n 500 \
+    --out "$RUN/ldm" --set "run.steps=${LDM_STEPS:-800}" --set run.sample_every=400 \
+    --set run.checkpoint_every=400 | tail -1
+$LDMKIT eval adherence --checkpoint "$RUN/ldm/model" --evaluator "$RUN/evaluator" --n 300 \
     --guidance 3 --sampler ddim --steps 50 | tee "$RUN/adherence.json"
 $LDMKIT eval fid --fake "$RUN/ldm/model" --evaluator "$RUN/evaluator" --n 300 \
     --guidance 3 --sampler ddim --steps 50 | tee "$RUN/fid.json"

@@ -83,6 +83,7 @@ def test_the_run_records_its_split_and_counts_bad_files(trained: dict[str, Path]
         assert (row["data_images"], row["data_skipped"]) == (train, len(bad))
     config = json.loads((trained["ldm"] / "model" / "config.json").read_text())
     assert config["config"]["conditioners"][0]["num_classes"] == 3
+    assert config["training"]["class_names"] == ["cat", "dog", "owl"]  # names the grid's rows
 
 
 def test_eval_reconstruction_scores_the_heldout_split_and_saves_a_grid(

@@ -78,7 +78,8 @@ def eval_reconstruction_command(
     inception: InceptionOption = None,
     inception_resize: InceptionResizeOption = "pytorch-fid",
     grid: Annotated[
-        Path | None, typer.Option(help="PNG: the first 8 originals over their reconstructions")
+        Path | None,
+        typer.Option(help="PNG: 8 originals spread over the n, over their reconstructions"),
     ] = None,
     overrides: Annotated[
         list[str] | None,

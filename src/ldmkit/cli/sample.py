@@ -202,10 +202,13 @@ def sample_command(
 
 
 def _class_names(checkpoint: Path, classes: int) -> list[str]:
-    from ldmkit.checkpoint import CheckpointError, training_data
+    from ldmkit.checkpoint import CheckpointError, read_config, training_data
     from ldmkit.data.factory import class_names
 
     try:
+        recorded = read_config(checkpoint, "latent-diffusion").get("training", {})
+        if len(recorded.get("class_names", [])) == classes:  # a folder's sub-folders
+            return list(recorded["class_names"])
         kind = training_data(checkpoint).kind
     except CheckpointError:
         kind = ""  # unnamed classes

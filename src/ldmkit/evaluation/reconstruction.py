@@ -30,7 +30,7 @@ def evaluate_reconstruction(
 
     With a feature network (an evaluator, or the FID InceptionV3), also rFID: the FID between
     the originals and their reconstructions in its feature space (n >= 2). With `grid`, a PNG
-    of the first `grid_count` originals (top row) over their reconstructions.
+    of `grid_count` originals spread evenly over the `n` (top row) over their reconstructions.
     """
     n = min(n, len(dataset))  # type: ignore[arg-type]
     if n < 1:
@@ -38,6 +38,7 @@ def evaluate_reconstruction(
     device = model.latent_scale.device
     model.eval()
     psnrs, ssims, real_features, rec_features = [], [], [], []
+    picked = sorted({k * n // grid_count for k in range(min(grid_count, n))})
     originals: list[torch.Tensor] = []
     outputs: list[torch.Tensor] = []
     encode_s = decode_s = 0.0
@@ -52,10 +53,10 @@ def evaluate_reconstruction(
         encode_s += t1 - t0
         decode_s += t2 - t1
         psnrs.append(psnr(x_rec, x))
-        shown = grid_count - sum(len(part) for part in originals)
-        if grid is not None and shown > 0:
-            originals.append(x[:shown].float().cpu())
-            outputs.append(x_rec[:shown].float().cpu())
+        rows = [i - start for i in picked if start <= i < start + len(x)]
+        if grid is not None and rows:
+            originals.append(x[rows].float().cpu())
+            outputs.append(x_rec[rows].float().cpu())
         if features is not None:
             real_features.append(features.embed(x.to(feature_device(features))).cpu())
             rec_features.append(features.embed(x_rec.to(feature_device(features))).cpu())
@@ -74,6 +75,7 @@ def evaluate_reconstruction(
         "n": n,
         "psnr": float(p.mean()),
         "psnr_std": float(p.std()) if n > 1 else 0.0,
+        "psnr_median": float(p.median()),  # flat images' near-infinite PSNRs move the mean
         "ssim": float(s.mean()),
         "ssim_std": float(s.std()) if n > 1 else 0.0,
         "encode_images_per_s": n / encode_s,

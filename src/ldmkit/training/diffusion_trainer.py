@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from ldmkit.checkpoint import load_first_stage, save_latent_diffusion, write_json
 from ldmkit.config import save_yaml, to_dict
-from ldmkit.data.factory import build_dataset
+from ldmkit.data.factory import build_dataset, data_class_names
 from ldmkit.hardware import select_device
 from ldmkit.images import image_grid
 from ldmkit.pipeline import LatentDiffusion
@@ -298,6 +298,9 @@ def _train_diffusion(
                 "rank_checksums": checksums,
             }
         }
+        names = data_class_names(config.data)  # a folder's sub-folders: rows are named by them
+        if names and len(names) == model.num_classes:
+            extra["training"]["class_names"] = list(names)
         context_state = (
             context_ema.averaged_state(model.context_encoder)
             if model.context_encoder is not None and context_ema is not None
