@@ -38,7 +38,8 @@ def evaluate_reconstruction(
     device = model.latent_scale.device
     model.eval()
     psnrs, ssims, real_features, rec_features = [], [], [], []
-    picked = sorted({k * n // grid_count for k in range(min(grid_count, n))})
+    count = min(grid_count, n)
+    picked = [k * n // count for k in range(count)]  # distinct: n / count >= 1
     originals: list[torch.Tensor] = []
     outputs: list[torch.Tensor] = []
     encode_s = decode_s = 0.0
