@@ -1,12 +1,15 @@
 """Build the dataset a `DataConfig` describes."""
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from torch.utils.data import Dataset
 
 from ldmkit.data.cached import CachedDataset
 from ldmkit.data.config import DataConfig
+
+if TYPE_CHECKING:
+    from ldmkit.data.fit import ImageFit
 
 Split = Literal["train", "heldout"]  # folders also know "all" (`data.split`)
 
@@ -68,7 +71,7 @@ def build_dataset(
     return dataset
 
 
-def _fit(config: DataConfig, split: Split) -> Any:
+def _fit(config: DataConfig, split: Split) -> "ImageFit":
     """How the images of a folder or shards become squares (or buckets) for `split`."""
     from ldmkit.data.fit import ImageFit, parse_color
 
