@@ -148,9 +148,6 @@ class ShardDataset(Dataset[dict[str, torch.Tensor | str | int]]):
     def __len__(self) -> int:
         return len(self.samples) * self.crops_per_image
 
-    def name(self, index: int) -> str:
-        return str(self.samples[index // self.crops_per_image]["file_name"])
-
     def _read(self, shard: str, offset: int, size: int) -> bytes:
         if self._pid != os.getpid():  # a forked worker must not share file positions
             self._files, self._pid = {}, os.getpid()

@@ -27,9 +27,15 @@ class LatentDataset(Dataset[dict[str, Any]]):
     ):
         self.latents, self.labels, self.captions = latents, labels, captions
         self.images, self.layouts = images, layouts
-        # Latents of several shapes (aspect-ratio buckets) come as a list; their sizes let the
-        # batch sampler keep one shape per batch.
-        self.sizes = [tuple(z.shape[-2:]) for z in latents] if isinstance(latents, list) else None
+        # Latents of several shapes (aspect-ratio buckets) come as a list, or from the store,
+        # which knows their sizes without reading them; the sizes let the batch sampler keep
+        # one shape per batch. None: one shape for all.
+        sizes = getattr(latents, "sizes", None)
+        if isinstance(latents, list):
+            sizes = [tuple(z.shape[-2:]) for z in latents]
+        self.sizes: list[tuple[int, int]] | None = (
+            sizes if sizes and len(set(sizes)) > 1 else None  # type: ignore[assignment]
+        )
 
     def __len__(self) -> int:
         return len(self.latents)

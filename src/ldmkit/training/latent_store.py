@@ -116,9 +116,7 @@ def _load(folder: Path, images: Dataset[dict[str, Any]] | None) -> LatentDataset
         raise ValueError(f"{folder} is not a stored latent set ({meta.get('format')!r})")
     latents = StoredLatents(folder, meta)
     labels = torch.tensor(meta["labels"], dtype=torch.long)
-    dataset = LatentDataset(latents, labels, meta["captions"], images)  # type: ignore[arg-type]
-    dataset.sizes = latents.sizes if len(set(latents.sizes)) > 1 else None
-    return dataset
+    return LatentDataset(latents, labels, meta["captions"], images)  # type: ignore[arg-type]
 
 
 def stored_latents(
