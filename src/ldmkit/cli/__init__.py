@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from ldmkit.cli.common import Overrides, app, checked, data_app, fail
+from ldmkit.cli.common import DataOption, Overrides, app, checked, data_app, fail, with_data
 from ldmkit.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from ldmkit.inputs import check_count, check_writable_folder
 
@@ -27,30 +27,6 @@ def _config_data(
     return to_dict(presets[name])
 
 
-def _with_data(data: dict[str, Any], spec: str | None) -> dict[str, Any]:
-    """Config data with the kind and path of `--data SPEC` (before any --set)."""
-    if spec is None:
-        return data
-    from ldmkit.data.spec import data_fields
-
-    try:
-        fields = data_fields(spec)
-    except ValueError as error:
-        raise typer.BadParameter(str(error).removeprefix("--data "), param_hint="--data") from None
-    return {**data, "data": {**data.get("data", {}), **fields}}
-
-
-# `--data` of the train commands; `--set data.*` still applies after it.
-DataOption = Annotated[
-    str | None,
-    typer.Option(
-        help="Train on this: an image folder (captions from metadata.jsonl or .txt files, or "
-        "classes from sub-folders), emoji:DIR, shapes or fashion-mnist. Replaces the preset's "
-        "data kind and path; data.heldout_fraction of the files is held out"
-    ),
-]
-
-
 def autoencoder_config(
     preset: str | None, config: Path | None, overrides: list[str], data: str | None = None
 ):
@@ -58,7 +34,7 @@ def autoencoder_config(
     from ldmkit.training.config import AutoencoderTrainConfig
     from ldmkit.training.presets import PRESETS
 
-    values = _with_data(_config_data(preset, config, PRESETS, "kl-f4"), data)
+    values = with_data(_config_data(preset, config, PRESETS, "kl-f4"), data)
     return from_dict(AutoencoderTrainConfig, apply_overrides(values, overrides))
 
 
@@ -103,7 +79,7 @@ def diffusion_config(
     from ldmkit.training.data_fit import fit_classes_to_folder
     from ldmkit.training.diffusion_presets import DIFFUSION_PRESETS
 
-    values = _with_data(_config_data(preset, config, DIFFUSION_PRESETS, "shapes-class"), data)
+    values = with_data(_config_data(preset, config, DIFFUSION_PRESETS, "shapes-class"), data)
     if autoencoder is not None:
         values["autoencoder"] = str(autoencoder)
     resolved, note = fit_classes_to_folder(
@@ -354,6 +330,7 @@ def demo_command(
 # These modules' subcommands register themselves on `app` / `eval_app` when imported.
 from ldmkit.cli import evaluate as _evaluate  # noqa: E402, F401
 from ldmkit.cli import export as _export  # noqa: E402, F401
+from ldmkit.cli import finetune as _finetune  # noqa: E402, F401
 from ldmkit.cli import inspect_image as _inspect_image  # noqa: E402, F401
 from ldmkit.cli import restore as _restore  # noqa: E402, F401
 from ldmkit.cli import sample as _sample  # noqa: E402, F401

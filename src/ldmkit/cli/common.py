@@ -19,6 +19,30 @@ Overrides = Annotated[
 ]
 
 
+def with_data(data: dict[str, Any], spec: str | None) -> dict[str, Any]:
+    """Config data with the kind and path of `--data SPEC` (before any --set)."""
+    if spec is None:
+        return data
+    from ldmkit.data.spec import data_fields
+
+    try:
+        fields = data_fields(spec)
+    except ValueError as error:
+        raise typer.BadParameter(str(error).removeprefix("--data "), param_hint="--data") from None
+    return {**data, "data": {**data.get("data", {}), **fields}}
+
+
+# `--data` of the train commands; `--set data.*` still applies after it.
+DataOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Train on this: an image folder (captions from metadata.jsonl or .txt files, or "
+        "classes from sub-folders), emoji:DIR, shapes or fashion-mnist. Replaces the preset's "
+        "data kind and path; data.heldout_fraction of the files is held out"
+    ),
+]
+
+
 # The sampling options every sampling command shares (same names, defaults given at the use).
 Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale (1 = none)")]
 # The registry's names (`ldmkit.samplers.SAMPLERS`), written out so that loading the CLI does

@@ -101,6 +101,13 @@ def sample_command(
             "options given beside it change it",
         ),
     ] = None,
+    lora: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A LoRA to merge, FILE:SCALE (scale 1 if left out; repeat for several): "
+            "ldmkit's, diffusers' or kohya's .safetensors"
+        ),
+    ] = None,
     ema: Ema = False,
     prediction: Prediction = None,
     config: OriginalConfig = None,
@@ -130,12 +137,16 @@ def sample_command(
         ema = ema if given(context, "ema") else bool(recorded.get("ema", False))
         prediction = prediction if given(context, "prediction") else recorded.get("prediction")
         config = config if given(context, "config") else _path(recorded.get("config"))
+        if not given(context, "lora"):
+            lora = [f"{x['file']}:{x['scale']}" for x in recorded.get("loras", [])]
     if checkpoint is None:
         raise fail("give --checkpoint (or --from IMAGE.png, which records it)")
     from ldmkit.checkpoint import CheckpointError
     from ldmkit.generation import generate
     from ldmkit.hardware import select_device
     from ldmkit.interop.load import load
+    from ldmkit.interop.lora import apply_loras
+    from ldmkit.nn.lora import LoraError
     from ldmkit.precision import resolve_precision
 
     try:
@@ -158,6 +169,10 @@ def sample_command(
         )
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
+    try:
+        applied = apply_loras(model, lora or [])
+    except LoraError as error:
+        raise fail(f"--lora: {error}") from error
     flags = {
         "n": n, "class_": class_, "per_class": per_class, "prompt": prompt, "prompts": prompts,
         "per_prompt": per_prompt, "negative_prompt": negative_prompt, "latent_size": latent_size,
@@ -185,6 +200,7 @@ def sample_command(
         **({"ema": True} if ema else {}),
         **({"prediction": prediction} if prediction else {}),
         **({"config": str(config)} if config else {}),
+        **({"loras": [a.to_dict() for a in applied]} if applied else {}),
     }
     grid = None
     if from_ is not None and "index" in recorded and len(images) > 1:

@@ -2,7 +2,8 @@
 directory; nothing is trained or copied into checkpoints (the config names the directory)."""
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -10,6 +11,8 @@ import torch
 from ldmkit.conditioning.clip_text import ClipTextConfig, ClipTextEncoder
 from ldmkit.conditioning.conditioner import BuildContext, ConditionerConfig
 from ldmkit.conditioning.prompt import PromptConditioner, captions
+
+CLIP_DIR = "clip"  # where a checkpoint keeps a CLIP that has no folder of its own
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +39,14 @@ class ClipCondition(ConditionerConfig):
         """The UNet must cross-attend (its width is checked against CLIP's when built)."""
         if context_dim is None:
             raise ValueError("clip conditioning needs unet.context_dim = the CLIP hidden size")
+
+    def load_files(self, directory: Any) -> ClipTextEncoder | None:
+        """The CLIP a checkpoint carries in `clip/` (one built from a single file, which has
+        no folder of its own to name), else None: read from `encoder.path`."""
+        folder = Path(directory) / CLIP_DIR
+        if not (folder / "config.json").is_file():
+            return None
+        return ClipTextEncoder(replace(self.encoder, path=str(folder)))
 
     def prepare_training(
         self, run_dir: Any, data: Sequence[Mapping[str, Any]], data_name: str, fresh: bool
@@ -64,6 +75,14 @@ class ClipConditioner(PromptConditioner):
     def resource(self) -> ClipTextEncoder:
         """The loaded CLIP."""
         return self.clip
+
+    def save_files(self, directory: Any) -> None:
+        """Nothing for a CLIP read from a folder (the config names it); one built from a single
+        file (its `path` names that file) goes to `clip/`, so the checkpoint loads alone."""
+        if Path(self.clip.config.path).is_dir():
+            return
+        self.clip.model.save_pretrained(Path(directory) / CLIP_DIR)
+        self.clip.tokenizer.save_pretrained(Path(directory) / CLIP_DIR)
 
     @property
     def width(self) -> int:

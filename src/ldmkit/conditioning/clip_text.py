@@ -153,11 +153,16 @@ class ClipTextEncoder(nn.Module):
                 )
         return found
 
-    # no_grad, not inference_mode: the context feeds the UNet's cross-attention during training,
-    # and autograd refuses to save inference tensors for the backward pass.
-    @torch.no_grad()
     def forward(self, prompts: Sequence[str]) -> torch.Tensor:
-        """Token states (len(prompts), max_length, width) on the model's device and dtype."""
+        """Token states (len(prompts), max_length, width) on the model's device and dtype.
+        Without gradients unless LoRA adapters on the encoder train (`training/lora.py`); no_grad,
+        not inference_mode: the context feeds the UNet's cross-attention during training, and
+        autograd refuses to save inference tensors for the backward pass."""
+        adapted = any(p.requires_grad for p in self._clip.parameters())
+        with torch.set_grad_enabled(torch.is_grad_enabled() and adapted):
+            return self._forward(prompts)
+
+    def _forward(self, prompts: Sequence[str]) -> torch.Tensor:
         if isinstance(prompts, str):
             raise TypeError("pass a list of strings, not one string")
         prompts = list(prompts)

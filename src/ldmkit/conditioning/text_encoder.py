@@ -54,4 +54,13 @@ class TextEncoder(nn.Module):
         if ids.shape[1] > self.config.max_length:
             raise ValueError(f"{ids.shape[1]} tokens exceed max_length {self.config.max_length}")
         x = self.token_embedding(ids) + self.position_embedding[: ids.shape[1]]
-        return self.final_norm(self.layers(x))
+        if not any(hasattr(m, "lora_A") for m in self.layers.modules()):
+            return self.final_norm(self.layers(x))
+        # LoRA adapters on the feed-forward layers (`training/lora.py`): torch's fused
+        # inference path reads the layers' weights directly and would skip them.
+        fast = torch.backends.mha.get_fastpath_enabled()
+        torch.backends.mha.set_fastpath_enabled(False)
+        try:
+            return self.final_norm(self.layers(x))
+        finally:
+            torch.backends.mha.set_fastpath_enabled(fast)

@@ -24,11 +24,21 @@ def model_name(checkpoint: Path) -> str:
 
 
 def webui_parameters(
-    request: GenerationRequest, index: int, size: tuple[int, int], name: str, short_hash: str
+    request: GenerationRequest,
+    index: int,
+    size: tuple[int, int],
+    name: str,
+    short_hash: str,
+    loras: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The web UIs' text for image `index` of the request's batch ((width, height) pixels)."""
+    """The web UIs' text for image `index` of the request's batch ((width, height) pixels);
+    merged `loras` ({"name", "hash", "scale"}) as the web UIs write them: `<lora:NAME:SCALE>`
+    after the prompt, and their hashes."""
     options = request.options
     prompt = request.prompts[index % len(request.prompts)] if request.prompts else ""
+    tags = "".join(f" <lora:{lora['name']}:{lora['scale']:g}>" for lora in loras or [])
+    prompt = (prompt + tags).strip()
+    hashes = ", ".join(f"{lora['name']}: {lora['hash']}" for lora in loras or [])
     settings = {
         "Steps": options.steps,
         "Sampler": webui_name(options.sampler, options.karras),
@@ -37,6 +47,7 @@ def webui_parameters(
         "Size": f"{size[0]}x{size[1]}",
         "Model hash": short_hash,
         "Model": name,
+        "Lora hashes": hashes or None,
         "Denoising strength": request.strength if request.init_image else None,
         "Version": f"ldmkit {__version__}",
     }
@@ -62,7 +73,8 @@ def save_image(
         **request.to_dict(),
         **({"index": index} if index is not None else {}),
     }
-    text = webui_parameters(request, index or 0, image.size, model["name"], model["hash"])
+    loras = (extras or {}).get("loras")
+    text = webui_parameters(request, index or 0, image.size, model["name"], model["hash"], loras)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:

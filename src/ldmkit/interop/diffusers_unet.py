@@ -264,6 +264,50 @@ def unet_key_from_diffusers(key: str, config: UNetConfig) -> str:
     raise ValueError(f"unexpected diffusers UNet key {key!r}")
 
 
+def unet_key_to_diffusers(key: str, config: UNetConfig) -> str:
+    """The diffusers UNet2DConditionModel name of ldmkit's parameter (or layer) `key`: the
+    inverse of `unet_key_from_diffusers` for UNets with transformer attention."""
+    for new, old in _TOP_LEVEL.items():
+        if key.startswith(old):
+            return new + key[len(old) :]
+    per_level = config.num_res_blocks + 1
+    levels = len(config.channel_mult)
+    if match := re.match(r"^input_blocks\.(\d+)\.(\d+)\.(.+)$", key):
+        n, slot, tail = int(match[1]), int(match[2]), match[3]
+        if n % per_level == 0:  # a downsampler closes each level
+            return (
+                f"down_blocks.{n // per_level - 1}.downsamplers.0.{tail.replace('op.', 'conv.', 1)}"
+            )
+        i, j = divmod(n - 1, per_level)
+        return _diffusers_entry(f"down_blocks.{i}", slot, j, tail)
+    if match := re.match(r"^output_blocks\.(\d+)\.(\d+)\.(.+)$", key):
+        n, slot, tail = int(match[1]), int(match[2]), match[3]
+        i, j = divmod(n, per_level)
+        attends = 2 ** (levels - 1 - i) in config.attention_resolutions
+        if slot == 2 or (slot == 1 and not attends):
+            return f"up_blocks.{i}.upsamplers.0.{tail}"
+        return _diffusers_entry(f"up_blocks.{i}", slot, j, tail)
+    if match := re.match(r"^middle_block\.(\d)\.(.+)$", key):
+        slot, tail = int(match[1]), match[2]
+        if slot == 1:
+            return f"mid_block.attentions.0.{tail}"
+        return f"mid_block.resnets.{slot // 2}.{_resnet_tail_to_diffusers(tail)}"
+    raise ValueError(f"unexpected ldmkit UNet key {key!r}")
+
+
+def _diffusers_entry(block: str, slot: int, j: int, tail: str) -> str:
+    if slot == 0:
+        return f"{block}.resnets.{j}.{_resnet_tail_to_diffusers(tail)}"
+    return f"{block}.attentions.{j}.{tail}"
+
+
+def _resnet_tail_to_diffusers(tail: str) -> str:
+    for new, old in _RESNET.items():
+        if tail == old or tail.startswith(old + "."):
+            return new + tail[len(old) :]
+    raise ValueError(f"unexpected ResBlock parameter {tail!r}")
+
+
 def _in_entry(prefix: str, part: str, tail: str) -> str:
     # Inside one input/output entry: 0 = ResBlock, 1 = transformer (diffusers `attentions`).
     if part == "resnets":

@@ -154,6 +154,14 @@ class LatentDiffusion(nn.Module):
         return getattr(self.conditioner("prompts"), "clip", None)
 
     @property
+    def text_encoder(self) -> nn.Module | None:
+        """The network that turns prompts into context (the frozen CLIP's transformer, or the
+        trained text encoder); None for models without prompts."""
+        if self.clip is not None:
+            return self.clip.model
+        return self.context_encoder if self.takes_prompts else None
+
+    @property
     def context_encoder(self) -> nn.Module | None:
         """The network trained with the UNet besides it (a text or layout tau_theta), if any."""
         for conditioner in self.conditioners:

@@ -10,6 +10,7 @@ from ldmkit.pipeline import DiffusionConfig
 from ldmkit.precision import Precision
 from ldmkit.samplers import SAMPLERS
 from ldmkit.training.loop import Cadence
+from ldmkit.training.lora_settings import LoraSettings
 
 
 @dataclass(frozen=True)
@@ -166,10 +167,13 @@ class DiffusionTrainConfig:
     """Everything that defines a latent-diffusion training run."""
 
     autoencoder: str = ""  # folder of a trained autoencoder (RUN/model)
+    # The model a fine-tuning run starts from (any model `ldmkit` loads); "" trains from scratch.
+    init: str = ""
     model: DiffusionConfig = field(default_factory=DiffusionConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-4, betas=(0.9, 0.999)))
     run: DiffusionRunConfig = field(default_factory=DiffusionRunConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)  # fine-tuning: adapters or all
 
     @classmethod
     def upgrade_config(cls, data: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import contextlib
 import gc
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,10 @@ from ldmkit.training.distributed import (
     shutdown,
 )
 from ldmkit.training.ema import EMA
+from ldmkit.training.fine_tune import check_fine_tune_data
 from ldmkit.training.latent_store import stored_latents
 from ldmkit.training.loop import TrainResult, run_steps
+from ldmkit.training.lora import LORA_FILE, Adapters, save_lora
 from ldmkit.training.lr_schedule import lr_multiplier
 from ldmkit.training.progress_bar import TrainingProgress
 from ldmkit.training.run_folder import restore, resume_point, run_lock, start_run
@@ -88,17 +91,27 @@ def prepare_conditioners(
 
 
 def train_diffusion(
-    config: DiffusionTrainConfig, run_dir: Path, resume: bool = True, show_progress: bool = True
+    config: DiffusionTrainConfig,
+    run_dir: Path,
+    resume: bool = True,
+    show_progress: bool = True,
+    initial: LatentDiffusion | None = None,
 ) -> TrainResult:
     """Train per `config` into `run_dir`; the final model (EMA weights) goes to run_dir/model.
     `resume` continues from the newest intact checkpoint there (`training.run_folder`); the
-    main process holds the folder's lock throughout."""
+    main process holds the folder's lock throughout. `initial` fine-tunes a loaded model
+    (`config.model` must be its config): all of it, or LoRA adapters with `config.lora.rank`,
+    which go to run_dir/lora.safetensors instead of a model."""
     with run_lock(Path(run_dir), enabled=is_main_process()):
-        return _train_diffusion(config, Path(run_dir), resume, show_progress)
+        return _train_diffusion(config, Path(run_dir), resume, show_progress, initial)
 
 
 def _train_diffusion(
-    config: DiffusionTrainConfig, run_dir: Path, resume: bool, show_progress: bool
+    config: DiffusionTrainConfig,
+    run_dir: Path,
+    resume: bool,
+    show_progress: bool,
+    initial: LatentDiffusion | None,
 ) -> TrainResult:
     run, run_dir = config.run, Path(run_dir)
     set_threads(run.threads)
@@ -111,14 +124,19 @@ def _train_diffusion(
             f"run.batch_size {run.batch_size} must be divisible by world size {context.world} "
             f"x run.grad_accumulation {run.grad_accumulation}"
         )
-    if not config.autoencoder:
+    if initial is not None:
+        first_stage = initial.autoencoder
+    elif not config.autoencoder:
         raise ValueError(
             "set autoencoder= to the folder of a trained autoencoder (RUN/model), or to "
             "'pixels' for pixel-space diffusion"
         )
-    first_stage = load_first_stage(config.autoencoder, config.model.unet.in_channels)
+    else:
+        first_stage = load_first_stage(config.autoencoder, config.model.unet.in_channels)
+    if config.lora.rank and initial is None:
+        raise ValueError("lora.rank adapts a trained model: fine-tune one (`ldmkit finetune`)")
     side = config.data.resolution // first_stage.factor
-    if config.model.latent_size != side:
+    if config.model.latent_size != side and initial is None:  # fine-tuning: any size
         raise ValueError(
             f"model.latent_size={config.model.latent_size}, but {config.data.resolution}px images "
             f"through this f={first_stage.factor} first stage give {side}x{side} latents; set "
@@ -133,14 +151,25 @@ def _train_diffusion(
     barrier(context)
     start = resume_point(run_dir, resume, report=context.is_main)
     images = build_dataset(config.data, "train")
-    loaded = prepare_conditioners(config, run_dir, images, context, start.checkpoint is not None)
     seed_everything(run.seed)  # identical initial weights on every rank
-    model = LatentDiffusion(config.model, first_stage, loaded).to(device)
-    ema = EMA(model.unet, run.ema_decay).to(device)
-    encoder = model.context_encoder  # tau_theta of text or layout models, trained with the UNet
+    if initial is None:
+        resumed = start.checkpoint is not None
+        loaded = prepare_conditioners(config, run_dir, images, context, resumed)
+        model = LatentDiffusion(config.model, first_stage, loaded)
+    else:
+        model = initial  # its conditioners keep their files (a tokenizer, CLIP)
+        if context.is_main:
+            for note in check_fine_tune_data(model, images, config.data):
+                print(note, file=sys.stderr)
+    adapters = Adapters(model, config.lora) if config.lora.rank else None
+    model.to(device)
+    ema = EMA(adapters if adapters is not None else model.unet, run.ema_decay).to(device)
+    # tau_theta of text or layout models, trained with the UNet (LoRA: adapted, in `adapters`)
+    encoder = model.context_encoder if adapters is None else None
     context_ema = EMA(encoder, run.ema_decay).to(device) if encoder is not None else None
+    trained = list(adapters.parameters()) if adapters else model.trainable_parameters()
     optimizer = torch.optim.AdamW(
-        model.trainable_parameters(),
+        trained,
         lr=config.optim.lr,
         betas=config.optim.betas,
         weight_decay=config.optim.weight_decay,
@@ -150,11 +179,13 @@ def _train_diffusion(
         ids = [device.index] if device.type == "cuda" else None
         denoiser = DistributedDataParallel(model.unet, device_ids=ids)
     modules: dict[str, torch.nn.Module] = {"unet": model.unet, "ema": ema}
-    if model.context_encoder is not None and context_ema is not None:
-        modules.update(context_encoder=model.context_encoder, context_ema=context_ema)
+    if adapters is not None:  # the base stays as loaded: checkpoints hold the adapters alone
+        modules = {"adapters": adapters, "ema": ema}
+    if encoder is not None and context_ema is not None:
+        modules.update(context_encoder=encoder, context_ema=context_ema)
     optimizers = {"unet": optimizer}
 
-    state = restore(start, config, ("model", "data"), modules, optimizers, device)
+    state = restore(start, config, ("model", "data", "lora"), modules, optimizers, device)
     if context.is_main:
         record_data(run_dir, config.data, images, state.step, state.history)
 
@@ -208,17 +239,31 @@ def _train_diffusion(
         write_checkpoint(run_dir, at_step, write, run.keep_checkpoints)
         write_json(run_dir / "history.json", state.history)
 
-    def snapshot(at_step: int) -> None:
-        if not context.is_main:
+    @contextlib.contextmanager
+    def averaged_model() -> Iterator[LatentDiffusion]:
+        """The model with the EMA weights, to sample from; training's weights untouched."""
+        if adapters is not None:  # the averaged adapters swapped in, then back
+            with adapters.averaged(ema):
+                model.eval()
+                try:
+                    yield model
+                finally:
+                    model.train()
             return
         sampler_model = LatentDiffusion(config.model, model.autoencoder, model.loaded)
         sampler_model.to(device)
         sampler_model.unet.load_state_dict(ema.averaged_state(model.unet))
         if sampler_model.context_encoder is not None and encoder is not None and context_ema:
             sampler_model.context_encoder.load_state_dict(context_ema.averaged_state(encoder))
+        yield sampler_model
+
+    def snapshot(at_step: int) -> None:
+        if not context.is_main:
+            return
         options = SamplingOptions(run.sample_sampler, run.sample_steps, guidance)
         inputs = {name: preview.values for name, preview in previews.items()}
-        samples = sampler_model.sample(shown, inputs=inputs, options=options)
+        with averaged_model() as sampler_model:
+            samples = sampler_model.sample(shown, inputs=inputs, options=options)
         for conditioner in sampler_model.conditioners:
             samples = conditioner.annotate(samples, inputs[conditioner.input_name])
         above = [p.above for p in previews.values() if p.above is not None]
@@ -257,19 +302,21 @@ def _train_diffusion(
                 loss, _ = model.loss(part, generators, latents=latents, denoiser=denoiser)
                 scaler.scale(loss / run.grad_accumulation).backward()
             total += loss.item() / run.grad_accumulation
-        if model.context_encoder is not None:
-            average_gradients(model.context_encoder, context)
+        if encoder is not None:
+            average_gradients(encoder, context)
+        if adapters is not None and config.lora.text_encoder:  # outside the DDP wrapper
+            average_gradients(adapters, context)
         if not all_ranks_finite(total, device, context):
             optimizer.zero_grad(set_to_none=True)
             return None
         if config.optim.grad_clip > 0:
             scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.trainable_parameters(), config.optim.grad_clip)
+            torch.nn.utils.clip_grad_norm_(trained, config.optim.grad_clip)
         scaler.step(optimizer)
         scaler.update()
-        ema.update(model.unet)
-        if context_ema is not None and model.context_encoder is not None:
-            context_ema.update(model.context_encoder)
+        ema.update(adapters if adapters is not None else model.unet)
+        if context_ema is not None and encoder is not None:
+            context_ema.update(encoder)
         return {"loss": total, "lr": lr}
 
     model.train()
@@ -301,13 +348,21 @@ def _train_diffusion(
         names = data_class_names(config.data)  # a folder's sub-folders: rows are named by them
         if names and len(names) == model.num_classes:
             extra["training"]["class_names"] = list(names)
-        context_state = (
-            context_ema.averaged_state(model.context_encoder)
-            if model.context_encoder is not None and context_ema is not None
-            else None
-        )
-        unet_state = ema.averaged_state(model.unet)
-        save_latent_diffusion(model, model_dir, unet_state, extra, context_state)
+        if config.init:
+            extra["training"]["fine_tuned_from"] = config.init
+        if adapters is not None:
+            alpha = config.lora.alpha or config.lora.rank
+            about = {**extra["training"], "rank": config.lora.rank, "alpha": alpha}
+            pairs = adapters.pairs(ema.averaged_state(adapters))
+            model_dir = save_lora(pairs, run_dir / LORA_FILE, about)
+        else:
+            context_state = (
+                context_ema.averaged_state(encoder)
+                if encoder is not None and context_ema is not None
+                else None
+            )
+            unet_state = ema.averaged_state(model.unet)
+            save_latent_diffusion(model, model_dir, unet_state, extra, context_state)
     # The DDP wrapper (its reducer holds the process group) goes while every rank still holds
     # the group: freed only after `shutdown`, on return, it could wait for a peer that had
     # already exited (a rare hang of the two-rank tests).
