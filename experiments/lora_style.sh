@@ -5,6 +5,7 @@
 # "a red circle" come out as the negative of a red circle, and keep what is drawn.
 #
 #   bash experiments/lora_style.sh [RUN_DIR]       # default runs/lora-style
+#   LR=1e-4 TARGETS=all bash experiments/lora_style.sh runs/x   # another rate; LoCon targets
 #
 # Scored by experiments/lora_style.py with the shipped shapes evaluator, at LoRA scales 0, 0.5
 # and 1: adherence of the samples as drawn and of their negatives (the content in the new
@@ -40,6 +41,7 @@ for i in range(len(items)):
 print(f"{len(lines)} negatives with their captions in {out}")
 PY
 $LDMKIT finetune "$BASE" --data "$DATA" --lora-rank 8 --out "$RUN/lora" \
-    --set "run.steps=${STEPS:-1000}" --set "optim.lr=${LR:-1e-4}" | tail -1
+    --set "run.steps=${STEPS:-1000}" ${LR:+--set optim.lr=$LR} \
+    --set "lora.targets=${TARGETS:-attention}" | tail -1
 $PYTHON experiments/lora_style.py "$BASE" "$RUN/lora/lora_kohya.safetensors" --n 300 \
     --grid "$RUN/scales.png" | tee "$RUN/score.json"

@@ -44,11 +44,11 @@ def sd_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def pairs(sd_file: Path) -> dict[str, LoraPair]:
-    """Random rank-4 adapters (alpha 2: a scale of 1/2) on the UNet's and CLIP's attention."""
+def random_pairs(sd_file: Path, targets: str) -> dict[str, LoraPair]:
+    """Random rank-4 adapters (alpha 2: a scale of 1/2) on the UNet's `targets` and CLIP."""
     model = ldmkit.load(sd_file)
-    adapters = Adapters(model, LoraSettings(rank=4, alpha=2.0, text_encoder=True))
+    settings = LoraSettings(rank=4, alpha=2.0, text_encoder=True, targets=targets)  # type: ignore[arg-type]
+    adapters = Adapters(model, settings)
     torch.manual_seed(0)
     with torch.no_grad():
         for p in adapters.parameters():
@@ -56,11 +56,20 @@ def pairs(sd_file: Path) -> dict[str, LoraPair]:
     return adapters.pairs()
 
 
+@pytest.fixture(scope="module")
+def pairs(sd_file: Path) -> dict[str, LoraPair]:
+    """Adapters on the attention projections (the default targets)."""
+    return random_pairs(sd_file, "attention")
+
+
 @pytest.mark.parametrize("fmt", ["diffusers", "kohya"])
+@pytest.mark.parametrize("targets", ["attention", "all"])
 @torch.no_grad()
 def test_diffusers_runs_the_lora_as_ldmkit_merges_it(
-    sd_file: Path, pairs: dict, fmt: str, tmp_path: Path
+    sd_file: Path, targets: str, fmt: str, tmp_path: Path
 ) -> None:
+    # "all": the ResBlocks' and resamplers' 3x3 convolutions too (conv LoRA, LoCon).
+    pairs = random_pairs(sd_file, targets)
     base = ldmkit.load(sd_file)
     pipe_dir = export_diffusers(base, tmp_path / "pipe")
     written = write_lora(base, pairs, tmp_path / f"{fmt}.safetensors", fmt)

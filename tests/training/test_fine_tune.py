@@ -138,3 +138,21 @@ def test_a_class_model_takes_a_folder_of_its_classes_only(make_ldm, tmp_path: Pa
     (tmp_path / "c").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "c" / "0.png")
     assert check_fine_tune_data(model, [], folder) == []
+
+
+def _lora_worker(rank: int, out: str) -> None:
+    import os
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    _train(4, 2, Path(out))
+
+
+@pytest.mark.slow
+def test_two_process_lora_equals_one_process(tmp_path: Path, run_two_ranks) -> None:
+    run_two_ranks(_lora_worker, str(tmp_path / "ddp"))
+    _, single = _train(4, 2, tmp_path / "one")
+    a, b = load_file(str(tmp_path / "ddp" / "lora.safetensors")), load_file(str(single))
+    assert a.keys() == b.keys() and any(k.startswith("text_encoder.") for k in a)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0)

@@ -11,6 +11,7 @@ writes the names other tools load.
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -24,7 +25,14 @@ from ldmkit.training.ema import EMA
 from ldmkit.training.lora_settings import LoraSettings
 
 # Module-name patterns (peft's `target_modules` regex, matched against full names).
-UNET_ATTENTION = r".*transformer_blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)$"
+_ATTENTION = r"transformer_blocks\.\d+\.attn[12]\.(to_q|to_k|to_v|to_out\.0)"
+_TRANSFORMER = rf"(proj_in|proj_out|{_ATTENTION}|transformer_blocks\.\d+\.ff\.net\.(0\.proj|2))"
+_CONVOLUTIONS = r"(in_layers\.2|out_layers\.3|skip_connection|op|\d+\.conv)"
+UNET_TARGETS = {
+    "attention": rf".*\.{_ATTENTION}$",
+    "transformer": rf".*\.{_TRANSFORMER}$",
+    "all": rf".*\.({_TRANSFORMER}|{_CONVOLUTIONS})$",
+}
 # CLIP's attention projections; the feed-forward linears of ldmkit's own text encoder, whose
 # attention is torch's fused MultiheadAttention (it reads out_proj's weight directly, so an
 # adapter there would not train).
@@ -49,7 +57,9 @@ class Adapters(nn.Module):
             )
         self.settings = settings
         alpha = settings.alpha or settings.rank
-        parts: dict[str, tuple[nn.Module, str]] = {"unet": (model.unet, UNET_ATTENTION)}
+        parts: dict[str, tuple[nn.Module, str]] = {
+            "unet": (model.unet, UNET_TARGETS[settings.targets])
+        }
         if settings.text_encoder:
             encoder = model.text_encoder
             if encoder is None:
@@ -58,11 +68,18 @@ class Adapters(nn.Module):
             parts["text_encoder"] = (encoder, pattern)
         self.layers = nn.ModuleDict()
         for part, (network, pattern) in parts.items():
+            targets = [  # by full name: a pattern's Identity (a skip without a conv) left out
+                name
+                for name, layer in network.named_modules()
+                if re.fullmatch(pattern, name) and isinstance(layer, nn.Linear | nn.Conv2d)
+            ]
+            if not targets:
+                raise ValueError(f"LoRA found no layer to adapt in the {part}")
             config = LoraConfig(
                 r=settings.rank,
                 lora_alpha=alpha,
                 lora_dropout=settings.dropout,
-                target_modules=pattern,
+                target_modules=targets,
                 init_lora_weights=True,  # B = 0: training starts at the base model
             )
             inject_adapter_in_model(config, network)
@@ -72,8 +89,6 @@ class Adapters(nn.Module):
                     # ModuleDict keys cannot hold dots; the pair's A and B are its children.
                     down, up = layer.lora_A["default"], layer.lora_B["default"]
                     self.layers[key.replace(".", "|")] = nn.ModuleDict({"A": down, "B": up})
-            if not any(k.startswith(f"{part}|") for k in self.layers):
-                raise ValueError(f"LoRA found no layer to adapt in the {part}")
 
     def pairs(self, state: Mapping[str, torch.Tensor] | None = None) -> dict[str, LoraPair]:
         """Each adapted layer's pair ("unet.<layer>" -> down, up, alpha), from `state` (e.g.

@@ -1,17 +1,24 @@
 """How a fine-tuning run adapts its model: LoRA adapters of a rank, or every weight."""
 
 from dataclasses import dataclass
+from typing import Literal
 
 
 @dataclass(frozen=True)
 class LoraSettings:
-    """`rank` 0 fine-tunes every weight; > 0 trains rank-`rank` adapters on the UNet's attention
-    (and the text encoder's with `text_encoder`), scaled by `alpha` / rank (`alpha` 0: = rank)."""
+    """`rank` 0 fine-tunes every weight; > 0 trains rank-`rank` adapters on the UNet's `targets`
+    (and the text encoder with `text_encoder`), scaled by `alpha` / rank (`alpha` 0: = rank).
+
+    `targets`: "attention", the transformers' q, k, v and output projections (diffusers' LoRA
+    scripts); "transformer", every linear layer of the transformer blocks with their proj_in /
+    proj_out (kohya's LoRA); "all", those and the ResBlocks' and resamplers' convolutions
+    (LoCon)."""
 
     rank: int = 0
     alpha: float = 0.0
     text_encoder: bool = False
     dropout: float = 0.0
+    targets: Literal["attention", "transformer", "all"] = "attention"
 
     def __post_init__(self) -> None:
         if self.rank < 0:
