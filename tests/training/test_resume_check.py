@@ -61,3 +61,23 @@ def test_a_run_saved_with_the_flat_conditioning_keys_resumes(tmp_path: Path) -> 
     check_resumable(tmp_path, pinned, ("model", "data"))  # no error
     with pytest.raises(ValueError, match="different model config"):
         check_resumable(tmp_path, config, ("model", "data"))
+
+
+def test_a_run_saved_before_fine_tuning_resumes_and_another_base_is_refused(
+    tmp_path: Path,
+) -> None:
+    from ldmkit.training.lora_settings import LoraSettings
+
+    sections = ("model", "data", "lora", "init")
+    checkpoint = _saved(tmp_path, DiffusionTrainConfig())
+    saved = json.loads((checkpoint / "config.json").read_text())
+    del saved["lora"], saved["init"]  # as written before fine-tuning existed
+    (checkpoint / "config.json").write_text(json.dumps(saved))
+    check_resumable(checkpoint, DiffusionTrainConfig(), sections)  # no error
+    tuned = DiffusionTrainConfig(init="base.safetensors", lora=LoraSettings(rank=4))
+    checkpoint = _saved(tmp_path, tuned)
+    check_resumable(checkpoint, tuned, sections)
+    with pytest.raises(ValueError, match=r"different init config"):
+        check_resumable(checkpoint, dataclasses.replace(tuned, init="other.ckpt"), sections)
+    with pytest.raises(ValueError, match=r"different lora config"):
+        check_resumable(checkpoint, dataclasses.replace(tuned, lora=LoraSettings(rank=8)), sections)

@@ -80,6 +80,29 @@ OriginalConfig = Annotated[
     Path | None,
     typer.Option(help="Single files: the model's original YAML config (overrides detection)"),
 ]
+Lora = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="A LoRA to merge, FILE:SCALE (scale 1 if left out; repeat for several): "
+        "ldmkit's, diffusers' or kohya's .safetensors"
+    ),
+]
+
+
+def merge_loras(model: Any, specs: list[str] | None) -> list[dict[str, Any]]:
+    """Merge `--lora` specs into a loaded model; their records (file, name, hash, scale). A
+    LoRA that does not fit exits 2 naming `--lora`."""
+    if not specs:
+        return []
+    from ldmkit.interop.lora import apply_loras
+    from ldmkit.nn.lora import LoraError
+
+    try:
+        return [applied.to_dict() for applied in apply_loras(model, specs)]
+    except LoraError as error:
+        raise fail(f"--lora: {error}") from error
+
+
 Compile = Annotated[
     bool,
     typer.Option(

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from ldmkit.cli.common import Device, checked, eval_app, fail, sampling_options
+from ldmkit.cli.common import (
+    Device,
+    Lora,
+    checked,
+    eval_app,
+    fail,
+    merge_loras,
+    sampling_options,
+)
 from ldmkit.cli.eval_data import (
     EvalDataOption,
     fitting_evaluator,
@@ -141,6 +149,7 @@ def eval_checkpoint_command(
     out: Annotated[Path | None, typer.Option(help="Also write the Markdown table here")] = None,
     inception: InceptionOption = None,
     inception_resize: InceptionResizeOption = "pytorch-fid",
+    lora: Lora = None,
     device: Device = "auto",
 ) -> None:
     """Sample N images once; FID/KID/precision/recall vs held-out data, adherence and
@@ -153,6 +162,7 @@ def eval_checkpoint_command(
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
+        loras = merge_loras(model, lora)
         heldout = heldout_config(checkpoint, data)
         features = _load_features(inception, inception_resize, device)
         labelled = bool(model.num_classes or model.takes_prompts)
@@ -168,6 +178,7 @@ def eval_checkpoint_command(
         raise fail(str(error)) from error
     result = {
         "checkpoint": str(checkpoint),
+        **({"loras": loras} if loras else {}),
         "features": _features_name(inception, inception_resize),
         **result,
     }
@@ -196,6 +207,7 @@ def eval_fid_command(
     inception: InceptionOption = None,
     inception_resize: InceptionResizeOption = "pytorch-fid",
     n: Annotated[int, typer.Option(help="Images per set")] = 1000,
+    lora: Lora = None,
     device: Device = "auto",
     options: "SamplingOptions | None" = None,
 ) -> None:
@@ -228,11 +240,15 @@ def eval_fid_command(
         size = scorer.config.resolution if features is None else 256  # type: ignore[union-attr]
         if is_checkpoint:
             model = load_latent_diffusion(fake, select_device(device))
+            if lora:
+                result.update(loras=merge_loras(model, lora))
             resolved = model.resolve(options or SamplingOptions())
             images, _, seconds = generate(model, n, resolved)
             fake_features = embed(scorer, images)
             result.update(options_record(resolved))  # "precision" is precision/recall's
             result.update(images_per_s=n / seconds)
+        elif lora:
+            raise ValueError("--lora merges into a model: give an LDM checkpoint as --fake")
         else:
             data = dataclasses.replace(data, resolution=size)
             images = ImageFolderDataset(fake, size)
@@ -253,6 +269,7 @@ def eval_adherence_command(
     options: "SamplingOptions",
     evaluator: EvaluatorOption = None,
     n: Annotated[int, typer.Option(help="Samples, cycling through the classes")] = 300,
+    lora: Lora = None,
     device: Device = "auto",
 ) -> None:
     """Fraction of samples whose class (shapes: kind, colour, both) matches the one asked for."""
@@ -263,11 +280,13 @@ def eval_adherence_command(
 
     try:
         model = load_latent_diffusion(checkpoint, select_device(device))
+        loras = merge_loras(model, lora)
         scorer = fitting_evaluator(evaluator, recorded_kind(checkpoint), device, "adherence")
         result = evaluate_adherence(model, scorer, n, options)
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
-    typer.echo(json.dumps({"checkpoint": str(checkpoint), **result}))
+    record = {"checkpoint": str(checkpoint), **({"loras": loras} if loras else {})}
+    typer.echo(json.dumps({**record, **result}))
 
 
 @eval_app.command("layout")

@@ -11,11 +11,13 @@ import typer
 from ldmkit.cli.common import (
     Device,
     Ema,
+    Lora,
     OriginalConfig,
     Prediction,
     app,
     checked,
     fail,
+    merge_loras,
     sampling_options,
 )
 from ldmkit.cli.sample_flags import given, request_from_flags, rerun, write_samples
@@ -101,13 +103,7 @@ def sample_command(
             "options given beside it change it",
         ),
     ] = None,
-    lora: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="A LoRA to merge, FILE:SCALE (scale 1 if left out; repeat for several): "
-            "ldmkit's, diffusers' or kohya's .safetensors"
-        ),
-    ] = None,
+    lora: Lora = None,
     ema: Ema = False,
     prediction: Prediction = None,
     config: OriginalConfig = None,
@@ -145,8 +141,6 @@ def sample_command(
     from ldmkit.generation import generate
     from ldmkit.hardware import select_device
     from ldmkit.interop.load import load
-    from ldmkit.interop.lora import apply_loras
-    from ldmkit.nn.lora import LoraError
     from ldmkit.precision import resolve_precision
 
     try:
@@ -169,10 +163,7 @@ def sample_command(
         )
     except (CheckpointError, ValueError) as error:
         raise fail(str(error)) from error
-    try:
-        applied = apply_loras(model, lora or [])
-    except LoraError as error:
-        raise fail(f"--lora: {error}") from error
+    applied = merge_loras(model, lora)
     flags = {
         "n": n, "class_": class_, "per_class": per_class, "prompt": prompt, "prompts": prompts,
         "per_prompt": per_prompt, "negative_prompt": negative_prompt, "latent_size": latent_size,
@@ -200,7 +191,7 @@ def sample_command(
         **({"ema": True} if ema else {}),
         **({"prediction": prediction} if prediction else {}),
         **({"config": str(config)} if config else {}),
-        **({"loras": [a.to_dict() for a in applied]} if applied else {}),
+        **({"loras": applied} if applied else {}),
     }
     grid = None
     if from_ is not None and "index" in recorded and len(images) > 1:

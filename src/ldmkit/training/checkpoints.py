@@ -1,5 +1,6 @@
 """Rotating training checkpoints under RUN/checkpoints with an atomic `latest` pointer."""
 
+import dataclasses
 import json
 import shutil
 from collections.abc import Callable, Sequence
@@ -7,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ldmkit.checkpoint import write_directory_atomically, write_json
-from ldmkit.config import from_dict
+from ldmkit.config import from_dict, to_dict
 
 POINTER = "latest.json"
 
@@ -50,7 +51,14 @@ def check_resumable(checkpoint: Path, config: Any, sections: Sequence[str]) -> N
     upgrade = getattr(type(config), "upgrade_config", None)
     if upgrade is not None:  # an older run's keys, as the config has them now
         saved = upgrade(saved)
-    changed = [name for name in sections if not _same(saved.get(name), getattr(config, name))]
+    changed = [
+        name
+        for name in sections
+        # A section the run's config predates counts as its default (e.g. no `lora`: none).
+        if not _same(
+            saved[name] if name in saved else _default(config, name), getattr(config, name)
+        )
+    ]
     if changed:
         raise ValueError(
             f"{checkpoint} belongs to a run with a different {', '.join(changed)} config; "
@@ -58,7 +66,16 @@ def check_resumable(checkpoint: Path, config: Any, sections: Sequence[str]) -> N
         )
 
 
+def _default(config: Any, name: str) -> Any:
+    """The default of `config`'s field `name`, as its saved form (a dict for a dataclass)."""
+    field = {f.name: f for f in dataclasses.fields(config)}[name]
+    value = field.default_factory() if field.default is dataclasses.MISSING else field.default  # type: ignore[misc]
+    return to_dict(value) if dataclasses.is_dataclass(value) else value
+
+
 def _same(saved: Any, current: Any) -> bool:
+    if not dataclasses.is_dataclass(current):  # a plain value (a fine-tune's `init` path)
+        return bool(saved == current)
     try:
         return bool(from_dict(type(current), saved) == current)
     except (TypeError, ValueError):  # ConfigError is a ValueError

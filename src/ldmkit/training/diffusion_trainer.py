@@ -185,7 +185,7 @@ def _train_diffusion(
         modules.update(context_encoder=encoder, context_ema=context_ema)
     optimizers = {"unet": optimizer}
 
-    state = restore(start, config, ("model", "data", "lora"), modules, optimizers, device)
+    state = restore(start, config, ("model", "data", "lora", "init"), modules, optimizers, device)
     if context.is_main:
         record_data(run_dir, config.data, images, state.step, state.history)
 
