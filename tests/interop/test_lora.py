@@ -141,8 +141,9 @@ def test_a_lora_that_does_not_fit_is_refused_and_changes_nothing(
     save_file(extra, str(tmp_path / "other.safetensors"))
     with pytest.raises(LoraError, match=r"1 of \d+ adapted layers are not in this model: lora_te2"):
         apply_lora(model, tmp_path / "other.safetensors")
-    # The right names with the wrong widths: refused before any weight changes.
-    key = next(k for k in kohya if k.endswith("lora_up.weight") and "unet" in k)
+    # The right names with the wrong widths, in the text encoder: refused before any weight
+    # changes, the UNet's included.
+    key = next(k for k in kohya if k.endswith("lora_up.weight") and k.startswith("lora_te_"))
     wrong = {**kohya, key: torch.zeros(kohya[key].shape[0] * 2, 4)}
     save_file(wrong, str(tmp_path / "wide.safetensors"))
     with pytest.raises(LoraError, match="another model"):

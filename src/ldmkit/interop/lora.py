@@ -21,7 +21,7 @@ from torch import nn
 
 from ldmkit.interop.diffusers_unet import unet_key_to_diffusers
 from ldmkit.interop.model_hash import model_hash
-from ldmkit.nn.lora import LoraError, LoraPair, merge_lora
+from ldmkit.nn.lora import LoraError, LoraPair, add_deltas, checked_deltas
 from ldmkit.pipeline import LatentDiffusion
 
 PARTS = ("unet", "text_encoder")
@@ -163,7 +163,9 @@ def _layers(network: nn.Module, kinds: object) -> list[str]:
     return found
 
 
-def model_layers(model: LatentDiffusion, pairs: Mapping[str, LoraPair], fmt: str, path: Path):
+def model_layers(
+    model: LatentDiffusion, pairs: Mapping[str, LoraPair], fmt: str, path: Path
+) -> dict[str, dict[str, LoraPair]]:
     """The file's pairs per part ("unet", "text_encoder") under the model's module names; a
     LoraError naming the layers the model does not have."""
     names = _layer_names(model)
@@ -204,12 +206,15 @@ def apply_lora(model: LatentDiffusion, path: Path, scale: float = 1.0) -> Applie
     """Merge the LoRA at `path`, times `scale`, into `model`'s weights (checked whole first)."""
     pairs, fmt = read_lora(Path(path))
     found = model_layers(model, pairs, fmt, Path(path))
-    encoder = model.text_encoder
-    modules = {"unet": model.unet, "text_encoder": encoder}
-    for part, layers in found.items():
-        if layers:
-            merge_lora(modules[part], layers, scale)  # type: ignore[arg-type]
-    model._compiled_unet = None  # compiled for the former weights
+    modules = {"unet": model.unet, "text_encoder": model.text_encoder}
+    deltas = {  # every part checked before any weight changes
+        part: checked_deltas(modules[part], layers)  # type: ignore[arg-type]
+        for part, layers in found.items()
+        if layers
+    }
+    for part, part_deltas in deltas.items():
+        add_deltas(modules[part], part_deltas, scale)  # type: ignore[arg-type]
+    model.weights_changed()
     return AppliedLora(str(path), Path(path).stem, model_hash(Path(path)), scale, len(pairs), fmt)
 
 

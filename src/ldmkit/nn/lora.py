@@ -53,11 +53,9 @@ def layer_weight(module: nn.Module, name: str) -> torch.Tensor:
     return weight
 
 
-@torch.no_grad()
-def merge_lora(module: nn.Module, pairs: Mapping[str, LoraPair], scale: float = 1.0) -> None:
-    """Add `scale` times each pair's product to the weight of the layer it names in `module`.
-    Every pair is checked before any weight changes: a missing layer or a shape that does not
-    match is a LoraError naming it, and the module is left as it was."""
+def checked_deltas(module: nn.Module, pairs: Mapping[str, LoraPair]) -> dict[str, torch.Tensor]:
+    """Each pair's product shaped as the weight of the layer it names in `module`; a missing
+    layer or a shape that does not match is a LoraError naming it."""
     deltas = {}
     for name, pair in pairs.items():
         weight = layer_weight(module, name)
@@ -72,6 +70,19 @@ def merge_lora(module: nn.Module, pairs: Mapping[str, LoraPair], scale: float = 
                 f"{tuple(weight.shape)} (a LoRA made for another model?)"
             )
         deltas[name] = delta
+    return deltas
+
+
+@torch.no_grad()
+def add_deltas(module: nn.Module, deltas: Mapping[str, torch.Tensor], scale: float = 1.0) -> None:
+    """W <- W + scale * delta for each layer named, in float32, rounded once to W's dtype."""
     for name, delta in deltas.items():
         weight = layer_weight(module, name)
         weight.copy_((weight.float() + scale * delta.to(weight.device)).to(weight.dtype))
+
+
+def merge_lora(module: nn.Module, pairs: Mapping[str, LoraPair], scale: float = 1.0) -> None:
+    """Add `scale` times each pair's product to the weight of the layer it names in `module`.
+    Every pair is checked before any weight changes (`checked_deltas`), so a LoRA that does not
+    fit leaves the module as it was."""
+    add_deltas(module, checked_deltas(module, pairs), scale)

@@ -239,7 +239,12 @@ class LatentDiffusion(nn.Module):
         stay in float32."""
         check_precision(precision)
         self.unet.to(DTYPES[precision])
-        self._compiled_unet = None  # compiled for the former weights
+        self.weights_changed()
+
+    def weights_changed(self) -> None:
+        """Say the UNet's weights were changed in place (a merged LoRA): a compiled UNet is
+        built again for them."""
+        self._compiled_unet = None
 
     def set_noise_level(self, level: int) -> None:
         """A noise-augmented upscaler's noise level for the images it upscales next."""
