@@ -69,7 +69,10 @@ def check_resumable(checkpoint: Path, config: Any, sections: Sequence[str]) -> N
 def _default(config: Any, name: str) -> Any:
     """The default of `config`'s field `name`, as its saved form (a dict for a dataclass)."""
     field = {f.name: f for f in dataclasses.fields(config)}[name]
-    value = field.default_factory() if field.default is dataclasses.MISSING else field.default  # type: ignore[misc]
+    if field.default_factory is not dataclasses.MISSING:
+        value = field.default_factory()
+    else:
+        value = field.default
     return to_dict(value) if dataclasses.is_dataclass(value) else value
 
 

@@ -1,10 +1,9 @@
 """Fine-tuning a loaded model: its training data must carry what its conditioners read, in
 words its tokenizer knows."""
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ldmkit.conditioning.prompt import captions
+from ldmkit.conditioning.prompt import PromptConditioner, captions
 from ldmkit.data.config import DataConfig
 from ldmkit.data.factory import data_class_names
 from ldmkit.pipeline import LatentDiffusion
@@ -14,13 +13,11 @@ from ldmkit.training.lora_settings import LoraSettings
 SHOWN = 5  # problems named in a note; the rest counted
 
 
-def check_fine_tune_data(
-    model: LatentDiffusion, data: Sequence[Mapping[str, Any]], config: DataConfig
-) -> list[str]:
-    """Notes on `data` (read per `config`) for fine-tuning `model`: a prompt model's captions
-    that its tokenizer cuts or does not know words of (they train as unknown tokens). Data
-    without the captions a prompt model needs, or with other classes than a class model's, is
-    a ValueError."""
+def check_fine_tune_data(model: LatentDiffusion, data: Any, config: DataConfig) -> list[str]:
+    """Notes on `data` (the training items, read per `config`) for fine-tuning `model`: a
+    prompt model's captions that its tokenizer cuts or does not know words of (they train as
+    unknown tokens). Data without the captions a prompt model needs, or with other classes than
+    a class model's, is a ValueError."""
     classes = model.num_classes
     if classes and config.kind in ("folder", "shards"):  # the built-in sets: their own labels
         names = data_class_names(config)
@@ -30,18 +27,17 @@ def check_fine_tune_data(
                 f"the model draws {classes} classes; the {config.kind} data has {found}: "
                 f"fine-tune a class model on a folder with one sub-folder per class, in its order"
             )
-    data_name = config.kind
     prompts = model.conditioner("prompts")
-    if prompts is None:
+    if not isinstance(prompts, PromptConditioner):
         return []
-    found = sorted(set(captions(data, data_name)) - {""})
-    problems = prompts.problems(found)  # type: ignore[attr-defined]
+    distinct = sorted(set(captions(data, config.kind)) - {""})
+    problems = prompts.problems(distinct)
     if not problems:
         return []
     shown = "; ".join(problems[:SHOWN])
     more = f" (and {len(problems) - SHOWN} more)" if len(problems) > SHOWN else ""
     return [
-        f"note: {len(problems)} of {len(found)} distinct training captions are not read as "
+        f"note: {len(problems)} of {len(distinct)} distinct training captions are not read as "
         f"written by the model's tokenizer, which fine-tuning keeps: {shown}{more}"
     ]
 

@@ -56,7 +56,7 @@ class Adapters(nn.Module):
                 "UNet has plain attention blocks: fine-tune it whole (lora.rank=0)"
             )
         self.settings = settings
-        alpha = settings.alpha or settings.rank
+        alpha = settings.alpha or settings.rank  # peft takes a float, though typed int
         parts: dict[str, tuple[nn.Module, str]] = {
             "unet": (model.unet, UNET_TARGETS[settings.targets])
         }
@@ -77,7 +77,7 @@ class Adapters(nn.Module):
                 raise ValueError(f"LoRA found no layer to adapt in the {part}")
             config = LoraConfig(
                 r=settings.rank,
-                lora_alpha=alpha,
+                lora_alpha=alpha,  # type: ignore[arg-type]
                 lora_dropout=settings.dropout,
                 target_modules=targets,
                 init_lora_weights=True,  # B = 0: training starts at the base model
