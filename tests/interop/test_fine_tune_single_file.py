@@ -90,6 +90,20 @@ def test_a_full_fine_tune_of_a_single_file_loads_alone(
         not torch.equal(v, tuned.unet.state_dict()[k]) for k, v in base.unet.state_dict().items()
     ]
     assert any(changed)
+    # ... and goes back to a single file with its CLIP.
+    exported = runner.invoke(
+        app, ["export", str(out / "model"), str(tmp_path / "tuned.safetensors"), "--format",
+              "single-file"]
+    )  # fmt: skip
+    assert exported.exit_code == 0, exported.output
+    again = ldmkit.load(tmp_path / "tuned.safetensors")
+    for key, value in tuned.unet.state_dict().items():
+        assert torch.equal(again.unet.state_dict()[key], value), key
+    with torch.no_grad():
+        torch.testing.assert_close(
+            again.conditions(2, prompts, 1.0)[0]["context"],
+            tuned.conditions(2, prompts, 1.0)[0]["context"],
+        )
 
 
 @pytest.mark.parametrize(
