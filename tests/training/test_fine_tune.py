@@ -156,3 +156,14 @@ def test_two_process_lora_equals_one_process(tmp_path: Path, run_two_ranks) -> N
     assert a.keys() == b.keys() and any(k.startswith("text_encoder.") for k in a)
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0)
+
+
+def test_captions_the_tokenizer_does_not_read_are_counted() -> None:
+    model = ldmkit.load(SHAPES_TEXT_TO_IMAGE)
+    data = [{"caption": "a red circle"}, {"caption": "a zorgly teal dodecahedron"}]
+    notes = check_fine_tune_data(model, data, DataConfig(kind="shapes"))
+    assert len(notes) == 1 and "1 of 2 distinct training captions" in notes[0]
+    assert "zorgly" in notes[0]
+    assert check_fine_tune_data(model, [{"caption": "a red circle"}], DataConfig()) == []
+    with pytest.raises(ValueError, match="no captions"):
+        check_fine_tune_data(model, [{"caption": ""}], DataConfig())
