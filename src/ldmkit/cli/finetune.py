@@ -60,6 +60,7 @@ def finetune_command(
     from ldmkit.nn.lora import LoraError
     from ldmkit.training.config import DiffusionTrainConfig
     from ldmkit.training.diffusion_trainer import train_diffusion
+    from ldmkit.training.distributed import is_main_process
     from ldmkit.training.fine_tune import fine_tune_config
     from ldmkit.training.loop import TrainingDiverged
 
@@ -76,7 +77,7 @@ def finetune_command(
             raise fail("fine-tuning keeps the model's own config: drop the --set model.* options")
         result = train_diffusion(cfg, out, resume=resume, initial=base)
         files = {"lora" if lora_rank else "model": str(result.model_dir)}
-        if lora_rank:
+        if lora_rank and is_main_process():  # under torchrun, one process writes them
             files.update(_export_lora(base, result.model_dir))
     except (ConfigError, CheckpointError, LoraError, ValueError, FileNotFoundError) as error:
         raise fail(str(error)) from error

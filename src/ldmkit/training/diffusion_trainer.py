@@ -331,7 +331,7 @@ def _train_diffusion(
     step, elapsed = state.step, state.elapsed
     state.save_unless_saved(save)
     log.close()
-    model_dir = run_dir / "model"
+    model_dir = run_dir / (LORA_FILE if adapters is not None else "model")  # every rank says it
     checksums = rank_checksums(model.unet, context)
     if context.is_main:
         snapshot(step)
@@ -354,7 +354,7 @@ def _train_diffusion(
             alpha = config.lora.alpha or config.lora.rank
             about = {**extra["training"], "rank": config.lora.rank, "alpha": alpha}
             pairs = adapters.pairs(ema.averaged_state(adapters))
-            model_dir = save_lora(pairs, run_dir / LORA_FILE, about)
+            save_lora(pairs, model_dir, about)
         else:
             context_state = (
                 context_ema.averaged_state(encoder)
