@@ -102,12 +102,16 @@ def _old_name(key: str) -> str:
 def _pairs(
     tensors: Mapping[str, torch.Tensor], down: str, up: str, path: Path
 ) -> dict[str, LoraPair]:
-    """Group `<layer>.<down>.weight`, `<layer>.<up>.weight` and `<layer>.alpha`."""
-    layers = {key.rsplit(f".{down}.", 1)[0] for key in tensors if f".{down}." in key}
+    """Group `<layer>.<down>.weight`, `<layer>.<up>.weight` and `<layer>.alpha` (one pass)."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for key in tensors:
+        for role in (down, up):
+            if f".{role}." in key:
+                layer = key.rsplit(f".{role}.", 1)[0]
+                found.setdefault(layer, {down: [], up: []})[role].append(key)
     pairs = {}
-    for layer in sorted(layers):
-        downs = [k for k in tensors if k.startswith(f"{layer}.{down}.")]
-        ups = [k for k in tensors if k.startswith(f"{layer}.{up}.")]
+    for layer in sorted(found):
+        downs, ups = found[layer][down], found[layer][up]
         if len(downs) != 1 or len(ups) != 1:
             raise LoraError(f"{path}: layer {layer!r} has {len(downs)} {down} and {len(ups)} {up}")
         alpha = tensors.get(f"{layer}.alpha")
@@ -173,6 +177,7 @@ def model_layers(
         part: {KOHYA_PREFIX[part] + k.replace(".", "_"): v for k, v in table.items()}
         for part, table in names.items()
     }
+    own = {part: set(table.values()) for part, table in names.items()}  # ldmkit's layer names
     found: dict[str, dict[str, LoraPair]] = {part: {} for part in PARTS}
     missing = []
     for external, pair in pairs.items():
@@ -182,7 +187,7 @@ def model_layers(
             elif external.startswith(f"{part}."):
                 inner = external[len(part) + 1 :]
                 layer = names[part].get(inner) if fmt == "diffusers" else inner
-                if fmt == "ldmkit" and inner not in names[part].values():
+                if fmt == "ldmkit" and inner not in own[part]:
                     layer = None
             else:
                 layer = None
