@@ -30,7 +30,7 @@ def test_bucket_sizes_cover_wide_and_tall_at_about_the_square_area() -> None:
     assert all(1 / 4 <= w / h <= 4 for w, h in sizes)
     assert nearest_bucket(39, 7, sizes) == (128, 32)  # a 5.6:1 sprite gets the widest
     assert nearest_bucket(100, 101, sizes) == (64, 64)
-    with pytest.raises(ValueError, match="data.bucket_step=24 must divide data.resolution=64"):
+    with pytest.raises(ValueError, match=r"data.bucket_step=24 must divide data.resolution=64"):
         bucket_sizes(64, 24)
 
 
@@ -116,6 +116,6 @@ def test_a_bucket_step_the_model_cannot_take_is_refused() -> None:
 
     config = DataConfig(kind="folder", path="x", resolution=64, fit="bucket", bucket_step=8)
     check_bucket_step(config, 8, "this autoencoder")  # fits
-    with pytest.raises(ValueError, match="data.bucket_step=8: .* multiples of 16; set data"):
+    with pytest.raises(ValueError, match=r"data.bucket_step=8: .* multiples of 16; set data"):
         check_bucket_step(config, 16, "this first stage and UNet")
     check_bucket_step(DataConfig(resolution=64), 16, "any")  # no buckets: nothing to check

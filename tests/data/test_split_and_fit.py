@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ldmkit.data.config import DataConfig
 from ldmkit.data.cached import skipped_files
+from ldmkit.data.config import DataConfig
 from ldmkit.data.factory import build_dataset, split_names
 from ldmkit.data.fit import ImageFit, native_crop, parse_color, resize_and_pad
 from ldmkit.data.image_folder import ImageFolderDataset, load_image
@@ -46,7 +46,7 @@ def test_tiny_folders_keep_one_image_on_each_side() -> None:
         mask = heldout_mask(names(n), 0.05, 0)
         assert any(mask) and not all(mask)
     assert heldout_mask(names(10), 0.0, 0) == [False] * 10
-    with pytest.raises(ValueError, match="heldout_fraction=0.05"):
+    with pytest.raises(ValueError, match=r"heldout_fraction=0.05"):
         split_indices(names(10), "heldout", 0.0, 0)
     with pytest.raises(ValueError, match=r"\[0, 1\)"):
         heldout_mask(names(3), 1.0, 0)
@@ -97,7 +97,7 @@ def test_image_fit_modes_give_squares_and_random_is_seeded() -> None:
     wide = Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 50, 3), dtype=np.uint8))
     assert torch.equal(fit(wide, 5), fit(wide, 5))
     assert not torch.equal(fit(wide, 5), fit(wide, 6))
-    with pytest.raises(ValueError, match="data.fit must be one of crop, pad, native"):
+    with pytest.raises(ValueError, match=r"data.fit must be one of crop, pad, native"):
         ImageFit(16, "stretch")  # type: ignore[arg-type]
 
 
@@ -112,11 +112,11 @@ def test_transparency_goes_over_the_chosen_background(tmp_path: Path) -> None:
 
 
 def test_bad_data_settings_name_the_setting() -> None:
-    with pytest.raises(ValueError, match="data.background='blurple' is not a colour"):
+    with pytest.raises(ValueError, match=r"data.background='blurple' is not a colour"):
         DataConfig(background="blurple")
-    with pytest.raises(ValueError, match="data.heldout_fraction"):
+    with pytest.raises(ValueError, match=r"data.heldout_fraction"):
         DataConfig(heldout_fraction=1.5)
-    with pytest.raises(ValueError, match="data.fit"):
+    with pytest.raises(ValueError, match=r"data.fit"):
         DataConfig(fit="zoom")  # type: ignore[arg-type]
 
 

@@ -15,7 +15,8 @@ from ldmkit.progress import progress
 
 class CachedDataset(Dataset[dict[str, Any]]):
     """The readable items of `source`, read once. With `keep_images` (the default) their images
-    are kept as uint8 (N, C, H, W), or a list of (C, H, W) when they differ in shape; without, items are read again from `source` when asked for.
+    are kept as uint8 (N, C, H, W), or a list of (C, H, W) when they differ in shape; without,
+    items are read again from `source` when asked for.
     `skipped` holds one line per unreadable file ("path: why"); each is warned about once and
     none is replaced by another item, so every readable item appears exactly once an epoch."""
 

@@ -97,9 +97,9 @@ def native_crop(
 
 @dataclass(frozen=True)
 class ImageFit:
-    """How an image becomes a (3, R, R) tensor ((3, H, W) for buckets). `random` draws the crop position and the flip
-    from ``np.random.default_rng([seed, index])``, so an item is the same in every epoch and
-    on every process."""
+    """How an image becomes a (3, R, R) tensor ((3, H, W) for buckets). `random` draws the crop
+    position and the flip from ``np.random.default_rng([seed, index])``, so an item is the same
+    in every epoch and on every process."""
 
     resolution: int
     fit: Fit = "crop"

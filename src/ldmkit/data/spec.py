@@ -1,9 +1,10 @@
 """`--data SPEC`, the one way every train and eval command names its data.
 
 SPEC is an image folder (`DIR`), `shards:DIR` (what `ldmkit data shards` wrote), `emoji:DIR` (the
-emoji set `ldmkit data prepare emoji` writes), `shapes` or `fashion-mnist`. Only the kind and the path come from SPEC; resolution, fit,
-held-out fraction and seed stay as the preset, the config or the checkpoint's record says, so
-a model is evaluated on the held-out files of the split it was trained with.
+emoji set `ldmkit data prepare emoji` writes), `shapes` or `fashion-mnist`. Only the kind and the
+path come from SPEC; resolution, fit, held-out fraction and seed stay as the preset, the config
+or the checkpoint's record says, so a model is evaluated on the held-out files of the split it
+was trained with.
 """
 
 from __future__ import annotations
