@@ -69,3 +69,23 @@ def _latent_store(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Training tests store latents in a folder of their own, not in ~/.cache (subprocesses
     inherit it)."""
     os.environ["LDMKIT_LATENT_STORE"] = str(tmp_path_factory.mktemp("latent_store"))
+
+
+@pytest.fixture(scope="session")
+def stream_shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Shards of 30 small random pictures in two classes (ant, bee), 3 per shard, one in ten
+    held out: for the streaming tests."""
+    import numpy as np
+    from PIL import Image
+
+    from ldmkit.data.shards import write_shards
+
+    root = tmp_path_factory.mktemp("stream")
+    rng = np.random.default_rng(0)
+    for name in ("ant", "bee"):
+        (root / "images" / name).mkdir(parents=True)
+        for i in range(15):
+            pixels = rng.integers(0, 255, (12 + i, 16, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / "images" / name / f"{i}.png")
+    write_shards(root / "images", root / "shards", heldout_fraction=0.1, per_shard=3)
+    return root / "shards"

@@ -238,7 +238,9 @@ def data_shards_command(
     seed: Annotated[int, typer.Option(help="The split's seed (data.seed)")] = 0,
 ) -> None:
     """Write an image folder as WebDataset tar shards (image, caption, label, size) with an
-    index; train on them with --data shards:OUT. Unreadable files are counted, not written."""
+    index; train on them with --data shards:OUT (read by index), adding --set data.stream=true
+    to read them in sequence, and --set data.shard_url=URL when the shards are moved (e.g.
+    'pipe:aws s3 cp s3://bucket/set/{shard} -'). Unreadable files are counted, not written."""
     checked(
         lambda: check_count("--per-shard", per_shard),
         lambda: check_writable_folder("--out", out.parent if not out.exists() else out),

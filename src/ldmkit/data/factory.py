@@ -33,9 +33,9 @@ def build_dataset(
         case "shards":
             from ldmkit.data.shards import ShardDataset
 
-            dataset = ShardDataset(
-                Path(config.path), _fit(config, split), split, config.crops_per_image
-            )
+            fit = _fit(config, split)
+            path = Path(config.path)
+            dataset = ShardDataset(path, fit, split, config.crops_per_image, config.shard_url)
         case "folder" | "emoji":
             from ldmkit.data.image_folder import ImageFolderDataset
 
@@ -59,14 +59,14 @@ def build_dataset(
         from torch.utils.data import Subset
 
         dataset = Subset(dataset, range(min(size, len(dataset))))  # type: ignore[arg-type]
-    keep = config.cache and split == "train"
+    keep = config.cache and split == "train" and not config.stream
     if config.kind in ("folder", "emoji") or (config.kind == "shards" and keep):
         # Read once: unreadable files are counted and left out (`skipped_files`); the
         # training split is kept in memory when data.cache says so. (Shards were checked
         # when written: read them only to keep them.)
         verb = "preparing" if keep else "checking"
         dataset = CachedDataset(dataset, f"{verb} {split} images", keep_images=keep)
-    elif config.cache and split == "train":
+    elif keep:
         dataset = CachedDataset(dataset, f"preparing {config.kind} data")
     return dataset
 
@@ -144,7 +144,9 @@ def data_fingerprint(config: DataConfig) -> str:
     import hashlib
     import json
 
-    settings = {k: v for k, v in dataclasses.asdict(config).items() if k != "cache"}
+    # How the data is read (cached, streamed, from where) does not change it.
+    how = ("cache", "stream", "shard_url", "shuffle_buffer", "interleave")
+    settings = {k: v for k, v in dataclasses.asdict(config).items() if k not in how}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     if config.kind in ("folder", "emoji"):
         from ldmkit.data.image_folder import index_folder

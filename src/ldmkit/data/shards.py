@@ -7,7 +7,9 @@ files as the folder would be split (`data.split`) and writes `train-NNNNN.tar` a
 readers load them as they are. `index.json` beside them lists every sample with the byte range
 of its image, so `ShardDataset` reads any sample with one seek: batches stay a pure function of
 the step (the same batches as the folder for the same seed), a run resumes mid-epoch exactly,
-and each process reads only its share of each batch.
+and each process reads only its share of each batch. The shards may live elsewhere
+(`data.shard_url`, read by `data.shard_reader`); `data.stream` reads them in sequence instead
+(`data.stream`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from torch.utils.data import Dataset
 
 from ldmkit.data.fit import ImageFit
 from ldmkit.data.image_folder import ImageLoadError, index_folder, load_image
+from ldmkit.data.shard_reader import ShardReader
 from ldmkit.data.split import Split, split_indices
 from ldmkit.progress import progress
 
@@ -78,7 +81,8 @@ def write_shards(
                 if tar is not None:
                     tar.close()
                 shard_name = f"{split}-{len(samples) // per_shard:05d}.tar"
-                tar = tarfile.open(out / (shard_name + ".tmp"), "w", format=tarfile.USTAR_FORMAT)
+                tmp = out / (shard_name + ".tmp")
+                tar = tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115
             key = f"{len(samples):09d}"
             ext = record.path.suffix.lower().lstrip(".")
             image_range = _member(tar, f"{key}.{ext}", record.path.read_bytes())
@@ -124,10 +128,16 @@ def read_index(path: Path) -> dict[str, Any]:
 
 class ShardDataset(Dataset[dict[str, torch.Tensor | str | int]]):
     """The samples of one split of the shards at `root`, by index: image (3,R,R) in [-1,1],
-    caption, label, index. Files are opened once per process (DataLoader workers included)."""
+    caption, label, index. `url` (`data.shard_url`) says where the shard files are when not
+    beside the index. Files are opened once per process (DataLoader workers included)."""
 
     def __init__(
-        self, root: str | Path, fit: ImageFit, split: Split = "train", crops_per_image: int = 1
+        self,
+        root: str | Path,
+        fit: ImageFit,
+        split: Split = "train",
+        crops_per_image: int = 1,
+        url: str = "",
     ) -> None:
         self.root = Path(root)
         self.fit = fit
@@ -142,30 +152,24 @@ class ShardDataset(Dataset[dict[str, torch.Tensor | str | int]]):
         self.class_names = tuple(index["class_names"])
         splits = ("train", "heldout") if split == "all" else (split,)
         self.skipped: list[str] = [line for s in splits for line in index["skipped"][s]]
-        self._files: dict[str, Any] = {}
-        self._pid = -1
+        self.reader = ShardReader(self.root, url)
 
     def __len__(self) -> int:
         return len(self.samples) * self.crops_per_image
 
-    def _read(self, shard: str, offset: int, size: int) -> bytes:
-        if self._pid != os.getpid():  # a forked worker must not share file positions
-            self._files, self._pid = {}, os.getpid()
-        if shard not in self._files:
-            self._files[shard] = open(self.root / shard, "rb")  # noqa: SIM115 (kept open)
-        handle = self._files[shard]
-        handle.seek(offset)
-        return handle.read(size)
+    def image_bytes(self, sample: int) -> bytes:
+        """The image file of the `sample`-th sample (not item: a sample has crops_per_image)."""
+        entry = self.samples[sample]
+        return self.reader.read(entry["shard"], *entry["image"])
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str | int]:
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} samples")
+    def item(self, index: int, data: bytes) -> dict[str, torch.Tensor | str | int]:
+        """Item `index` made from its sample's image file `data`."""
         sample = self.samples[index // self.crops_per_image]
-        data = self._read(sample["shard"], *sample["image"])
         try:
             image = load_image(io.BytesIO(data), self.fit.background)
         except ImageLoadError as error:
-            raise ImageLoadError(f"{self.root / sample['shard']} sample {index}: {error}") from None
+            where = self.reader.location(sample["shard"])
+            raise ImageLoadError(f"{where} sample {index}: {error}") from None
         return {
             "image": self.fit(image, index),
             "caption": sample["caption"],
@@ -173,3 +177,7 @@ class ShardDataset(Dataset[dict[str, torch.Tensor | str | int]]):
             "index": index,
         }
 
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str | int]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        return self.item(index, self.image_bytes(index // self.crops_per_image))

@@ -21,7 +21,7 @@ from ldmkit.training.checkpoints import (
 )
 from ldmkit.training.config import AutoencoderTrainConfig
 from ldmkit.training.data_record import check_bucket_step, record_data
-from ldmkit.training.data_stream import batch_loader
+from ldmkit.training.data_stream import train_loader
 from ldmkit.training.loop import TrainResult, run_steps
 from ldmkit.training.lr_schedule import lr_multiplier
 from ldmkit.training.progress_bar import TrainingProgress
@@ -97,12 +97,13 @@ def _train_autoencoder(
 
     check_bucket_step(config.data, model.factor, "this autoencoder")
     train_data = build_dataset(config.data, "train")
-    record_data(run_dir, config.data, train_data, state.step, state.history)
+    streams = (1, run.num_workers) if config.data.stream else None
+    record_data(run_dir, config.data, train_data, state.step, state.history, streams)
     heldout_data = build_dataset(config.data, "heldout", run.heldout_images)
     shown = range(min(run.heldout_images, len(heldout_data)))  # type: ignore[arg-type]
     heldout = collate([heldout_data[i] for i in shown])["image"].to(device)
-    loader = batch_loader(
-        train_data, run.batch_size, run.seed, state.step, run.steps, run.num_workers
+    loader = train_loader(
+        train_data, config.data, run.batch_size, run.seed, state.step, run.steps, run.num_workers
     )
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
@@ -191,7 +192,9 @@ def _train_autoencoder(
         ("rec", "kl", "codebook", "perplexity", "g_loss", "d_loss", "val_psnr"),
         log_keys=("rec", "kl", "codebook"),
     )
-    stat_loader = batch_loader(train_data, run.batch_size, run.seed + 1, 0, run.latent_stat_batches)
+    stat_loader = train_loader(
+        train_data, config.data, run.batch_size, run.seed + 1, 0, run.latent_stat_batches
+    )
     shift, scale = measure_latent_statistics(model, (b["image"].to(device) for b in stat_loader))
     model.set_latent_statistics(shift, scale)
     extra = {

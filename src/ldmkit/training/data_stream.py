@@ -1,4 +1,5 @@
-"""Deterministic batch order derived from the step alone, so resuming needs only the step."""
+"""Deterministic batch order derived from the step alone, so resuming needs only the step:
+by index (`batch_loader`), or read in sequence from shards (`train_loader` with data.stream)."""
 
 import math
 from collections.abc import Iterator
@@ -9,6 +10,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ldmkit.data.cached import item_sizes
 from ldmkit.data.collate import collate
+from ldmkit.data.config import DataConfig
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -124,4 +126,46 @@ def batch_loader(
         # Its own generator: DataLoader draws a base seed when iterated, which would otherwise
         # advance the global RNG and break bitwise-exact resume.
         generator=torch.Generator().manual_seed(seed),
+    )
+
+
+def train_loader(
+    dataset: Dataset[dict[str, Any]],
+    data: DataConfig,
+    batch_size: int,
+    seed: int,
+    start: int,
+    stop: int,
+    num_workers: int = 0,
+    rank: int = 0,
+    world: int = 1,
+) -> DataLoader[dict[str, Any]]:
+    """The training batches of steps [start, stop) for this rank: with `data.stream`, shards
+    read in sequence (`data.stream.ShardStream`); anything else (a folder, latents encoded
+    from the shards) by index (`batch_loader`)."""
+    from ldmkit.data.shards import ShardDataset
+
+    if not (data.stream and isinstance(dataset, ShardDataset)):
+        return batch_loader(dataset, batch_size, seed, start, stop, num_workers, rank, world)
+    from ldmkit.data.stream import ShardStream
+
+    if batch_size % world != 0:
+        raise ValueError(f"batch_size {batch_size} must be divisible by world size {world}")
+    stream = ShardStream(
+        dataset,
+        batch_size // world,
+        seed,
+        start,
+        stop,
+        rank,
+        world,
+        streams_per_process=max(1, num_workers),
+        shuffle_buffer=data.shuffle_buffer,
+        interleave=data.interleave,
+    )
+    return DataLoader(
+        stream,
+        batch_size=None,  # the stream yields whole batches
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed),  # see batch_loader
     )

@@ -31,7 +31,7 @@ from ldmkit.training.checkpoints import (
 )
 from ldmkit.training.config import DiffusionTrainConfig
 from ldmkit.training.data_record import check_bucket_step, record_data
-from ldmkit.training.data_stream import batch_loader
+from ldmkit.training.data_stream import train_loader
 from ldmkit.training.distributed import (
     DistributedContext,
     all_ranks_finite,
@@ -187,7 +187,9 @@ def _train_diffusion(
 
     state = restore(start, config, ("model", "data", "lora", "init"), modules, optimizers, device)
     if context.is_main:
-        record_data(run_dir, config.data, images, state.step, state.history)
+        streamed = config.data.stream and not run.cache_latents
+        streams = (context.world, run.num_workers) if streamed else None
+        record_data(run_dir, config.data, images, state.step, state.history, streams)
 
     reads_images = any(c.reads_images for c in model.conditioners)
     dataset: Dataset[dict[str, Any]] = images
@@ -202,8 +204,9 @@ def _train_diffusion(
         if not context.is_main:
             dataset, _ = stored_latents(model.autoencoder, images, config.data, reads_images, False)
     local_batch = run.batch_size // context.world
-    loader = batch_loader(
+    loader = train_loader(  # stored latents by index, shards' images as data.stream says
         dataset,
+        config.data,
         run.batch_size,
         run.seed,
         state.step,
