@@ -303,3 +303,27 @@ def test_sigkills_at_random_moments_still_end_in_the_same_weights(
         assert train(run).returncode == 0
     assert kills >= 1  # at least one kill landed mid-run
     assert_same_weights(run, reference)
+
+
+def test_a_streamed_run_killed_mid_epoch_resumes_exactly(
+    stream_shards: Path, tmp_path: Path
+) -> None:
+    # Shards read in sequence by two loader workers, a pipe between them and the files; the
+    # process (workers and pipes with it) dies at step 3 of 6, inside the first pass.
+    streamed = ["--data", f"shards:{stream_shards}", "--set", "data.resolution=16"]
+    streamed += [
+        "--set",
+        "data.stream=true",
+        "--set",
+        f"data.shard_url=pipe:cat {stream_shards}/{{shard}}",
+    ]
+    streamed += ["--set", "data.shuffle_buffer=6", "--set", "data.interleave=2"]
+    streamed += ["--set", "run.num_workers=2", "--set", "run.batch_size=4"]
+    done = train(tmp_path / "reference", *streamed)
+    assert done.returncode == 0, done.stderr
+    killed = train(tmp_path / "run", *streamed, die_at="train-step:3")
+    assert killed.returncode == KILLED, killed.stderr
+    again = train(tmp_path / "run", *streamed)
+    assert again.returncode == 0, again.stderr
+    assert "resuming from step 2" in again.stderr
+    assert_same_weights(tmp_path / "run", tmp_path / "reference")
