@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 
-from ldmkit.cli.common import DataOption, Overrides, app, checked, data_app, fail, with_data
+from ldmkit.cli.common import DataOption, Overrides, app, checked, fail, with_data
 from ldmkit.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from ldmkit.inputs import check_count, check_writable_folder
 
@@ -210,69 +210,6 @@ def train_evaluator_command(
     typer.echo(json.dumps(result))
 
 
-@data_app.command("prepare")
-def data_prepare_command(
-    name: Annotated[str, typer.Argument(help="fashion-mnist or emoji")],
-    out: Annotated[Path | None, typer.Option(help="Default: data/NAME")] = None,
-) -> None:
-    """Prepare a real dataset from its offline Debian package into data/NAME."""
-    from ldmkit.data.prepare import DATASETS, prepare_dataset
-
-    if name not in DATASETS:
-        raise fail(f"unknown dataset {name!r}; datasets: {', '.join(DATASETS)}")
-    try:
-        path = prepare_dataset(name, out or Path("data") / name)
-    except (FileNotFoundError, ValueError) as error:
-        raise fail(str(error)) from error
-    typer.echo(str(path))
-
-
-@data_app.command("shards")
-def data_shards_command(
-    folder: Annotated[Path, typer.Argument(help="Image folder (captions or class sub-folders)")],
-    out: Annotated[Path, typer.Argument(help="Folder for the tar shards and index.json")],
-    per_shard: Annotated[int, typer.Option(help="Samples per shard")] = 1000,
-    heldout_fraction: Annotated[
-        float, typer.Option(help="Files held out (by a hash of each name), as in training")
-    ] = 0.05,
-    seed: Annotated[int, typer.Option(help="The split's seed (data.seed)")] = 0,
-) -> None:
-    """Write an image folder as WebDataset tar shards (image, caption, label, size) with an
-    index; train on them with --data shards:OUT (read by index), adding --set data.stream=true
-    to read them in sequence, and --set data.shard_url=URL when the shards are moved (e.g.
-    'pipe:aws s3 cp s3://bucket/set/{shard} -'). Unreadable files are counted, not written."""
-    checked(
-        lambda: check_count("--per-shard", per_shard),
-        lambda: check_writable_folder("--out", out.parent if not out.exists() else out),
-    )
-    if not 0.0 <= heldout_fraction < 1.0:
-        raise typer.BadParameter(
-            f"{heldout_fraction} is not in [0, 1); 0.05 holds out one file in twenty",
-            param_hint="--heldout-fraction",
-        )
-    from ldmkit.data.shards import write_shards
-    from ldmkit.data.spec import data_fields
-
-    try:
-        source = Path(data_fields(str(folder), "FOLDER")["path"])
-        index = write_shards(source, out, heldout_fraction, seed, per_shard)
-    except (ValueError, FileNotFoundError) as error:
-        raise fail(str(error)) from error
-    splits = index["splits"]
-    summary = {name: len(samples) for name, samples in splits.items()}
-    shards = sorted({s["shard"] for samples in splits.values() for s in samples})
-    typer.echo(
-        json.dumps(
-            {
-                "out": str(out),
-                "shards": len(shards),
-                **summary,
-                "skipped": sum(len(lines) for lines in index["skipped"].values()),
-            }
-        )
-    )
-
-
 @app.command("demo")
 def demo_command(
     out: Annotated[Path, typer.Option(help="Output folder")] = Path("runs/demo"),
@@ -330,6 +267,7 @@ def demo_command(
 
 
 # These modules' subcommands register themselves on `app` / `eval_app` when imported.
+from ldmkit.cli import data as _data  # noqa: E402, F401
 from ldmkit.cli import evaluate as _evaluate  # noqa: E402, F401
 from ldmkit.cli import export as _export  # noqa: E402, F401
 from ldmkit.cli import finetune as _finetune  # noqa: E402, F401

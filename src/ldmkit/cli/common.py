@@ -10,7 +10,10 @@ import typer
 
 app = typer.Typer(no_args_is_help=True, help="Latent Diffusion Models: train, sample, evaluate.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate checkpoints on held-out data.")
-data_app = typer.Typer(no_args_is_help=True, help="Prepare the real datasets that install offline.")
+data_app = typer.Typer(
+    no_args_is_help=True,
+    help="Datasets: prepare the real ones that install offline, write and index shards.",
+)
 app.add_typer(eval_app, name="eval")
 app.add_typer(data_app, name="data")
 

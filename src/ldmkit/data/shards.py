@@ -152,7 +152,8 @@ class ShardDataset(Dataset[dict[str, torch.Tensor | str | int]]):
         self.class_names = tuple(index["class_names"])
         splits = ("train", "heldout") if split == "all" else (split,)
         self.skipped: list[str] = [line for s in splits for line in index["skipped"][s]]
-        self.reader = ShardReader(self.root, url)
+        # Shards indexed where they lie (`data index`) record their folder; ours are beside it.
+        self.reader = ShardReader(self.root / index.get("shard_folder", "."), url)
 
     def __len__(self) -> int:
         return len(self.samples) * self.crops_per_image
