@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -109,3 +112,40 @@ def test_a_streamed_diffusion_run_resumes_exactly(
     result = train_diffusion(cached, tmp_path / "c", show_progress=False)
     assert result.step == 3
     assert "streams" not in json.loads((tmp_path / "c" / "data.json").read_text())
+
+
+def _two_rank_worker(rank: int, autoencoder: str, shards: str, out: str, steps: int) -> None:
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    config = _diffusion(Path(autoencoder), Path(shards), steps, cache=False)
+    train_diffusion(config, Path(out), show_progress=False)
+
+
+@pytest.mark.slow
+def test_two_processes_stream_and_resume_exactly(
+    autoencoder: Path, stream_shards: Path, tmp_path: Path, run_two_ranks: Callable[..., None]
+) -> None:
+    # Each process reads its own streams (its half of the shards) for its half of each batch.
+    for steps, run in ((6, "straight"), (3, "resumed"), (6, "resumed")):
+        run_two_ranks(
+            _two_rank_worker, str(autoencoder), str(stream_shards), str(tmp_path / run), steps
+        )
+    for run in ("straight", "resumed"):
+        meta = json.loads((tmp_path / run / "model" / "config.json").read_text())
+        checksums = meta["training"]["rank_checksums"]
+        assert len(checksums) == 2 and checksums[0] == checksums[1]
+    _same(
+        load_file(str(latest_checkpoint(tmp_path / "straight") / "train_state.safetensors")),
+        load_file(str(latest_checkpoint(tmp_path / "resumed") / "train_state.safetensors")),
+    )
+    streams = json.loads((tmp_path / "resumed" / "data.json").read_text())["streams"]
+    assert streams == {"processes": 2, "workers": 1}
+    # Not the batches of one process: a stream per process, so another order of the images.
+    one = train_diffusion(
+        _diffusion(autoencoder, stream_shards, 6, cache=False),
+        tmp_path / "one",
+        show_progress=False,
+    )
+    a = load_file(str(one.model_dir / "model.safetensors"))
+    b = load_file(str(tmp_path / "straight" / "model" / "model.safetensors"))
+    assert any(not torch.allclose(a[key], b[key], atol=1e-5) for key in a)
