@@ -62,6 +62,10 @@ CASES = {
     "--device gpu7": ([*SAMPLE, "--device", "gpu7"], "'gpu7' is not a device name"),
     "--guidance nan": ([*SAMPLE, "--guidance", "nan"], "guidance must be a finite number"),
     "--guidance inf": ([*SAMPLE, "--guidance", "inf"], "guidance must be a finite number"),
+    "a LoRA tag in --prompt": (
+        ["sample", "--checkpoint", T2I, "--prompt", "a red circle <lora:style:0.8>"],
+        "'<lora:style:0.8>' in a prompt is a LoRA tag, which the model would read as words",
+    ),
     "--guidance-rescale 2": ([*SAMPLE, "--guidance-rescale", "2"], "guidance_rescale must be"),
     "--steps 0": ([*SAMPLE, "--steps", "0"], "steps must be an integer >= 1"),
     "--init-image 98x64": (

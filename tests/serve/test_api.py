@@ -240,3 +240,64 @@ def test_previews_can_be_decoded_by_the_first_stage(tmp_path: Path) -> None:
     assert image.size == (64, 64)  # the decoder's picture, at the model's size
     with pytest.raises(InputError, match="--preview must be"):
         ServeConfig(data=tmp_path, preview="full")
+
+
+def test_loras_are_merged_per_job_and_recorded(tmp_path: Path) -> None:
+    pytest.importorskip("peft", reason="the LoRA is made with peft")
+    import torch
+    from typer.testing import CliRunner
+
+    import ldmkit
+    from ldmkit.assets import SHAPES_TEXT_TO_IMAGE
+    from ldmkit.cli import app
+    from ldmkit.interop.lora import write_lora
+    from ldmkit.training.lora import Adapters
+    from ldmkit.training.lora_settings import LoraSettings
+
+    model = ldmkit.load(SHAPES_TEXT_TO_IMAGE)
+    adapters = Adapters(model, LoraSettings(rank=2))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in adapters.parameters():
+            p.copy_(torch.randn_like(p))
+    folder = tmp_path / "loras"
+    write_lora(model, adapters.pairs(), folder / "strong.safetensors", "kohya")
+    (folder / "alien.safetensors").write_bytes(b"not a safetensors file")
+    with _client(tmp_path / "serve", lora_dir=folder) as client:
+        _ready(client)
+        assert client.get("/v1/models").json()["loras"] == ["alien", "strong"]
+        body = {"prompts": [PROMPT], "steps": 5, "seed": 3}
+
+        def image(job: dict) -> bytes:  # the pixels (the PNG's text differs by job)
+            return Image.open(io.BytesIO(client.get(job["images"][0]).content)).tobytes()
+
+        plain = _wait(client, client.post("/v1/jobs", json=body).json()["id"])
+        tagged = {**body, "prompts": [f"{PROMPT} <lora:strong:1>"]}
+        merged = _wait(client, client.post("/v1/jobs", json=tagged).json()["id"])
+        assert merged["request"]["prompts"] == [PROMPT]  # the tag is not read as words
+        assert merged["request"]["loras"] == [{"name": "strong", "scale": 1.0}]
+        listed = {**body, "loras": [{"name": "strong", "scale": 1}]}
+        same = _wait(client, client.post("/v1/jobs", json=listed).json()["id"])
+        again = _wait(client, client.post("/v1/jobs", json=body).json()["id"])
+        assert image(merged) != image(plain) and image(same) == image(merged)
+        assert image(again) == image(plain)  # the weights were put back bit for bit
+        served = tmp_path / "served.png"
+        served.write_bytes(client.get(merged["images"][0]).content)
+        text = Image.open(served).text["parameters"]
+        assert "<lora:strong:1>" in text and 'Lora hashes: "strong: ' in text
+        copy = tmp_path / "copy.png"
+        result = CliRunner().invoke(app, ["sample", "--from", str(served), "--out", str(copy)])
+        assert result.exit_code == 0, result.output
+        assert Image.open(copy).tobytes() == Image.open(served).tobytes()
+        for refused, said in (
+            ({"loras": [{"name": "../strong"}]}, "no LoRA '../strong'"),
+            ({"loras": [{"name": "strong", "scale": "lots"}]}, "must be a number"),
+            ({"prompts": [f"{PROMPT} <lora:strong:1> <lora:strong:0.5>"]}, "at scales 1.0 and"),
+            ({"prompts": [f"{PROMPT} <lora:alien:1>"]}, "LoRA 'alien' does not fit"),
+        ):
+            response = client.post("/v1/jobs", json={**body, **refused})
+            assert _field(response) == "loras" and said in response.text, response.text
+    with _client(tmp_path / "plain") as client:
+        _ready(client)
+        response = client.post("/v1/jobs", json={**body, "prompts": [f"{PROMPT} <lora:x:1>"]})
+        assert _field(response) == "loras" and "start it with --lora-dir" in response.text

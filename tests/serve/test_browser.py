@@ -247,3 +247,43 @@ def test_the_page_shows_each_models_inputs_and_sends_them(
     b.find_element(By.ID, "low_res").send_keys(str(low))
     png, recorded = _generate_and_read(b, wait)
     assert png.size == (32, 32) and recorded["low_res"]
+
+
+def test_a_lora_tag_in_the_page_reaches_the_image_and_comes_back(
+    tmp_path: Path, browser: object
+) -> None:
+    pytest.importorskip("peft", reason="the LoRA is made with peft")
+    import torch
+
+    import ldmkit
+    from ldmkit.assets import SHAPES_TEXT_TO_IMAGE
+    from ldmkit.interop.lora import write_lora
+    from ldmkit.training.lora import Adapters
+    from ldmkit.training.lora_settings import LoraSettings
+
+    model = ldmkit.load(SHAPES_TEXT_TO_IMAGE)
+    adapters = Adapters(model, LoraSettings(rank=2))
+    with torch.no_grad():
+        for p in adapters.parameters():
+            p.normal_()
+    write_lora(model, adapters.pairs(), tmp_path / "loras" / "style.safetensors", "kohya")
+    config = ServeConfig(data=tmp_path / "serve", port=_free_port(), lora_dir=tmp_path / "loras")
+    b = browser  # type: ignore[assignment]
+    wait = WebDriverWait(b, 120)
+    with _running(config) as base:
+        b.get(base + "/")
+        wait.until(lambda d: d.find_element(By.ID, "loras").is_displayed())
+        assert "style" in b.find_element(By.ID, "loras").text
+        prompt = "a large red circle <lora:style:0.5>"
+        b.find_element(By.ID, "prompt").send_keys(prompt)
+        steps = b.find_element(By.ID, "steps")
+        steps.clear()
+        steps.send_keys("4")
+        png, recorded = _generate_and_read(b, wait)
+        assert recorded["prompts"] == ["a large red circle"]
+        assert recorded["loras"][0]["name"] == "style" and recorded["loras"][0]["scale"] == 0.5
+        assert png.text["parameters"].startswith(prompt)
+        wait.until(ready.presence_of_element_located((By.CSS_SELECTOR, "#gallery .card")))
+        b.find_element(By.ID, "prompt").clear()
+        b.find_element(By.CSS_SELECTOR, "#gallery .card button.use").click()
+        assert b.find_element(By.ID, "prompt").get_attribute("value") == prompt

@@ -37,6 +37,10 @@ def serve_command(
         str, typer.Option(help="Previews: approx (a linear colour map, free) or vae (decoded)")
     ] = "approx",
     preview_every: Annotated[int, typer.Option(help="Steps between previews")] = 5,
+    lora_dir: Annotated[
+        Path | None,
+        typer.Option(help="Offer its NAME.safetensors LoRAs per job (<lora:NAME:0.8> in a prompt)"),
+    ] = None,
     device: Device = "auto",
 ) -> None:
     """Serve models over HTTP: a job queue (POST /v1/jobs), progress and previews as
@@ -64,6 +68,7 @@ def serve_command(
             device=device,
             preview=preview,
             preview_every=preview_every,
+            lora_dir=lora_dir,
             limits=Limits(
                 max_steps=max_steps, max_side=max_side, max_count=max_count, queue_size=queue_size
             ),

@@ -1,6 +1,7 @@
 """What one generation asks for: the type `ldmkit sample` builds from its flags, the HTTP API
 reads from a job's JSON, and an image's parameters chunk records, so the three cannot drift."""
 
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -8,6 +9,7 @@ from typing import Any
 from ldmkit.inputs import InputError, check_count, check_fraction
 from ldmkit.samplers import SamplingOptions
 
+LORA_TAG = re.compile(r"<lora:[^>]*>", re.IGNORECASE)  # as the web UIs write a LoRA in a prompt
 # A layout box as given: {"class": "red circle" or 12, "box": [x0, y0, x1, y1]} (fractions).
 Box = dict[str, Any]
 
@@ -51,6 +53,15 @@ class GenerationRequest:
             raise InputError(
                 f"negative_prompt must be a string; got {self.negative_prompt!r}", "negative_prompt"
             )
+        for prompt in (*self.prompts, self.negative_prompt or ""):
+            tag = LORA_TAG.search(prompt)
+            if tag:  # the text encoder would read it as words
+                raise InputError(
+                    f"{tag.group(0)!r} in a prompt is a LoRA tag, which the model would read as "
+                    "words: give the LoRA as --lora FILE:SCALE (`ldmkit sample`), or to a server "
+                    "started with --lora-dir",
+                    "prompts",
+                )
         for c in self.classes:
             _named("classes", lambda c=c: check_count("classes", c, minimum=0))
         for layout in self.layouts:

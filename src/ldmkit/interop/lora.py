@@ -10,7 +10,8 @@ dots as underscores, prefixed `lora_unet_` / `lora_te_`. Written files fold alph
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from torch import nn
 
 from ldmkit.interop.diffusers_unet import unet_key_to_diffusers
 from ldmkit.interop.model_hash import model_hash
-from ldmkit.nn.lora import LoraError, LoraPair, add_deltas, checked_deltas
+from ldmkit.nn.lora import LoraError, LoraPair, add_deltas, checked_deltas, layer_weight
 from ldmkit.pipeline import LatentDiffusion
 
 PARTS = ("unet", "text_encoder")
@@ -207,20 +208,66 @@ def model_layers(
     return found
 
 
-def apply_lora(model: LatentDiffusion, path: Path, scale: float = 1.0) -> AppliedLora:
-    """Merge the LoRA at `path`, times `scale`, into `model`'s weights (checked whole first)."""
+Deltas = dict[str, dict[str, torch.Tensor]]  # part -> layer -> the product, as its weight
+
+
+def _parts(model: LatentDiffusion) -> dict[str, nn.Module]:
+    return {"unet": model.unet, "text_encoder": model.text_encoder}  # type: ignore[dict-item]
+
+
+def prepare_lora(
+    model: LatentDiffusion, path: Path, scale: float = 1.0
+) -> tuple[Deltas, AppliedLora]:
+    """The LoRA at `path` checked whole against `model` (a LoraError naming what does not fit)
+    and its products per layer, nothing merged yet; with what an image records of it."""
     pairs, fmt = read_lora(Path(path))
     found = model_layers(model, pairs, fmt, Path(path))
-    modules = {"unet": model.unet, "text_encoder": model.text_encoder}
-    deltas = {  # every part checked before any weight changes
-        part: checked_deltas(modules[part], layers)  # type: ignore[arg-type]
-        for part, layers in found.items()
-        if layers
-    }
+    parts = _parts(model)
+    deltas = {part: checked_deltas(parts[part], layers) for part, layers in found.items() if layers}
+    applied = AppliedLora(
+        str(path), Path(path).stem, model_hash(Path(path)), scale, len(pairs), fmt
+    )
+    return deltas, applied
+
+
+def _merge(model: LatentDiffusion, deltas: Deltas, scale: float) -> None:
+    parts = _parts(model)
     for part, part_deltas in deltas.items():
-        add_deltas(modules[part], part_deltas, scale)  # type: ignore[arg-type]
+        add_deltas(parts[part], part_deltas, scale)
     model.weights_changed()
-    return AppliedLora(str(path), Path(path).stem, model_hash(Path(path)), scale, len(pairs), fmt)
+
+
+def apply_lora(model: LatentDiffusion, path: Path, scale: float = 1.0) -> AppliedLora:
+    """Merge the LoRA at `path`, times `scale`, into `model`'s weights (checked whole first)."""
+    deltas, applied = prepare_lora(model, path, scale)
+    _merge(model, deltas, scale)
+    return applied
+
+
+@contextmanager
+def loras_merged(
+    model: LatentDiffusion, loras: Sequence[tuple[Path, float]]
+) -> Iterator[list[AppliedLora]]:
+    """The LoRAs (path, scale) merged into `model` inside the block, every one checked before
+    any weight changes; after it, each weight they touched is put back bit for bit (a server's
+    per-request LoRAs). Holds a copy of the touched weights meanwhile."""
+    prepared = [prepare_lora(model, path, scale) for path, scale in loras]
+    parts = _parts(model)
+    saved: dict[tuple[str, str], torch.Tensor] = {}
+    for deltas, _ in prepared:
+        for part, layers in deltas.items():
+            for layer in layers:
+                if (part, layer) not in saved:
+                    saved[part, layer] = layer_weight(parts[part], layer).detach().clone()
+    try:
+        for deltas, applied in prepared:
+            _merge(model, deltas, applied.scale)
+        yield [applied for _, applied in prepared]
+    finally:
+        with torch.no_grad():
+            for (part, layer), weight in saved.items():
+                layer_weight(parts[part], layer).copy_(weight)
+        model.weights_changed()
 
 
 def apply_loras(model: LatentDiffusion, specs: Iterable[str]) -> list[AppliedLora]:

@@ -20,6 +20,8 @@ from fastapi.staticfiles import StaticFiles
 from ldmkit import __version__
 from ldmkit.generation import GenerationRequest, check_request
 from ldmkit.inputs import InputError
+from ldmkit.interop.lora import prepare_lora
+from ldmkit.nn.lora import LoraError
 from ldmkit.serve.config import ServeConfig
 from ldmkit.serve.models import default_checkpoints
 from ldmkit.serve.store import Job, JobStore
@@ -118,14 +120,19 @@ def create_app(config: ServeConfig) -> FastAPI:
     @api.get("/models")
     def models() -> dict[str, Any]:
         """The models served: each one's name, hash, the request fields it takes, its size."""
-        return {"state": worker.state, "models": [m.describe() for m in worker.models.values()]}
+        return {
+            "state": worker.state,
+            "models": [m.describe() for m in worker.models.values()],
+            "loras": worker.loras.names(),
+        }
 
     @api.post("/jobs", status_code=202)
     def submit(body: dict[str, Any] = Body(...)) -> Any:  # noqa: B008
         """Queue a generation; answers at once with the job (its id, its place in the queue).
         Fields: `model` and those of `ldmkit sample` (prompts, negative_prompt, classes,
         layouts, width, height, count, strength, sampler, steps, guidance, seed, precision,
-        ...); init_image, mask, low_res and semantic as base64 or data URLs."""
+        ...); init_image, mask, low_res and semantic as base64 or data URLs; `loras`:
+        [{"name", "scale"}] of those /v1/models offers (or `<lora:NAME:SCALE>` in a prompt)."""
         if store.waiting() >= config.limits.queue_size:
             return JSONResponse(
                 {"detail": f"the queue is full ({config.limits.queue_size} jobs wait); retry"},
@@ -133,7 +140,7 @@ def create_app(config: ServeConfig) -> FastAPI:
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
         try:
-            model_name, request = _request(body, worker, config)
+            model_name, request, loras = _request(body, worker, config)
         except InputError as error:
             return _invalid(error)
         job_id = store.new_id()
@@ -146,7 +153,10 @@ def create_app(config: ServeConfig) -> FastAPI:
         except InputError as error:
             return _invalid(error)
         request = replace(request, **uploads)
-        job = store.add(model_name, request.to_dict(), job_id)
+        asked = [{"name": name, "scale": scale} for name, scale in loras]
+        job = store.add(
+            model_name, {**request.to_dict(), **({"loras": asked} if asked else {})}, job_id
+        )
         worker.notify()
         return job_json(job, worker, store)
 
@@ -196,11 +206,21 @@ def create_app(config: ServeConfig) -> FastAPI:
 
 def _request(
     body: dict[str, Any], worker: Worker, config: ServeConfig
-) -> tuple[str, GenerationRequest]:
-    """The model's name and the checked request of a job's JSON body."""
+) -> tuple[str, GenerationRequest, list[tuple[str, float]]]:
+    """The model's name, the checked request of a job's JSON body and the LoRAs it asks for."""
     if not isinstance(body, dict):
         raise InputError("the body must be a JSON object of request fields")
-    values = {k: v for k, v in body.items() if k != "model" and k not in IMAGE_FIELDS}
+    skipped = {"model", "loras", *IMAGE_FIELDS}
+    values = {k: v for k, v in body.items() if k not in skipped}
+    prompts = values.get("prompts")
+    if isinstance(prompts, list) and all(isinstance(p, str) for p in prompts):
+        negative = values.get("negative_prompt")
+        negative = negative if isinstance(negative, str) else None
+        loras, values["prompts"], cleaned = worker.loras.asked(body.get("loras"), prompts, negative)
+        if negative is not None:
+            values["negative_prompt"] = cleaned
+    else:
+        loras, _, _ = worker.loras.asked(body.get("loras"), [], None)
     request = GenerationRequest.from_dict(values)
     names = worker.names
     model_name = body.get("model") or names[0]
@@ -221,9 +241,15 @@ def _request(
         check_request(served.model, replace(request, **uploads))
         options = served.model.resolve(request.options)
         request = replace(request, options=options)
+        for name, scale in loras:  # fits this model? (read and checked, nothing merged)
+            try:
+                prepare_lora(served.model, worker.loras.path(name), scale)
+            except LoraError as error:
+                message = f"LoRA {name!r} does not fit {model_name}: {error}"
+                raise InputError(message, "loras") from None
     elif worker.state == "failed":
         raise InputError(f"the models failed to load: {worker.error}", "model")
-    return str(model_name), request
+    return str(model_name), request, loras
 
 
 async def _events(job_id: str, worker: Worker, store: JobStore) -> AsyncIterator[str]:

@@ -38,6 +38,8 @@ class ServeConfig:
     # "approx": a linear map of the latent to colours (no decoder pass); "vae": the first
     # stage's decoder (the real picture, a decode's time every preview).
     preview: str = "approx"
+    # LoRAs offered per job (`serve/loras.py`): DIR/NAME.safetensors; None: none.
+    lora_dir: Path | None = None
     limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
@@ -54,6 +56,8 @@ class ServeConfig:
             )
         if self.preview_every < 1:
             raise InputError(f"preview_every must be >= 1; got {self.preview_every}")
+        if self.lora_dir is not None and not self.lora_dir.is_dir():
+            raise InputError(f"--lora-dir {self.lora_dir} is not a folder", "lora_dir")
         if self.preview not in ("approx", "vae"):
             raise InputError(f"--preview must be approx or vae; got {self.preview!r}", "preview")
 

@@ -16,7 +16,10 @@ from ldmkit.generation import GenerationRequest, generate, save_image
 from ldmkit.hardware import select_device
 from ldmkit.images import to_uint8
 from ldmkit.inputs import InputError
+from ldmkit.interop.lora import loras_merged
+from ldmkit.nn.lora import LoraError
 from ldmkit.serve.config import ServeConfig
+from ldmkit.serve.loras import LoraLibrary
 from ldmkit.serve.models import ServedModel, load_models, served_names
 from ldmkit.serve.store import JobStore
 
@@ -50,6 +53,7 @@ class Worker:
         self.config, self.store, self.checkpoints = config, store, checkpoints
         self.models: dict[str, ServedModel] = {}
         self.names = served_names(checkpoints)  # known before the models load
+        self.loras = LoraLibrary(config.lora_dir)
         self.state = "loading"  # -> ready / failed
         self.error: str | None = None
         self.progress: dict[str, Progress] = {}
@@ -105,6 +109,8 @@ class Worker:
         try:
             if served is None:
                 raise InputError(f"model {model_name!r} is not served", "model")
+            values = dict(values)
+            loras = [(self.loras.path(x["name"]), x["scale"]) for x in values.pop("loras", [])]
             request = GenerationRequest.from_dict(values)
 
             def step(done: int, total: int, z: torch.Tensor) -> None:
@@ -116,17 +122,18 @@ class Worker:
                 if progress.cancel:
                     raise Cancelled
 
-            images = generate(served.model, request, callback=step)
+            with loras_merged(served.model, loras) as applied:  # this job's alone
+                images = generate(served.model, request, callback=step)
             if not torch.isfinite(images).all():
                 raise RuntimeError("the model produced NaN or infinite values; nothing was saved")
-            self._save(job_id, served, request, images)
+            self._save(job_id, served, request, images, [a.to_dict() for a in applied])
             self.store.finish(job_id, "done", images=len(images))
         except Cancelled:
             if self._stop.is_set():  # the server stops: the job runs again at the next start
                 self.store.requeue(job_id)
             else:
                 self.store.finish(job_id, "cancelled", error="cancelled while running")
-        except InputError as error:
+        except (InputError, LoraError) as error:
             self.store.finish(job_id, "failed", error=str(error))
         except Exception as error:  # the job fails with its reason; the server goes on
             traceback.print_exc()
@@ -145,12 +152,19 @@ class Worker:
         return Image.fromarray(to_uint8(decoded)[0])
 
     def _save(
-        self, job_id: str, served: ServedModel, request: GenerationRequest, images: torch.Tensor
+        self,
+        job_id: str,
+        served: ServedModel,
+        request: GenerationRequest,
+        images: torch.Tensor,
+        loras: list[dict[str, Any]],
     ) -> None:
         from PIL import Image
 
         described = {"checkpoint": str(served.checkpoint), "name": served.name, "hash": served.hash}
         for i, array in enumerate(to_uint8(images)):
             path = self.store.image_path(f"{job_id}-{i}")
-            extras = {"job": job_id, "weights": served.model.weight_precision}
+            extras: dict[str, Any] = {"job": job_id, "weights": served.model.weight_precision}
+            if loras:
+                extras["loras"] = loras
             save_image(Image.fromarray(array), path, request, i, described, extras)

@@ -62,6 +62,9 @@ async function loadModels() {
   models.forEach((m) => select.add(new Option(m.name, m.name)));
   if (keep) select.value = keep;
   showInputs();
+  const loras = body.loras || [];
+  $("loras").hidden = loras.length === 0;
+  $("loras").textContent = `LoRAs: ${loras.join(", ")} (add <lora:NAME:1> to the prompt)`;
   $("health").textContent = body.state === "ready" ? `ready: ${models.length} model(s)` : body.state;
   if (body.state === "loading") setTimeout(loadModels, 1000);
 }
@@ -245,7 +248,8 @@ function useSettings(request, model) {
   if (model) $("model").value = model;
   showInputs();
   const set = (id, value) => { if (value !== undefined && value !== null) $(id).value = value; };
-  set("prompt", (request.prompts || [])[0]);
+  const tags = (request.loras || []).map((l) => ` <lora:${l.name}:${l.scale}>`).join("");
+  set("prompt", ((request.prompts || [])[0] || "") + tags);
   set("negative_prompt", request.negative_prompt || "");
   set("class", (request.classes || [])[0]);
   set("sampler", request.sampler); set("steps", request.steps); set("guidance", request.guidance);
