@@ -1,6 +1,8 @@
 """Tiny random latent diffusion models the tests build (no training, no files): imported by
 name (`from tiny_models import tiny_ldm`), since pytest puts this folder on the path."""
 
+from pathlib import Path
+
 import torch
 
 from ldmkit.autoencoder import Autoencoder, AutoencoderConfig
@@ -75,3 +77,22 @@ def tiny_layout_ldm() -> LatentDiffusion:
         unet=unet, conditioners=(LayoutCondition(encoder=layout, dropout=0.1),), latent_size=8
     )
     return LatentDiffusion(config, ae)
+
+
+def strong_random_lora(path: Path, rank: int = 2, seed: int = 0) -> Path:
+    """A random rank-`rank` LoRA of the shipped text-to-image model's attention, strong enough
+    to change its samples, written at `path` in kohya's names (made with peft: the caller
+    skips without it)."""
+    import ldmkit
+    from ldmkit.assets import SHAPES_TEXT_TO_IMAGE
+    from ldmkit.interop.lora import write_lora
+    from ldmkit.training.lora import Adapters
+    from ldmkit.training.lora_settings import LoraSettings
+
+    model = ldmkit.load(SHAPES_TEXT_TO_IMAGE)
+    adapters = Adapters(model, LoraSettings(rank=rank))
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in adapters.parameters():
+            p.copy_(torch.randn(p.shape, generator=generator))
+    return write_lora(model, adapters.pairs(), Path(path), "kohya")

@@ -5,29 +5,19 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
-import ldmkit
 from ldmkit.assets import SHAPES_TEXT_TO_IMAGE
 from ldmkit.cli import app
-from ldmkit.interop.lora import write_lora
 
 pytest.importorskip("peft", reason="the LoRA is made with peft")
-from ldmkit.training.lora import Adapters
-from ldmkit.training.lora_settings import LoraSettings
+from tiny_models import strong_random_lora
 
 runner = CliRunner()
 
 
 def test_eval_adherence_merges_the_lora_and_names_it(tmp_path: Path) -> None:
-    model = ldmkit.load(SHAPES_TEXT_TO_IMAGE)
-    adapters = Adapters(model, LoraSettings(rank=2))
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in adapters.parameters():
-            p.copy_(torch.randn_like(p))
-    lora = write_lora(model, adapters.pairs(), tmp_path / "strong.safetensors", "kohya")
+    lora = strong_random_lora(tmp_path / "strong.safetensors")
     args = ["eval", "adherence", "--checkpoint", str(SHAPES_TEXT_TO_IMAGE), "--n", "6"]
     args += ["--steps", "3"]
     plain = runner.invoke(app, args)

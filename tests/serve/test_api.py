@@ -244,24 +244,13 @@ def test_previews_can_be_decoded_by_the_first_stage(tmp_path: Path) -> None:
 
 def test_loras_are_merged_per_job_and_recorded(tmp_path: Path) -> None:
     pytest.importorskip("peft", reason="the LoRA is made with peft")
-    import torch
+    from tiny_models import strong_random_lora
     from typer.testing import CliRunner
 
-    import ldmkit
-    from ldmkit.assets import SHAPES_TEXT_TO_IMAGE
     from ldmkit.cli import app
-    from ldmkit.interop.lora import write_lora
-    from ldmkit.training.lora import Adapters
-    from ldmkit.training.lora_settings import LoraSettings
 
-    model = ldmkit.load(SHAPES_TEXT_TO_IMAGE)
-    adapters = Adapters(model, LoraSettings(rank=2))
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in adapters.parameters():
-            p.copy_(torch.randn_like(p))
     folder = tmp_path / "loras"
-    write_lora(model, adapters.pairs(), folder / "strong.safetensors", "kohya")
+    strong_random_lora(folder / "strong.safetensors")
     (folder / "alien.safetensors").write_bytes(b"not a safetensors file")
     with _client(tmp_path / "serve", lora_dir=folder) as client:
         _ready(client)

@@ -253,20 +253,9 @@ def test_a_lora_tag_in_the_page_reaches_the_image_and_comes_back(
     tmp_path: Path, browser: object
 ) -> None:
     pytest.importorskip("peft", reason="the LoRA is made with peft")
-    import torch
+    from tiny_models import strong_random_lora
 
-    import ldmkit
-    from ldmkit.assets import SHAPES_TEXT_TO_IMAGE
-    from ldmkit.interop.lora import write_lora
-    from ldmkit.training.lora import Adapters
-    from ldmkit.training.lora_settings import LoraSettings
-
-    model = ldmkit.load(SHAPES_TEXT_TO_IMAGE)
-    adapters = Adapters(model, LoraSettings(rank=2))
-    with torch.no_grad():
-        for p in adapters.parameters():
-            p.normal_()
-    write_lora(model, adapters.pairs(), tmp_path / "loras" / "style.safetensors", "kohya")
+    strong_random_lora(tmp_path / "loras" / "style.safetensors")
     config = ServeConfig(data=tmp_path / "serve", port=_free_port(), lora_dir=tmp_path / "loras")
     b = browser  # type: ignore[assignment]
     wait = WebDriverWait(b, 120)
