@@ -98,3 +98,33 @@ def test_the_shipped_autoencoder_decodes_tiles_close_to_whole() -> None:
         whole, tiled = model.from_latent(z).clamp(-1, 1), model.from_latent(z, 32).clamp(-1, 1)
     psnr = 10 * math.log10(4 / F.mse_loss(tiled, whole).item())
     assert psnr > 38, psnr
+
+
+def test_the_statistics_pass_runs_in_bf16_where_native_and_stays_close() -> None:
+    """The estimate's convolutions run in bfloat16 where the device computes it natively (about
+    half the time of float32 on an AVX-512 BF16 CPU); the decode itself keeps float32, and the
+    tiles stay as close to the whole decode as with float32 statistics."""
+    from ldmkit.precision import native_precision
+
+    cpu = torch.device("cpu")
+    assert td.estimate_dtype(cpu) == (torch.bfloat16 if native_precision(cpu, "bf16") else None)
+    model = load_autoencoder(SHAPES_AUTOENCODER).eval()
+    data = ShapesDataset(ShapesConfig(resolution=128), size=4, seed=2)
+    scenes = torch.stack([data[i]["image"] for i in range(4)])
+    image = scenes.reshape(2, 2, 3, 128, 128).permute(2, 0, 3, 1, 4).reshape(1, 3, 256, 256)
+    seen: list[torch.dtype] = []
+    conv = model.decoder.conv_out
+    handle = conv.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+    with torch.no_grad():
+        z = model.to_latent(image)
+        whole = model.decoder(z)
+        seen.clear()
+        low = td.decode_in_tiles(model.decoder, z, 32, torch.bfloat16)
+        assert torch.bfloat16 in seen and low.dtype == torch.float32  # estimate low, decode not
+        full = td.decode_in_tiles(model.decoder, z, 32, None)
+    handle.remove()
+
+    def psnr(x: torch.Tensor) -> float:
+        return 10 * math.log10(4 / F.mse_loss(x.clamp(-1, 1), whole.clamp(-1, 1)).item())
+
+    assert psnr(low) > psnr(full) - 0.5, (psnr(low), psnr(full))

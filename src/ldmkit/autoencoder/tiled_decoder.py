@@ -13,7 +13,8 @@ Here the tiles agree by construction:
 3. The group norms of that part cannot see the whole image, so every tile uses the same
    statistics, estimated first by running the tiled part on the feature map shrunk by half (by
    area), in tiles normalised each by its own statistics, and pooling what every norm saw: a
-   quarter of the work of the decode, the memory of one tile.
+   quarter of the work of the decode, the memory of one tile. It runs in bfloat16 where the
+   device computes that natively (`estimate_dtype`), which halves its time on such CPUs.
 
 Step 3 is the only approximation: a tiled decode differs from the whole one by a small global
 change, never by an edge (with the statistics of the whole decode, tiles equal it to float
@@ -24,7 +25,7 @@ zoo autoencoder has one) sees only its tile.
 
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from itertools import pairwise
 from types import MethodType
@@ -35,6 +36,7 @@ from torch import nn
 
 from ldmkit.autoencoder.decoder import Decoder
 from ldmkit.nn import ResnetBlock, Upsample
+from ldmkit.precision import native_precision
 
 Statistics = tuple[torch.Tensor, torch.Tensor]  # per (sample, group): mean and variance
 
@@ -195,25 +197,41 @@ def _run_tile(
     return x
 
 
+def estimate_dtype(device: torch.device) -> torch.dtype | None:
+    """The precision the statistics pass runs in on `device`: bfloat16 where the device computes
+    it natively (its convolutions about 2.2x faster than float32's on an AVX-512 BF16 CPU), else
+    None (the decode's own). Statistics only need a few digits: docs/results/megapixel.md."""
+    return torch.bfloat16 if native_precision(device, "bf16") else None
+
+
 def _estimated_statistics(
-    segments: list[Segment], norms: list[nn.GroupNorm], h: torch.Tensor, tile: int
+    segments: list[Segment],
+    norms: list[nn.GroupNorm],
+    h: torch.Tensor,
+    tile: int,
+    dtype: torch.dtype | None = None,
 ) -> list[Statistics]:
     """The group norms' statistics of the tiled part, pooled over the tiles of `h` shrunk by
-    half (by area), each tile normalised by its own, as an untiled decode of it would be."""
+    half (by area), each tile normalised by its own, as an untiled decode of it would be; the
+    convolutions in `dtype` (autocast) when given. Moments are summed in float64."""
     small = F.interpolate(
         h, size=(math.ceil(h.shape[-2] / 2), math.ceil(h.shape[-1] / 2)), mode="area"
     )
     moments = _Moments()
-    with _recording(norms, moments):
+    lower = torch.autocast(h.device.type, dtype) if dtype is not None else nullcontext()
+    with _recording(norms, moments), lower:
         for rows in tile_bounds(small.shape[-2], tile):
             for cols in tile_bounds(small.shape[-1], tile):
                 _run_tile(segments, small, rows, cols)
     return moments.statistics()
 
 
-def decode_in_tiles(decoder: Decoder, z: torch.Tensor, tile: int) -> torch.Tensor:
+def decode_in_tiles(
+    decoder: Decoder, z: torch.Tensor, tile: int, statistics: torch.dtype | str | None = "auto"
+) -> torch.Tensor:
     """decoder(z) computed in tiles of at most `tile` latent pixels a side (see the module's
-    description); one whole decode when the latent fits in one tile."""
+    description); one whole decode when the latent fits in one tile. `statistics`: the
+    precision of the statistics pass ("auto": `estimate_dtype`; None: the decode's own)."""
     if tile < 1:
         raise ValueError(f"tile must be >= 1 latent pixel, got {tile}")
     height, width = z.shape[-2:]
@@ -221,10 +239,11 @@ def decode_in_tiles(decoder: Decoder, z: torch.Tensor, tile: int) -> torch.Tenso
         return decoder(z)
     h = _whole_part(decoder, z)
     segments, norms = _segments(decoder), _group_norms(decoder)
-    statistics = _estimated_statistics(segments, norms, h, tile)
+    dtype = estimate_dtype(z.device) if statistics == "auto" else statistics
+    estimated = _estimated_statistics(segments, norms, h, tile, dtype)  # type: ignore[arg-type]
     scale = segments[-1].scale
     out: torch.Tensor | None = None
-    with _fixed(norms, statistics):
+    with _fixed(norms, estimated):
         for rows in tile_bounds(height, tile):
             for cols in tile_bounds(width, tile):
                 part = _run_tile(segments, h, rows, cols)
