@@ -3,6 +3,7 @@ their time and peak memory, and how far a tiled decode is from the whole one.
 
     python benchmarks/megapixel.py                      # everything below (about 25 min)
     python benchmarks/megapixel.py --parts quality      # the seam measurement alone (1 min)
+    python benchmarks/megapixel.py --parts statistics   # fp32 vs bf16 statistics pass (8 min)
 
 Parts, each setting in a fresh process (peak resident memory is per process; nothing else
 heavy should run beside it):
@@ -14,6 +15,9 @@ heavy should run beside it):
   over its mean jump elsewhere: 1 = no seam). Writes docs/images/megapixel_seams.png.
 - `decode`: an SD-shaped kl-f8 decoder (random weights: time and memory do not depend on them)
   at 1024x1024 whole and tiled, round robin, and 2048x2048 tiled and whole.
+- `statistics`: the tiled decode's statistics pass in float32 and in bfloat16 (the default
+  where the CPU runs bf16 natively) against the whole decode, at 1024x1024, round robin in one
+  process.
 - `image`: the SD 1.5-shaped file of `sd_single_file.py` in bf16 at 1024x1024 and 2048x2048
   with `tile=64` (its training side): one guided UNet step in blended tiles, then the tiled
   decode, with the peak memory after each.
@@ -66,6 +70,31 @@ def decode_child(side: int, tile: int | None) -> dict:
         "peak_rss_gib": _peak_gib(),
         "before_decode_gib": loaded,
     }
+
+
+def statistics_child(rounds: int) -> dict:
+    """The statistics pass's precision, in one process round robin at 1024x1024 (tiles of 64):
+    the whole decode, tiles with a float32 estimate, tiles with a bfloat16 one (the default
+    where the CPU has native bf16)."""
+    from ldmkit.autoencoder.tiled_decoder import decode_in_tiles
+
+    model = sd_decoder()
+    z = torch.randn(1, 4, 128, 128, generator=torch.Generator().manual_seed(0))
+    runs = {
+        "whole": lambda: model.decoder(z),
+        "tiles, fp32 statistics": lambda: decode_in_tiles(model.decoder, z, 64, None),
+        "tiles, bf16 statistics": lambda: decode_in_tiles(model.decoder, z, 64, torch.bfloat16),
+    }
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    with torch.no_grad():
+        for _ in range(rounds):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run()
+                seconds[name].append(round(time.perf_counter() - start, 1))
+    whole = sum(seconds["whole"]) / rounds
+    ratios = {name: round(sum(s) / rounds / whole, 3) for name, s in seconds.items()}
+    return {"part": "statistics", "side": 1024, "seconds": seconds, "vs_whole": ratios}
 
 
 def image_child(side: int, tile: int) -> dict:
@@ -206,7 +235,7 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         nargs="+",
-        choices=("quality", "decode", "image"),
+        choices=("quality", "decode", "statistics", "image"),
         default=["quality", "decode", "image"],
     )
     parser.add_argument("--rounds", type=int, default=2, help="round-robin rounds at 1024")
@@ -219,6 +248,8 @@ def main() -> None:
             result = quality_child()
         elif kind == "decode":
             result = decode_child(int(rest[0]), None if rest[1] == "whole" else int(rest[1]))
+        elif kind == "statistics":
+            result = statistics_child(int(rest[0]))
         else:
             result = image_child(int(rest[0]), int(rest[1]))
         print(json.dumps(result))
@@ -235,6 +266,8 @@ def main() -> None:
         run_child(["decode", "2048", "64"])
         if not args.no_whole_2048:
             run_child(["decode", "2048", "whole"])
+    if "statistics" in args.parts:
+        run_child(["statistics", str(args.rounds)])
     if "image" in args.parts:
         run_child(["image", "1024", "64"])
         run_child(["image", "2048", "64"])
