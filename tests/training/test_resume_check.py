@@ -81,3 +81,16 @@ def test_a_run_saved_before_fine_tuning_resumes_and_another_base_is_refused(
         check_resumable(checkpoint, dataclasses.replace(tuned, init="other.ckpt"), sections)
     with pytest.raises(ValueError, match=r"different lora config"):
         check_resumable(checkpoint, dataclasses.replace(tuned, lora=LoraSettings(rank=8)), sections)
+
+
+def test_where_the_data_is_read_from_may_change_what_is_read_may_not(tmp_path: Path) -> None:
+    from ldmkit.data.config import DataConfig
+
+    data = DataConfig(kind="shards", path="set", stream=True)
+    checkpoint = _saved(tmp_path, AutoencoderTrainConfig(data=data))
+    moved = dataclasses.replace(data, shard_url="pipe:aws s3 cp s3://b/{shard} -", cache=False)
+    check_resumable(checkpoint, AutoencoderTrainConfig(data=moved), ("data",))  # no error
+    for other in (dict(stream=False), dict(shuffle_buffer=10), dict(path="another")):
+        changed = AutoencoderTrainConfig(data=dataclasses.replace(data, **other))  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match=r"different data config"):
+            check_resumable(checkpoint, changed, ("data",))

@@ -46,7 +46,7 @@ def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
 def test_a_streamed_autoencoder_run_resumes_exactly(stream_shards: Path, tmp_path: Path) -> None:
     preset = PRESETS["tiny"]
 
-    def config(steps: int) -> Any:
+    def config(steps: int, **data: Any) -> Any:
         run = dataclasses.replace(
             preset.run,
             steps=steps,
@@ -56,11 +56,14 @@ def test_a_streamed_autoencoder_run_resumes_exactly(stream_shards: Path, tmp_pat
             heldout_images=2,
             latent_stat_batches=1,
         )
-        return dataclasses.replace(preset, data=_data(stream_shards), run=run)
+        streamed = dataclasses.replace(_data(stream_shards), **data)
+        return dataclasses.replace(preset, data=streamed, run=run)
 
     straight = train_autoencoder(config(6), tmp_path / "a", show_progress=False)
     train_autoencoder(config(3), tmp_path / "b", show_progress=False)
-    resumed = train_autoencoder(config(6), tmp_path / "b", show_progress=False)
+    # The shards moved (here: read through a pipe): the same bytes, so the run goes on exactly.
+    moved = config(6, shard_url=f"pipe:cat {stream_shards}/{{shard}}")
+    resumed = train_autoencoder(moved, tmp_path / "b", show_progress=False)
     _same(
         load_file(str(straight.model_dir / "model.safetensors")),
         load_file(str(resumed.model_dir / "model.safetensors")),

@@ -1,7 +1,7 @@
 """Typed description of a training or evaluation dataset."""
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ldmkit.data.buckets import bucket_sizes
 from ldmkit.data.fit import FITS, parse_color
@@ -49,6 +49,9 @@ class DataConfig:
     stream: bool = False
     shuffle_buffer: int = 1000
     interleave: int = 4
+
+    # Where and how the same images are read; a run resumes with them changed.
+    RESUME_IGNORES: ClassVar[tuple[str, ...]] = ("cache", "shard_url")
 
     def __post_init__(self) -> None:
         if self.kind in ("folder", "emoji", "shards") and not self.path:

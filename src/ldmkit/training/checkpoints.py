@@ -80,6 +80,11 @@ def _same(saved: Any, current: Any) -> bool:
     if not dataclasses.is_dataclass(current):  # a plain value (a fine-tune's `init` path)
         return bool(saved == current)
     try:
-        return bool(from_dict(type(current), saved) == current)
+        loaded = from_dict(type(current), saved)
     except (TypeError, ValueError):  # ConfigError is a ValueError
         return False
+    # Fields that say where or how the same things are read (the shards moved to a bucket),
+    # not what is read: a run may resume with them changed.
+    ignored = getattr(type(current), "RESUME_IGNORES", ())
+    compared = [f.name for f in dataclasses.fields(current) if f.name not in ignored]
+    return all(getattr(loaded, name) == getattr(current, name) for name in compared)
