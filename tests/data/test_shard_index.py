@@ -113,3 +113,39 @@ def test_bad_shard_sources_exit_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["data", "index", str(tmp_path / "wds"), str(tmp_path / "i")])
     assert result.exit_code == 2
     assert "a.tar member k.cls: a class label must be a whole number" in result.output
+
+
+def test_a_pattern_of_shards_is_indexed_once_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LDMKIT_CACHE", str(tmp_path / "cache"))
+    _write(tmp_path / "wds", labels=False)
+    spec = f"shards:{tmp_path / 'wds'}/{{00000..00003}}.tar"
+    settings = ["--preset", "tiny", "--set", "data.resolution=16", "--set", "run.steps=2"]
+    settings += ["--set", "run.batch_size=4", "--set", "run.heldout_images=1"]
+    settings += ["--set", "run.latent_stat_batches=1"]
+    runs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        result = runner.invoke(
+            app, ["train-autoencoder", "--data", spec, "--out", str(out), *settings]
+        )
+        assert result.exit_code == 0, result.output
+        runs.append(json.loads((out / "data.json").read_text()))
+    indexes = list((tmp_path / "cache" / "shard-index").glob("*/index.json"))
+    assert len(indexes) == 1  # the second run read the first one's index
+    index = json.loads(indexes[0].read_text())
+    assert runs[0]["train_images"] == runs[1]["train_images"] == len(index["splits"]["train"])
+    assert len(runs[0]["skipped"]) == 2  # no picture, a broken one
+    missing = runner.invoke(
+        app,
+        [
+            "train-autoencoder",
+            "--data",
+            f"shards:{tmp_path}/none-{{0..3}}.tar",
+            "--out",
+            str(tmp_path / "c"),
+            *settings,
+        ],
+    )
+    assert missing.exit_code == 2 and "names no tar files" in missing.output

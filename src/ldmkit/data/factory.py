@@ -158,5 +158,7 @@ def data_fingerprint(config: DataConfig) -> str:
             entry = [str(record.path), stat.st_size, stat.st_mtime_ns, record.caption, record.label]
             digest.update(json.dumps(entry).encode())
     elif config.kind == "shards":
-        digest.update((Path(config.path) / "index.json").read_bytes())
+        from ldmkit.data.shards import INDEX, shard_index_folder
+
+        digest.update((shard_index_folder(config.path) / INDEX).read_bytes())
     return digest.hexdigest()

@@ -111,15 +111,31 @@ def write_shards(
     return index
 
 
-def read_index(path: Path) -> dict[str, Any]:
-    """The index of the shards at `path` (their folder or its index.json)."""
+def shard_index_folder(path: str | Path) -> Path:
+    """The folder of the index of the shards `path` names: a folder with an index.json (or
+    that file), or WebDataset tars another tool wrote (a folder of them, or a pattern such as
+    `DIR/{00000..00099}.tar`), indexed once into ldmkit's cache (`shard_index.cached_index`)."""
     path = Path(path)
-    file = path if path.name == INDEX else path / INDEX
-    if not file.is_file():
+    if path.name == INDEX and path.is_file():
+        return path.parent
+    if (path / INDEX).is_file():
+        return path
+    from ldmkit.data.shard_index import cached_index, find_tars
+
+    try:
+        tars = find_tars(str(path))
+    except ValueError:
         raise FileNotFoundError(
-            f"{path} holds no {INDEX}; write shards with `ldmkit data shards DIR OUT` and pass "
-            "--data shards:OUT"
-        )
+            f"{path} holds no {INDEX} and names no .tar shards; write shards with `ldmkit data "
+            "shards DIR OUT` and pass --data shards:OUT, or pass WebDataset shards as "
+            "--data 'shards:DIR/{00000..00099}.tar'"
+        ) from None
+    return cached_index(tars)
+
+
+def read_index(path: str | Path) -> dict[str, Any]:
+    """The index of the shards at `path` (see `shard_index_folder`)."""
+    file = shard_index_folder(path) / INDEX
     index = json.loads(file.read_text())
     if index.get("format") != FORMAT:
         raise ValueError(f"{file} is not an ldmkit shard index (format {index.get('format')!r})")
@@ -139,7 +155,7 @@ class ShardDataset(Dataset[dict[str, torch.Tensor | str | int]]):
         crops_per_image: int = 1,
         url: str = "",
     ) -> None:
-        self.root = Path(root)
+        self.root = shard_index_folder(root)
         self.fit = fit
         self.crops_per_image = crops_per_image
         index = read_index(self.root)

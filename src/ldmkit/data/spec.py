@@ -1,10 +1,11 @@
 """`--data SPEC`, the one way every train and eval command names its data.
 
-SPEC is an image folder (`DIR`), `shards:DIR` (what `ldmkit data shards` wrote), `emoji:DIR` (the
-emoji set `ldmkit data prepare emoji` writes), `shapes` or `fashion-mnist`. Only the kind and the
-path come from SPEC; resolution, fit, held-out fraction and seed stay as the preset, the config
-or the checkpoint's record says, so a model is evaluated on the held-out files of the split it
-was trained with.
+SPEC is an image folder (`DIR`), `shards:DIR` (what `ldmkit data shards` wrote, or WebDataset
+tars another tool wrote: a folder of them or a pattern, `shards:DIR/{00000..00099}.tar`),
+`emoji:DIR` (the emoji set `ldmkit data prepare emoji` writes), `shapes` or `fashion-mnist`.
+Only the kind and the path come from SPEC; resolution, fit, held-out fraction and seed stay as
+the preset, the config or the checkpoint's record says, so a model is evaluated on the held-out
+files of the split it was trained with.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from ldmkit.data.config import DataConfig
 
 BUILT_IN = ("shapes", "fashion-mnist")
-SPEC_FORMS = "an image folder, shards:DIR, emoji:DIR, shapes or fashion-mnist"
+SPEC_FORMS = "an image folder, shards:DIR (or shards:PATTERN), emoji:DIR, shapes or fashion-mnist"
 
 
 def data_fields(spec: str, option: str = "--data") -> dict[str, Any]:
@@ -28,6 +29,11 @@ def data_fields(spec: str, option: str = "--data") -> dict[str, Any]:
         if spec.startswith(prefix + ":"):
             kind, path = prefix, spec[len(prefix) + 1 :]
     folder = Path(path)
+    if kind == "shards" and path and not folder.exists():  # a pattern of WebDataset tars
+        from ldmkit.data.shard_index import find_tars
+
+        find_tars(path)  # a ValueError naming the pattern when it names none
+        return {"kind": kind, "path": path}
     if not path or not folder.exists():
         raise ValueError(
             f"{option} {spec!r}: no such folder; give {SPEC_FORMS}"
