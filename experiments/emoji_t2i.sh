@@ -13,9 +13,11 @@ LDMKIT=${LDMKIT:-.venv/bin/ldmkit}
 DATA=${DATA:-data/emoji}
 mkdir -p "$RUN"
 [ -f "$DATA/metadata.jsonl" ] || $LDMKIT data prepare emoji --out "$DATA"
-EMOJI=(--set data.kind=emoji --set "data.path=$DATA" --set data.resolution=64 --set data.flip=false)
+# The README's own-folder commands: --data DIR (captions from DIR/metadata.jsonl, 5% of the
+# files held out by name), with the emoji's size and no flips (text in emoji is not symmetric).
+EMOJI=(--data "$DATA" --set data.resolution=64 --set data.flip=false)
 $LDMKIT train-autoencoder --preset kl-f4 --out "$RUN/kl-f4" "${EMOJI[@]}" | tail -1
-$LDMKIT eval reconstruction --checkpoint "$RUN/kl-f4/model" --data "emoji:$DATA" --n 256 \
+$LDMKIT eval reconstruction --checkpoint "$RUN/kl-f4/model" --data "$DATA" \
     | tee "$RUN/reconstruction.json"
 $LDMKIT train --preset shapes-text --autoencoder "$RUN/kl-f4/model" --out "$RUN/t2i" \
     "${EMOJI[@]}" --set run.steps=1500 --set run.sample_every=500 | tail -1

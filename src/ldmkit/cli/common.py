@@ -40,7 +40,8 @@ DataOption = Annotated[
     str | None,
     typer.Option(
         help="Train on this: an image folder (captions from metadata.jsonl or .txt files, or "
-        "classes from sub-folders), emoji:DIR, shapes or fashion-mnist. Replaces the preset's "
+        "classes from sub-folders), shards:DIR or shards:'DIR/{00000..00099}.tar' (WebDataset "
+        "tars), emoji:DIR, shapes or fashion-mnist. Replaces the preset's "
         "data kind and path; data.heldout_fraction of the files is held out"
     ),
 ]

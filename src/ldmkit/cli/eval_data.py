@@ -18,9 +18,9 @@ if TYPE_CHECKING:
 EvalDataOption = Annotated[
     str | None,
     typer.Option(
-        help="Score against the held-out files of this data (an image folder, emoji:DIR, shapes "
-        "or fashion-mnist) instead of the checkpoint's recorded training data; the recorded "
-        "split, fit and resolution are kept"
+        help="Score against the held-out files of this data (an image folder, shards:DIR or "
+        "shards:PATTERN, emoji:DIR, shapes or fashion-mnist) instead of the checkpoint's "
+        "recorded training data; the recorded split, fit and resolution are kept"
     ),
 ]
 

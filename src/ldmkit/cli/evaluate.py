@@ -73,7 +73,8 @@ def eval_reconstruction_command(
     data: Annotated[
         str | None,
         typer.Option(
-            help="An image folder, emoji:DIR, shapes or fashion-mnist; default: the held-out "
+            help="An image folder, shards:DIR or shards:PATTERN, emoji:DIR, shapes or "
+            "fashion-mnist; default: the held-out "
             "split of the data the autoencoder was trained on"
         ),
     ] = None,
@@ -200,7 +201,7 @@ def eval_fid_command(
             "--real",
             "--data",
             help="auto (the checkpoint's training data, held-out split), an image folder, "
-            "emoji:DIR, shapes or fashion-mnist (held-out split)",
+            "shards:DIR or shards:PATTERN, emoji:DIR, shapes or fashion-mnist (held-out split)",
         ),
     ] = "auto",
     evaluator: EvaluatorOption = None,
