@@ -75,10 +75,17 @@ class ShardReader:
             raise OSError(f"reading shard {shard} from {self.location(shard)}: {error}") from None
         entry[1] = offset + len(data)
         if len(data) != size:
+            said = ""
+            if self.remote:  # a command that failed says so when it is waited for
+                self._open.pop(shard, None)
+                try:
+                    handle.close()
+                except OSError as error:
+                    said = f" (the command: {error})"
             raise OSError(
                 f"{self.location(shard)} ended after {offset + len(data)} bytes, before the "
-                f"{size} bytes at {offset} its index names; check data.shard_url and that the "
-                "shards are the ones the index was written with"
+                f"{size} bytes at {offset} its index names{said}; check data.shard_url and that "
+                "the shards are the ones the index was written with"
             )
         return data
 
