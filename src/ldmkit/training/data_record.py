@@ -60,8 +60,11 @@ def record_data(
     if skipped:
         parts.append(f"{len(skipped)} unreadable file(s) left out")
     if streams is not None:
-        each_reads = "process(es) x {workers} loader worker(s)".format(**record["streams"])
-        parts.append(f"streamed from shards by {streams[0]} {each_reads}")
+        layout = record["streams"]
+        parts.append(
+            f"streamed from shards by {layout['processes']} process(es) x "
+            f"{layout['workers']} loader worker(s)"
+        )
     print(", ".join(parts) + f"; see {run_dir / DATA_RECORD}", file=sys.stderr)
     return record
 
