@@ -3,6 +3,7 @@ their time and peak memory, and how far a tiled decode is from the whole one.
 
     python benchmarks/megapixel.py                      # everything below (about 25 min)
     python benchmarks/megapixel.py --parts quality      # the seam measurement alone (1 min)
+    python benchmarks/megapixel.py --parts quality --autoencoder runs/kl-f8/model  # another
     python benchmarks/megapixel.py --parts statistics   # fp32 vs bf16 statistics pass (8 min)
 
 Parts, each setting in a fresh process (peak resident memory is per process; nothing else
@@ -156,15 +157,16 @@ def seam_ratio(difference: torch.Tensor, borders: list[int]) -> float:
     return float(on / off)
 
 
-def quality_child(side: int = 1024) -> dict:
-    """Whole, tiled and blended decodes of the trained shapes autoencoder."""
+def quality_child(path: str | None = None, side: int = 1024) -> dict:
+    """Whole, tiled and blended decodes of a trained autoencoder (the shipped shapes kl-f4 unless
+    `path` names another); the seam picture for the shipped one only."""
     from ldmkit.assets import SHAPES_AUTOENCODER
     from ldmkit.autoencoder.tiled_decoder import tile_bounds
     from ldmkit.checkpoint import load_autoencoder
     from ldmkit.nn import tiled_apply
     from ldmkit.nn.tiling import tile_starts
 
-    model = load_autoencoder(SHAPES_AUTOENCODER).eval()
+    model = load_autoencoder(path or SHAPES_AUTOENCODER).eval()
     f = model.factor
     rows = []
     with torch.no_grad():
@@ -199,8 +201,9 @@ def quality_child(side: int = 1024) -> dict:
                 })  # fmt: skip
                 if tile == 32:
                     pictures.append(diff)
-    _write_seams(pictures, ("tiled", "blended"))
-    return {"part": "quality", "rows": rows}
+    if path is None:
+        _write_seams(pictures, ("tiled", "blended"))
+    return {"part": "quality", "autoencoder": path or "shipped kl-f4", "rows": rows}
 
 
 def _write_seams(differences: list[torch.Tensor], names: tuple[str, ...]) -> None:
@@ -240,12 +243,17 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=2, help="round-robin rounds at 1024")
     parser.add_argument("--no-whole-2048", action="store_true", help="skip the 14 GB decode")
+    parser.add_argument(
+        "--autoencoder",
+        help="quality: this trained autoencoder instead of the shipped kl-f4 (e.g. the model/ "
+        "of `ldmkit train-autoencoder --preset kl-f8`, whose decoder has two tiers)",
+    )
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "quality":
-            result = quality_child()
+            result = quality_child(*rest)
         elif kind == "decode":
             result = decode_child(int(rest[0]), None if rest[1] == "whole" else int(rest[1]))
         elif kind == "statistics":
@@ -258,7 +266,7 @@ def main() -> None:
 
     print("machine:", json.dumps(machine_report()), flush=True)
     if "quality" in args.parts:
-        run_child(["quality"])
+        run_child(["quality", *([args.autoencoder] if args.autoencoder else [])])
     if "decode" in args.parts:
         for _ in range(args.rounds):
             run_child(["decode", "1024", "whole"])

@@ -50,10 +50,9 @@ def test_with_the_whole_decodes_statistics_tiles_equal_it() -> None:
         torch.testing.assert_close(x, whole)
         tiles = torch.empty_like(whole)
         with td._fixed(norms, moments.statistics()):
-            for rows in td.tile_bounds(30, 8):
-                for cols in td.tile_bounds(26, 8):
-                    part = td._run_tile(segments, h, rows, cols)
-                    tiles[..., rows[0] * 4 : rows[1] * 4, cols[0] * 4 : cols[1] * 4] = part
+            for core in td._within((0, 30, 0, 26), 8):
+                part, _ = td._run_region(segments, h, (0, 30, 0, 26), 1, core, (30, 26))
+                tiles[..., core[0] * 4 : core[1] * 4, core[2] * 4 : core[3] * 4] = part
         torch.testing.assert_close(tiles, whole, atol=1e-5, rtol=0)
         assert not any(hasattr(n, "fixed_statistics") or "forward" in vars(n) for n in norms)
         torch.testing.assert_close(decoder(z), whole)
@@ -68,23 +67,31 @@ def test_a_latent_within_one_tile_is_decoded_whole() -> None:
         td.decode_in_tiles(model.decoder, z, 0)
 
 
-def test_no_full_resolution_tensor_is_larger_than_a_tile_with_its_halo() -> None:
-    """What bounds the memory: above latent resolution every activation is one tile's."""
-    model = _decoder(groups=8)
-    z = torch.randn(1, 3, 48, 40)
-    tile, halo = 10, math.ceil(sum(s.reach for s in td._segments(model.decoder)))
+@pytest.mark.parametrize("layout", ["kl-f4", "sd-f8"])
+def test_no_full_resolution_tensor_is_larger_than_a_tile_with_its_halo(layout: str) -> None:
+    """What bounds the memory: above latent resolution no activation holds more values than a
+    tile of the widest segment with its halo, in either tier (the earlier tier's tiles are
+    larger but narrower)."""
+    model = _decoder(groups=8) if layout == "kl-f4" else _sd_shaped(groups=4)
+    z = torch.randn(1, model.config.z_channels, 48, 40)
+    segments = td._segments(model.decoder)
+    tile, halo = 10, math.ceil(sum(s.reach for s in segments))
+    bound = max(s.size for s in segments) * (tile + 2 * halo) ** 2
     largest = [0]
 
     def watch(module: torch.nn.Module, args: object, out: torch.Tensor) -> None:
         if out.shape[-1] > z.shape[-1]:  # above latent resolution
-            largest[0] = max(largest[0], out.shape[-2] * out.shape[-1])
+            largest[0] = max(largest[0], out[0].numel())
 
     handles = [m.register_forward_hook(watch) for m in model.decoder.modules()]
     with torch.no_grad():
         model.decode(z, tile=tile)
+        tiled = largest[0]
+        largest[0] = 0
+        model.decode(z)
     for handle in handles:
         handle.remove()
-    assert 0 < largest[0] <= ((tile + 2 * halo) * 4) ** 2
+    assert 0 < tiled <= bound < largest[0]
 
 
 def test_the_shipped_autoencoder_decodes_tiles_close_to_whole() -> None:
@@ -128,3 +135,88 @@ def test_the_statistics_pass_runs_in_bf16_where_native_and_stays_close() -> None
         return 10 * math.log10(4 / F.mse_loss(x.clamp(-1, 1), whole.clamp(-1, 1)).item())
 
     assert psnr(low) > psnr(full) - 0.5, (psnr(low), psnr(full))
+
+
+def _sd_shaped(groups: int) -> Autoencoder:
+    """Stable Diffusion's decoder layout (f8, channels x1 x2 x4 x4), narrow."""
+    torch.manual_seed(0)
+    config = AutoencoderConfig(
+        model_channels=8,
+        channel_mult=(1, 2, 4, 4),
+        num_res_blocks=1,
+        norm_groups=groups,
+        z_channels=4,
+    )
+    return Autoencoder(config).eval()
+
+
+def test_the_narrow_early_levels_run_in_tiles_twice_the_side() -> None:
+    """Where the first levels hold a quarter of the values per latent pixel of the last ones (as
+    in Stable Diffusion's decoder: 512 channels at 2x against 256 at 8x), they take tiles of
+    twice the side, and tiles of the rest run inside them."""
+    tiers = td._tiers(td._segments(_sd_shaped(groups=4).decoder), 16)
+    assert [tile for _, tile in tiers] == [32, 16]
+    first, rest = tiers[0][0], tiers[1][0]
+    assert [s.scale for s in first] == [2, 2, 2]  # upsampling, then the level at 2x
+    assert max(s.size for s in first) * 4 <= max(s.size for s in rest)
+    assert len(td._tiers(td._segments(_decoder(groups=8).decoder), 16)) == 1  # kl-f4: one tier
+
+
+@pytest.mark.parametrize("tile", [3, 7, 12])
+def test_two_tiers_without_group_norms_equal_the_whole_decode(tile: int) -> None:
+    """Odd sizes, several tiles of each tier, and tiles narrower than the halo."""
+    model = _sd_shaped(groups=0)
+    z = torch.randn(2, 4, 37, 29)
+    with torch.no_grad():
+        torch.testing.assert_close(model.decode(z, tile=tile), model.decode(z), atol=1e-5, rtol=0)
+
+
+def test_two_tiers_with_the_whole_decodes_statistics_equal_it() -> None:
+    model = _sd_shaped(groups=4)
+    decoder, z = model.decoder, torch.randn(1, 4, 30, 26)
+    with torch.no_grad():
+        whole = decoder(z)
+        h, segments = td._whole_part(decoder, z), td._segments(decoder)
+        norms, moments = td._group_norms(decoder), td._Moments()
+        with td._recording(norms, moments):
+            torch.testing.assert_close(decoder(z), whole)
+        tiles = torch.empty_like(whole)
+        image, core = (30, 26), (0, 30, 0, 26)
+        with td._fixed(norms, moments.statistics()):
+            for box, part in td._tiles(td._tiers(segments, 6), h, core, 1, core, image):
+                tiles[..., box[0] * 8 : box[1] * 8, box[2] * 8 : box[3] * 8] = part
+        torch.testing.assert_close(tiles, whole, atol=1e-5, rtol=0)
+
+
+def test_a_first_tier_that_fits_runs_once_with_its_own_statistics() -> None:
+    """At 1024 px with tiles of 64, Stable Diffusion's first tier (128) covers the latent: it
+    runs whole, exactly, and only the later norms are estimated (from its output)."""
+    model = _sd_shaped(groups=4)
+    decoder, z = model.decoder, torch.randn(1, 4, 24, 20)
+    first = td._tiers(td._segments(decoder), 12)[0][0]
+    outputs: list[torch.Tensor] = []
+    handle = first[-1].run.register_forward_hook(lambda m, a, out: outputs.append(out))
+    with torch.no_grad():
+        decoder(z)
+        tiled = td.decode_in_tiles(decoder, z, 12)
+    handle.remove()
+    assert len(outputs) == 2  # the whole decode's, then the tiled one's: no estimate of it
+    torch.testing.assert_close(outputs[1], outputs[0], atol=1e-5, rtol=0)
+    assert tiled.shape == (1, 3, 192, 160) and torch.isfinite(tiled).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_recorded_statistics_are_the_inputs_mean_and_variance(dtype: torch.dtype) -> None:
+    """Recording keeps the statistics the norm computes anyway (float32 for a bfloat16 input)."""
+    norm = torch.nn.GroupNorm(4, 16)
+    x = (torch.randn(2, 16, 9, 7) * 3 + 1).to(dtype)
+    moments = td._Moments()
+    with td._recording([norm], moments), torch.no_grad():
+        out = norm(x)
+        norm(x[..., :4, :])
+    torch.testing.assert_close(out, F.group_norm(x, 4, norm.weight, norm.bias))
+    assert "forward" not in vars(norm)
+    mean, var = moments.statistics()[0]
+    groups = torch.cat([x.float().reshape(2, 4, -1), x[..., :4, :].float().reshape(2, 4, -1)], -1)
+    torch.testing.assert_close(mean, groups.mean(-1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(var, groups.var(-1, correction=0), atol=1e-4, rtol=1e-4)

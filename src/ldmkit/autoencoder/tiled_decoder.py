@@ -9,10 +9,15 @@ Here the tiles agree by construction:
 2. The rest (upsampling, the higher levels, the output head) runs per tile. Each tile is cut
    with a halo as wide as the convolutions ahead of it reach, and the halo is cropped away as
    that reach shrinks, so every kept pixel is computed from the same neighbourhood as in a whole
-   decode (tiles on the image border keep the border's zero padding).
-3. The group norms of that part cannot see the whole image, so every tile uses the same
-   statistics, estimated first by running the tiled part on the feature map shrunk by half (by
-   area), in tiles normalised each by its own statistics, and pooling what every norm saw: a
+   decode (tiles on the image border keep the border's zero padding). Where the first of these
+   levels hold at most a quarter of the values per latent pixel of the widest later one (Stable
+   Diffusion's decoder: 512 channels at twice the latent's side, against 256 at eight times),
+   they run in tiles of twice the side, no larger in memory and with less halo per pixel, and
+   the later levels' tiles run inside them (`_tiers`). When such a tile covers the whole latent,
+   those levels run once, whole, with their own exact statistics.
+3. The group norms of the tiled levels cannot see the whole image, so every tile uses the same
+   statistics, estimated first by running those levels on their input shrunk to half its side,
+   in tiles normalised each by its own statistics, and pooling what every norm computed: a
    quarter of the work of the decode, the memory of one tile. It runs in bfloat16 where the
    device computes that natively (`estimate_dtype`), which halves its time on such CPUs.
 
@@ -27,6 +32,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from itertools import pairwise
 from types import MethodType
 
@@ -44,11 +50,21 @@ Statistics = tuple[torch.Tensor, torch.Tensor]  # per (sample, group): mean and 
 @dataclass(frozen=True)
 class Segment:
     """One step of the tiled part: `run` at `scale` output pixels per latent pixel, whose
-    convolutions reach `reach` latent pixels beyond its output."""
+    convolutions reach `reach` latent pixels beyond its output and hold at most `channels`."""
 
     run: Callable[[torch.Tensor], torch.Tensor]
     scale: int
     reach: float
+    channels: int
+
+    @property
+    def size(self) -> int:
+        """Activation values per latent pixel (channels x pixels): what one tile's memory scales
+        with."""
+        return self.channels * self.scale**2
+
+
+Box = tuple[int, int, int, int]  # top, bottom, left, right, in pixels at some scale
 
 
 def tile_bounds(length: int, tile: int) -> list[tuple[int, int]]:
@@ -69,36 +85,68 @@ def _whole_part(decoder: Decoder, z: torch.Tensor) -> torch.Tensor:
     return h
 
 
+class _Head(nn.Module):
+    """The decoder's output head: norm, SiLU, convolution."""
+
+    def __init__(self, norm: nn.Module, conv: nn.Module) -> None:
+        super().__init__()
+        self.norm, self.conv = norm, conv
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.silu(self.norm(h)))
+
+
+def _widest(module: nn.Module) -> int:
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
+    return max((max(c.in_channels, c.out_channels) for c in convs), default=0)
+
+
 def _segments(decoder: Decoder) -> list[Segment]:
-    """The tiled part, in order, with each step's scale and reach."""
+    """The tiled part, in order, with each step's scale, reach and width."""
     segments: list[Segment] = []
     scale = 1
     for depth, stage in enumerate(reversed(decoder.up)):
         if depth > 0:
             for i, block in enumerate(stage.block):
                 assert isinstance(block, ResnetBlock)
-                segments.append(Segment(block, scale, 2 / scale))
+                segments.append(Segment(block, scale, 2 / scale, _widest(block)))
                 if len(stage.attn) > 0:
-                    segments.append(Segment(stage.attn[i], scale, 0.0))
+                    attn: nn.Module = stage.attn[i]  # type: ignore[index]
+                    segments.append(Segment(attn, scale, 0.0, _widest(attn)))
         if hasattr(stage, "upsample"):
             upsample: Upsample = stage.upsample
             scale *= 2
-            segments.append(Segment(upsample, scale, 1 / scale))
+            segments.append(Segment(upsample, scale, 1 / scale, _widest(upsample)))
 
-    def head(h: torch.Tensor) -> torch.Tensor:
-        return decoder.conv_out(F.silu(decoder.norm_out(h)))
-
-    segments.append(Segment(head, scale, 1 / scale))
+    head = _Head(decoder.norm_out, decoder.conv_out)
+    segments.append(Segment(head, scale, 1 / scale, _widest(head)))
     return segments
+
+
+def _tiers(segments: list[Segment], tile: int) -> list[tuple[list[Segment], int]]:
+    """The segments in groups, each with its tile side. The leading segments whose activations
+    per latent pixel are at most a quarter of the largest (for Stable Diffusion's decoder: the
+    first upsampling and the 512-channel level at twice the latent's resolution) run in tiles of
+    twice the side, which hold no more than a tile of the rest, so they pay less halo; the rest
+    runs in tiles of `tile` inside them."""
+    largest = max(s.size for s in segments)
+    outer = 0
+    while outer < len(segments) and 4 * segments[outer].size <= largest:
+        outer += 1
+    if outer == 0:
+        return [(segments, tile)]
+    return [(segments[:outer], 2 * tile), (segments[outer:], tile)]
+
+
+def _group_norms_of(segments: list[Segment]) -> list[nn.GroupNorm]:
+    """The group norms the segments call, in call order."""
+    modules = [s.run for s in segments if isinstance(s.run, nn.Module)]
+    return [m for module in modules for m in module.modules() if isinstance(m, nn.GroupNorm)]
 
 
 def _group_norms(decoder: Decoder) -> list[nn.GroupNorm]:
     """The group norms of the tiled part, in call order."""
-    modules: list[nn.Module] = [
-        s.run for s in _segments(decoder)[:-1] if isinstance(s.run, nn.Module)
-    ]
-    modules.append(decoder.norm_out)
-    return [m for module in modules for m in module.modules() if isinstance(m, nn.GroupNorm)]
+    return _group_norms_of(_segments(decoder))
 
 
 class _Moments:
@@ -107,16 +155,10 @@ class _Moments:
     def __init__(self) -> None:
         self.sums: list[tuple[torch.Tensor, torch.Tensor, int]] = []
 
-    def add(self, index: int, norm: nn.GroupNorm, x: torch.Tensor) -> None:
-        # Per channel first (no copy of the activation), then per group in float64.
-        var, mean = torch.var_mean(x.detach().float(), dim=(-2, -1), correction=0)
-        b, pixels = x.shape[0], x.shape[-2] * x.shape[-1]
-        mean, var = (
-            mean.double().reshape(b, norm.num_groups, -1),
-            var.double().reshape(b, norm.num_groups, -1),
-        )
-        per_group = mean.shape[-1] * pixels
-        moments = (mean.sum(-1) * pixels, (var + mean.square()).sum(-1) * pixels, per_group)
+    def add(self, index: int, mean: torch.Tensor, var: torch.Tensor, count: int) -> None:
+        """Norm `index` saw `count` values per (sample, group), of this mean and variance."""
+        mean, var = mean.double(), var.double()
+        moments = (mean * count, (var + mean.square()) * count, count)
         if index == len(self.sums):
             self.sums.append(moments)
         else:
@@ -132,20 +174,32 @@ class _Moments:
         return out
 
 
+def _recording_forward(
+    norm: nn.GroupNorm, moments: _Moments, index: int, x: torch.Tensor
+) -> torch.Tensor:
+    """The norm as usual, keeping the per-group statistics it computes anyway (in float32 for a
+    bfloat16 input too, as autocast runs it), so recording costs no extra pass."""
+    b, c = x.shape[:2]
+    pixels = x.numel() // (b * c)
+    weight = norm.weight.float() if norm.weight is not None else None
+    bias = norm.bias.float() if norm.bias is not None else None
+    out, mean, rstd = torch.native_group_norm(
+        x.contiguous(), weight, bias, b, c, pixels, norm.num_groups, norm.eps
+    )
+    moments.add(index, mean, rstd.double().pow(-2) - norm.eps, c // norm.num_groups * pixels)
+    return out
+
+
 @contextmanager
 def _recording(norms: list[nn.GroupNorm], moments: _Moments) -> Iterator[None]:
-    """Add each norm's input to `moments` while the block runs."""
-    handles = [
-        norm.register_forward_pre_hook(
-            lambda m, args, i=i: moments.add(i, m, args[0])  # type: ignore[misc]
-        )
-        for i, norm in enumerate(norms)
-    ]
+    """Add the statistics of each norm's input to `moments` while the block runs."""
+    for i, norm in enumerate(norms):
+        norm.forward = partial(_recording_forward, norm, moments, i)  # type: ignore[method-assign]
     try:
         yield
     finally:
-        for handle in handles:
-            handle.remove()
+        for norm in norms:
+            del norm.forward
 
 
 def _fixed_forward(norm: nn.GroupNorm, x: torch.Tensor) -> torch.Tensor:
@@ -171,30 +225,77 @@ def _fixed(norms: list[nn.GroupNorm], statistics: list[Statistics]) -> Iterator[
             del norm.forward, norm.fixed_statistics  # type: ignore[attr-defined]
 
 
-def _run_tile(
-    segments: list[Segment], h: torch.Tensor, rows: tuple[int, int], cols: tuple[int, int]
-) -> torch.Tensor:
-    """Decode the core rows x cols (latent pixels) of the whole part's output `h`: cut with the
-    halo the segments reach into, cropped after each segment to what the rest still needs."""
-    sides = (rows[0] > 0, rows[1] < h.shape[-2], cols[0] > 0, cols[1] < h.shape[-1])
-    remaining = [sum(s.reach for s in segments[i:]) for i in range(len(segments) + 1)]
+def _around(core: Box, scale: int, reach: float, image: tuple[int, int]) -> Box:
+    """The latent box `core` at `scale`, widened by what `reach` latent pixels take there and
+    clipped to the image: at the image's border a convolution's zero padding is the whole
+    decode's too."""
+    pixels = math.ceil(reach * scale - 1e-9)
+    top, bottom, left, right = (side * scale for side in core)
+    height, width = (side * scale for side in image)
+    return (
+        max(top - pixels, 0),
+        min(bottom + pixels, height),
+        max(left - pixels, 0),
+        min(right + pixels, width),
+    )
 
-    def needed(reach: float, scale: int) -> list[int]:
-        pixels = math.ceil(reach * scale - 1e-9)
-        return [pixels if interior else 0 for interior in sides]
 
-    top, bottom, left, right = needed(remaining[0], 1)
-    x = h[..., rows[0] - top : rows[1] + bottom, cols[0] - left : cols[1] + right]
-    have, scale = [top, bottom, left, right], 1
+def _crop(x: torch.Tensor, have: Box, want: Box) -> torch.Tensor:
+    assert want[0] >= have[0] and want[1] <= have[1] and want[2] >= have[2] and want[3] <= have[3]
+    return x[..., want[0] - have[0] : want[1] - have[0], want[2] - have[2] : want[3] - have[2]]
+
+
+def _run_region(
+    segments: list[Segment],
+    x: torch.Tensor,
+    have: Box,
+    scale: int,
+    core: Box,
+    image: tuple[int, int],
+    margin: float = 0.0,
+) -> tuple[torch.Tensor, Box]:
+    """Run `segments` for the latent box `core` of an `image`-sized latent, from `x`, which holds
+    the box `have` at `scale` (the segments' input scale). The input is cut with the halo the
+    segments reach into, cropped after each segment to what the rest still needs; the output
+    keeps `margin` latent pixels around the core (what later segments reach into). Returns it
+    and the box it holds."""
+    remaining = [sum(s.reach for s in segments[i:]) + margin for i in range(len(segments) + 1)]
+    box = _around(core, scale, remaining[0], image)
+    x = _crop(x, have, box)
     for i, segment in enumerate(segments):
         x = segment.run(x)
-        have = [pixels * segment.scale // scale for pixels in have]
-        scale = segment.scale
-        keep = needed(remaining[i + 1], scale)
-        cut = [a - k for a, k in zip(have, keep, strict=True)]
-        x = x[..., cut[0] : x.shape[-2] - cut[1], cut[2] : x.shape[-1] - cut[3]]
-        have = keep
-    return x
+        grown = segment.scale // scale
+        box, scale = (box[0] * grown, box[1] * grown, box[2] * grown, box[3] * grown), segment.scale
+        keep = _around(core, scale, remaining[i + 1], image)
+        x, box = _crop(x, box, keep), keep
+    return x, box
+
+
+def _within(core: Box, tile: int) -> Iterator[Box]:
+    """The tiles of at most `tile` latent pixels a side that cover the box `core`."""
+    for top, bottom in tile_bounds(core[1] - core[0], tile):
+        for left, right in tile_bounds(core[3] - core[2], tile):
+            yield core[0] + top, core[0] + bottom, core[2] + left, core[2] + right
+
+
+def _tiles(
+    tiers: list[tuple[list[Segment], int]],
+    x: torch.Tensor,
+    have: Box,
+    scale: int,
+    core: Box,
+    image: tuple[int, int],
+) -> Iterator[tuple[Box, torch.Tensor]]:
+    """Each tile of the last tier within `core` (latent box) and its decoded pixels: each tier's
+    tiles run its segments, and the tiles of the next tier run inside them."""
+    (segments, tile), rest = tiers[0], tiers[1:]
+    margin = sum(s.reach for later, _ in rest for s in later)
+    for part in _within(core, tile):
+        y, box = _run_region(segments, x, have, scale, part, image, margin)
+        if rest:
+            yield from _tiles(rest, y, box, segments[-1].scale, part, image)
+        else:
+            yield part, y
 
 
 def estimate_dtype(device: torch.device) -> torch.dtype | None:
@@ -205,24 +306,24 @@ def estimate_dtype(device: torch.device) -> torch.dtype | None:
 
 
 def _estimated_statistics(
-    segments: list[Segment],
-    norms: list[nn.GroupNorm],
-    h: torch.Tensor,
-    tile: int,
+    tiers: list[tuple[list[Segment], int]],
+    x: torch.Tensor,
+    scale: int,
     dtype: torch.dtype | None = None,
 ) -> list[Statistics]:
-    """The group norms' statistics of the tiled part, pooled over the tiles of `h` shrunk by
-    half (by area), each tile normalised by its own, as an untiled decode of it would be; the
-    convolutions in `dtype` (autocast) when given. Moments are summed in float64."""
-    small = F.interpolate(
-        h, size=(math.ceil(h.shape[-2] / 2), math.ceil(h.shape[-1] / 2)), mode="area"
-    )
+    """The statistics of the tiers' group norms, pooled over the tiles of `x` (at `scale` pixels
+    per latent pixel) shrunk to half its side, each tile normalised by its own, as an untiled
+    decode of it would be; the convolutions in `dtype` (autocast) when given. Moments are
+    summed in float64."""
+    image = (math.ceil(x.shape[-2] / scale / 2), math.ceil(x.shape[-1] / scale / 2))
+    small = F.interpolate(x, size=(image[0] * scale, image[1] * scale), mode="area")
+    norms = [n for segments, _ in tiers for n in _group_norms_of(segments)]
     moments = _Moments()
-    lower = torch.autocast(h.device.type, dtype) if dtype is not None else nullcontext()
+    lower = torch.autocast(x.device.type, dtype) if dtype is not None else nullcontext()
+    whole = (0, small.shape[-2], 0, small.shape[-1])
     with _recording(norms, moments), lower:
-        for rows in tile_bounds(small.shape[-2], tile):
-            for cols in tile_bounds(small.shape[-1], tile):
-                _run_tile(segments, small, rows, cols)
+        for _ in _tiles(tiers, small, whole, scale, (0, image[0], 0, image[1]), image):
+            pass
     return moments.statistics()
 
 
@@ -237,20 +338,24 @@ def decode_in_tiles(
     height, width = z.shape[-2:]
     if height <= tile and width <= tile:
         return decoder(z)
+    image, core = (height, width), (0, height, 0, width)
     h = _whole_part(decoder, z)
-    segments, norms = _segments(decoder), _group_norms(decoder)
+    tiers, scale = _tiers(_segments(decoder), tile), 1
     dtype = estimate_dtype(z.device) if statistics == "auto" else statistics
-    estimated = _estimated_statistics(segments, norms, h, tile, dtype)  # type: ignore[arg-type]
-    scale = segments[-1].scale
+    have: Box = (0, height, 0, width)
+    if len(tiers) > 1 and height <= tiers[0][1] and width <= tiers[0][1]:
+        # The first tier fits whole: it runs with its own exact statistics, once.
+        first, margin = tiers.pop(0)[0], sum(s.reach for s in tiers[0][0])
+        h, have = _run_region(first, h, have, scale, core, image, margin)
+        scale = first[-1].scale
+    estimated = _estimated_statistics(tiers, h, scale, dtype)  # type: ignore[arg-type]
+    norms = [n for segments, _ in tiers for n in _group_norms_of(segments)]
+    last = tiers[-1][0][-1].scale
     out: torch.Tensor | None = None
     with _fixed(norms, estimated):
-        for rows in tile_bounds(height, tile):
-            for cols in tile_bounds(width, tile):
-                part = _run_tile(segments, h, rows, cols)
-                if out is None:
-                    out = part.new_empty(*part.shape[:2], height * scale, width * scale)
-                out[..., rows[0] * scale : rows[1] * scale, cols[0] * scale : cols[1] * scale] = (
-                    part
-                )
+        for (top, bottom, left, right), part in _tiles(tiers, h, have, scale, core, image):
+            if out is None:
+                out = part.new_empty(*part.shape[:2], height * last, width * last)
+            out[..., top * last : bottom * last, left * last : right * last] = part
     assert out is not None
     return F.pixel_shuffle(out, decoder.patch) if decoder.patch > 1 else out
