@@ -159,7 +159,8 @@ def seam_ratio(difference: torch.Tensor, borders: list[int]) -> float:
 
 def quality_child(path: str | None = None, side: int = 1024) -> dict:
     """Whole, tiled and blended decodes of a trained autoencoder (the shipped shapes kl-f4 unless
-    `path` names another); the seam picture for the shipped one only."""
+    `path` names another) on a side x side mosaic; the seam picture for the shipped one at 1024
+    only."""
     from ldmkit.assets import SHAPES_AUTOENCODER
     from ldmkit.autoencoder.tiled_decoder import tile_bounds
     from ldmkit.checkpoint import load_autoencoder
@@ -201,9 +202,9 @@ def quality_child(path: str | None = None, side: int = 1024) -> dict:
                 })  # fmt: skip
                 if tile == 32:
                     pictures.append(diff)
-    if path is None:
+    if path is None and side == 1024:
         _write_seams(pictures, ("tiled", "blended"))
-    return {"part": "quality", "autoencoder": path or "shipped kl-f4", "rows": rows}
+    return {"part": "quality", "autoencoder": path or "shipped kl-f4", "side": side, "rows": rows}
 
 
 def _write_seams(differences: list[torch.Tensor], names: tuple[str, ...]) -> None:
@@ -248,12 +249,13 @@ def main() -> None:
         help="quality: this trained autoencoder instead of the shipped kl-f4 (e.g. the model/ "
         "of `ldmkit train-autoencoder --preset kl-f8`, whose decoder has two tiers)",
     )
+    parser.add_argument("--side", type=int, default=1024, help="quality: the mosaic's side")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         kind, *rest = args.child
         if kind == "quality":
-            result = quality_child(*rest)
+            result = quality_child(rest[1] if len(rest) > 1 else None, int(rest[0]))
         elif kind == "decode":
             result = decode_child(int(rest[0]), None if rest[1] == "whole" else int(rest[1]))
         elif kind == "statistics":
@@ -266,7 +268,7 @@ def main() -> None:
 
     print("machine:", json.dumps(machine_report()), flush=True)
     if "quality" in args.parts:
-        run_child(["quality", *([args.autoencoder] if args.autoencoder else [])])
+        run_child(["quality", str(args.side), *([args.autoencoder] if args.autoencoder else [])])
     if "decode" in args.parts:
         for _ in range(args.rounds):
             run_child(["decode", "1024", "whole"])

@@ -16,10 +16,14 @@ Here the tiles agree by construction:
    the later levels' tiles run inside them (`_tiers`). When such a tile covers the whole latent,
    those levels run once, whole, with their own exact statistics.
 3. The group norms of the tiled levels cannot see the whole image, so every tile uses the same
-   statistics, estimated first by running those levels on their input shrunk to half its side,
-   in tiles normalised each by its own statistics, and pooling what every norm computed: a
-   quarter of the work of the decode, the memory of one tile. It runs in bfloat16 where the
-   device computes that natively (`estimate_dtype`), which halves its time on such CPUs.
+   statistics, estimated first by running those levels on a quarter of their input, in tiles
+   normalised each by its own statistics, and pooling what every norm computed: a quarter of
+   the work of the decode, the memory of one tile. The quarter is the input shrunk to half its
+   side where the decoder's factor is 4 or less; for factor 8 and more it is a window of half
+   the side in every tile, at full size, since a halved f8 latent is an f16 one and its later
+   norms see much less than the image's (measured in docs/results/megapixel.md). The pass runs
+   in bfloat16 where the device computes that natively (`estimate_dtype`), which halves its
+   time on such CPUs.
 
 Step 3 is the only approximation: a tiled decode differs from the whole one by a small global
 change, never by an edge (with the statistics of the whole decode, tiles equal it to float
@@ -298,6 +302,11 @@ def _tiles(
             yield part, y
 
 
+def _factor(decoder: Decoder) -> int:
+    """Output pixels per latent pixel, a side."""
+    return 2 ** (len(decoder.up) - 1) * decoder.patch
+
+
 def estimate_dtype(device: torch.device) -> torch.dtype | None:
     """The precision the statistics pass runs in on `device`: bfloat16 where the device computes
     it natively (its convolutions about 2.2x faster than float32's on an AVX-512 BF16 CPU), else
@@ -305,25 +314,45 @@ def estimate_dtype(device: torch.device) -> torch.dtype | None:
     return torch.bfloat16 if native_precision(device, "bf16") else None
 
 
+def _half_size(x: torch.Tensor, scale: int) -> Iterator[tuple[torch.Tensor, Box, Box]]:
+    """The map `x` (at `scale` pixels per latent pixel) shrunk to half its side, as one image:
+    (pixels, the box they hold, the latent box of the image)."""
+    image = (math.ceil(x.shape[-2] / scale / 2), math.ceil(x.shape[-1] / scale / 2))
+    small = F.interpolate(x, size=(image[0] * scale, image[1] * scale), mode="area")
+    yield small, (0, small.shape[-2], 0, small.shape[-1]), (0, image[0], 0, image[1])
+
+
+def _windows(x: torch.Tensor, scale: int, tile: int) -> Iterator[tuple[torch.Tensor, Box, Box]]:
+    """A window of half the side at the centre of each tile of the map `x`, at full size, each
+    as an image of its own: a quarter of the area, spread over the whole map."""
+    image = (0, x.shape[-2] // scale, 0, x.shape[-1] // scale)
+    for top, bottom, left, right in _within(image, tile):
+        rows, cols = max(1, (bottom - top) // 2), max(1, (right - left) // 2)
+        top, left = top + (bottom - top - rows) // 2, left + (right - left - cols) // 2
+        window = x[..., top * scale : (top + rows) * scale, left * scale : (left + cols) * scale]
+        yield window, (0, rows * scale, 0, cols * scale), (0, rows, 0, cols)
+
+
 def _estimated_statistics(
     tiers: list[tuple[list[Segment], int]],
     x: torch.Tensor,
     scale: int,
     dtype: torch.dtype | None = None,
+    windows: bool = False,
 ) -> list[Statistics]:
-    """The statistics of the tiers' group norms, pooled over the tiles of `x` (at `scale` pixels
-    per latent pixel) shrunk to half its side, each tile normalised by its own, as an untiled
-    decode of it would be; the convolutions in `dtype` (autocast) when given. Moments are
-    summed in float64."""
-    image = (math.ceil(x.shape[-2] / scale / 2), math.ceil(x.shape[-1] / scale / 2))
-    small = F.interpolate(x, size=(image[0] * scale, image[1] * scale), mode="area")
+    """The statistics of the tiers' group norms, pooled over a quarter of the work of decoding
+    `x` (at `scale` pixels per latent pixel), in tiles each normalised by its own statistics, as
+    an untiled decode of them would be: `x` shrunk to half its side, or with `windows`, a window
+    of half the side in each tile, at full size. The convolutions in `dtype` (autocast) when
+    given. Moments are summed in float64."""
     norms = [n for segments, _ in tiers for n in _group_norms_of(segments)]
     moments = _Moments()
     lower = torch.autocast(x.device.type, dtype) if dtype is not None else nullcontext()
-    whole = (0, small.shape[-2], 0, small.shape[-1])
+    images = _windows(x, scale, tiers[-1][1]) if windows else _half_size(x, scale)
     with _recording(norms, moments), lower:
-        for _ in _tiles(tiers, small, whole, scale, (0, image[0], 0, image[1]), image):
-            pass
+        for pixels, have, core in images:
+            for _ in _tiles(tiers, pixels, have, scale, core, (core[1], core[3])):
+                pass
     return moments.statistics()
 
 
@@ -348,7 +377,8 @@ def decode_in_tiles(
         first, margin = tiers.pop(0)[0], sum(s.reach for s in tiers[0][0])
         h, have = _run_region(first, h, have, scale, core, image, margin)
         scale = first[-1].scale
-    estimated = _estimated_statistics(tiers, h, scale, dtype)  # type: ignore[arg-type]
+    windows = _factor(decoder) >= 8
+    estimated = _estimated_statistics(tiers, h, scale, dtype, windows)  # type: ignore[arg-type]
     norms = [n for segments, _ in tiers for n in _group_norms_of(segments)]
     last = tiers[-1][0][-1].scale
     out: torch.Tensor | None = None
