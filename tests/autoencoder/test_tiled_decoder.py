@@ -41,7 +41,7 @@ def test_with_the_whole_decodes_statistics_tiles_equal_it() -> None:
     with torch.no_grad():
         whole = decoder(z)
         h = td._whole_part(decoder, z)
-        segments, norms = td._segments(decoder), td._group_norms(decoder)
+        segments, norms = td._segments(decoder), td._group_norms([(td._segments(decoder), 0)])
         moments = td._Moments()
         with td._recording(norms, moments):
             x = h
@@ -177,7 +177,7 @@ def test_two_tiers_with_the_whole_decodes_statistics_equal_it() -> None:
     with torch.no_grad():
         whole = decoder(z)
         h, segments = td._whole_part(decoder, z), td._segments(decoder)
-        norms, moments = td._group_norms(decoder), td._Moments()
+        norms, moments = td._group_norms([(segments, 0)]), td._Moments()
         with td._recording(norms, moments):
             torch.testing.assert_close(decoder(z), whole)
         tiles = torch.empty_like(whole)

@@ -33,7 +33,7 @@ zoo autoencoder has one) sees only its tile.
 """
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import partial
@@ -56,7 +56,7 @@ class Segment:
     """One step of the tiled part: `run` at `scale` output pixels per latent pixel, whose
     convolutions reach `reach` latent pixels beyond its output and hold at most `channels`."""
 
-    run: Callable[[torch.Tensor], torch.Tensor]
+    run: nn.Module
     scale: int
     reach: float
     channels: int
@@ -127,7 +127,10 @@ def _segments(decoder: Decoder) -> list[Segment]:
     return segments
 
 
-def _tiers(segments: list[Segment], tile: int) -> list[tuple[list[Segment], int]]:
+Tiers = list[tuple[list[Segment], int]]  # groups of segments, each with its tile side
+
+
+def _tiers(segments: list[Segment], tile: int) -> Tiers:
     """The segments in groups, each with its tile side. The leading segments whose activations
     per latent pixel are at most a quarter of the largest (for Stable Diffusion's decoder: the
     first upsampling and the 512-channel level at twice the latent's resolution) run in tiles of
@@ -142,15 +145,15 @@ def _tiers(segments: list[Segment], tile: int) -> list[tuple[list[Segment], int]
     return [(segments[:outer], 2 * tile), (segments[outer:], tile)]
 
 
-def _group_norms_of(segments: list[Segment]) -> list[nn.GroupNorm]:
-    """The group norms the segments call, in call order."""
-    modules = [s.run for s in segments if isinstance(s.run, nn.Module)]
+def _group_norms(tiers: Tiers) -> list[nn.GroupNorm]:
+    """The group norms the tiers' segments call, in call order."""
+    modules = [s.run for segments, _ in tiers for s in segments]
     return [m for module in modules for m in module.modules() if isinstance(m, nn.GroupNorm)]
 
 
-def _group_norms(decoder: Decoder) -> list[nn.GroupNorm]:
-    """The group norms of the tiled part, in call order."""
-    return _group_norms_of(_segments(decoder))
+def _reach(tiers: Tiers) -> float:
+    """How far (latent pixels) the tiers' convolutions reach beyond their output."""
+    return sum(s.reach for segments, _ in tiers for s in segments)
 
 
 class _Moments:
@@ -283,7 +286,7 @@ def _within(core: Box, tile: int) -> Iterator[Box]:
 
 
 def _tiles(
-    tiers: list[tuple[list[Segment], int]],
+    tiers: Tiers,
     x: torch.Tensor,
     have: Box,
     scale: int,
@@ -293,18 +296,13 @@ def _tiles(
     """Each tile of the last tier within `core` (latent box) and its decoded pixels: each tier's
     tiles run its segments, and the tiles of the next tier run inside them."""
     (segments, tile), rest = tiers[0], tiers[1:]
-    margin = sum(s.reach for later, _ in rest for s in later)
+    margin = _reach(rest)
     for part in _within(core, tile):
         y, box = _run_region(segments, x, have, scale, part, image, margin)
         if rest:
             yield from _tiles(rest, y, box, segments[-1].scale, part, image)
         else:
             yield part, y
-
-
-def _factor(decoder: Decoder) -> int:
-    """Output pixels per latent pixel, a side."""
-    return 2 ** (len(decoder.up) - 1) * decoder.patch
 
 
 def estimate_dtype(device: torch.device) -> torch.dtype | None:
@@ -334,7 +332,7 @@ def _windows(x: torch.Tensor, scale: int, tile: int) -> Iterator[tuple[torch.Ten
 
 
 def _estimated_statistics(
-    tiers: list[tuple[list[Segment], int]],
+    tiers: Tiers,
     x: torch.Tensor,
     scale: int,
     dtype: torch.dtype | None = None,
@@ -345,7 +343,7 @@ def _estimated_statistics(
     an untiled decode of them would be: `x` shrunk to half its side, or with `windows`, a window
     of half the side in each tile, at full size. The convolutions in `dtype` (autocast) when
     given. Moments are summed in float64."""
-    norms = [n for segments, _ in tiers for n in _group_norms_of(segments)]
+    norms = _group_norms(tiers)
     moments = _Moments()
     lower = torch.autocast(x.device.type, dtype) if dtype is not None else nullcontext()
     images = _windows(x, scale, tiers[-1][1]) if windows else _half_size(x, scale)
@@ -374,13 +372,13 @@ def decode_in_tiles(
     have: Box = (0, height, 0, width)
     if len(tiers) > 1 and height <= tiers[0][1] and width <= tiers[0][1]:
         # The first tier fits whole: it runs with its own exact statistics, once.
-        first, margin = tiers.pop(0)[0], sum(s.reach for s in tiers[0][0])
+        first, margin = tiers.pop(0)[0], _reach(tiers)
         h, have = _run_region(first, h, have, scale, core, image, margin)
         scale = first[-1].scale
-    windows = _factor(decoder) >= 8
+    last = tiers[-1][0][-1].scale  # output pixels per latent pixel, before the patch
+    windows = last * decoder.patch >= 8  # the decoder's factor
     estimated = _estimated_statistics(tiers, h, scale, dtype, windows)  # type: ignore[arg-type]
-    norms = [n for segments, _ in tiers for n in _group_norms_of(segments)]
-    last = tiers[-1][0][-1].scale
+    norms = _group_norms(tiers)
     out: torch.Tensor | None = None
     with _fixed(norms, estimated):
         for (top, bottom, left, right), part in _tiles(tiers, h, have, scale, core, image):
