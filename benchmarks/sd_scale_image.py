@@ -148,15 +148,22 @@ def main() -> None:
         "compile, else 1)",
     )
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--prepare", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--spawned", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.prepare:
+        ensure_inputs(args.prepare)
+        return
     if args.child:
         print(json.dumps(child(args.child, args.steps, args.images or 1, args.spawned)))
         return
     from ldmkit.hardware import machine_report
 
     print("machine:", json.dumps(machine_report()), flush=True)
-    ensure_inputs(args.paths)
+    # In a process of its own: a child's peak resident memory (ru_maxrss) starts from its
+    # parent's at the fork, and building the inputs loads the whole model.
+    prepare = [sys.executable, __file__, "--prepare", *args.paths]
+    subprocess.run(prepare, check=True)
     rows = []
     for path in args.paths:
         command = [sys.executable, __file__, "--child", path, "--steps", str(args.steps)]

@@ -158,3 +158,31 @@ def test_tiny_autoencoder_overfits_a_fixed_batch() -> None:
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 10, (losses[0], losses[-1])
+
+
+# Tiled without group norms or attention in the levels: tiles then equal the whole decode.
+@pytest.mark.parametrize(("tile", "groups", "attention"), [(None, 4, (4,)), (3, 0, ())])
+@pytest.mark.parametrize("kind", ["kl", "vq"])
+def test_decoding_without_autograd_is_the_plain_decode_in_channels_last(
+    kind, tile, groups, attention
+):
+    """Sampling's decode (no autograd, the CPU), whole and tiled: every convolution reads
+    channels-last input, the residual blocks work in place, the upsamplings fold into 2x2
+    convolutions; the image equals the training path's (autograd on, frozen weights) and comes
+    back contiguous."""
+    torch.manual_seed(0)
+    config = tiny(kind, 8, attn_factors=attention, num_res_blocks=2, norm_groups=groups)
+    model = Autoencoder(config).eval().requires_grad_(False)
+    z = torch.randn(2, 3, 8, 8)
+    layouts: list[bool] = []  # channels-last strides: compact, or a tile cropped from such
+    for conv in (m for m in model.decoder.modules() if isinstance(m, torch.nn.Conv2d)):
+        conv.register_forward_pre_hook(lambda _, args: layouts.append(args[0].stride(1) == 1))
+    plain = model.decode(z)  # autograd on: the plain path, no graph (frozen weights)
+    assert not any(layouts) and not plain.requires_grad
+    layouts.clear()
+    kept = z.clone()
+    with torch.no_grad():
+        fast = model.decode(z, tile)
+    assert layouts and all(layouts)
+    assert fast.is_contiguous() and torch.equal(z, kept)
+    torch.testing.assert_close(fast, plain, rtol=1e-4, atol=1e-5)

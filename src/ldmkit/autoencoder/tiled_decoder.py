@@ -190,8 +190,10 @@ def _recording_forward(
     pixels = x.numel() // (b * c)
     weight = norm.weight.float() if norm.weight is not None else None
     bias = norm.bias.float() if norm.bias is not None else None
+    # A crop of a channels-last map stays channels-last (the layout decoding runs in).
+    layout = torch.channels_last if x.dim() == 4 and x.stride(1) == 1 else torch.contiguous_format
     out, mean, rstd = torch.native_group_norm(
-        x.contiguous(), weight, bias, b, c, pixels, norm.num_groups, norm.eps
+        x.contiguous(memory_format=layout), weight, bias, b, c, pixels, norm.num_groups, norm.eps
     )
     moments.add(index, mean, rstd.double().pow(-2) - norm.eps, c // norm.num_groups * pixels)
     return out

@@ -191,7 +191,8 @@ def clip_from_state(state: Mapping[str, torch.Tensor], path: Path) -> ClipTextEn
         eos_token_id=49407,
         pad_token_id=0 if openclip else 49407,
     )
-    model = CLIPTextModel(config).eval()
+    with torch.device("meta"):  # the file's tensors become its own: no second copy
+        model = CLIPTextModel(config).eval()
     # The model's own names: under text_model. in some transformers versions, bare in others.
     nested = any(key.startswith("text_model.") for key in model.state_dict())
     weights = {
@@ -199,7 +200,7 @@ def clip_from_state(state: Mapping[str, torch.Tensor], path: Path) -> ClipTextEn
         for k, v in weights.items()
         if not k.endswith("position_ids")
     }
-    load_state(model, _with_buffers(model, weights), path)
+    _load_clip(model, weights, path)
     # SD 2.x reads OpenCLIP's penultimate layer and pads prompts with "!" (id 0); a ViT-H tower
     # stored without its unused last block (23 of 24, as diffusers keeps it) is read whole.
     trimmed = openclip and config.num_hidden_layers == OPENCLIP_H_LAYERS - 1
@@ -208,10 +209,29 @@ def clip_from_state(state: Mapping[str, torch.Tensor], path: Path) -> ClipTextEn
     return ClipTextEncoder(ClipTextConfig(str(path), layer=layer), model.float(), tokenizer)
 
 
-def _with_buffers(model: torch.nn.Module, weights: dict[str, torch.Tensor]) -> dict:
-    """`weights` plus the model's own non-learned buffers the file may leave out."""
-    own = model.state_dict()
-    return {**{k: v for k, v in own.items() if k not in weights and "position_ids" in k}, **weights}
+def _positions(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """{name: 0, 1, ... along the positions} for each of the model's position-id buffers, which
+    a file may leave out or store as floats, and which a model built on the meta device lacks."""
+    return {
+        name: torch.arange(buffer.shape[-1]).expand(buffer.shape)
+        for name, buffer in model.named_buffers()
+        if name.endswith("position_ids")
+    }
+
+
+def _load_clip(model: torch.nn.Module, weights: dict[str, torch.Tensor], path: Path) -> None:
+    """`weights` (position ids left out) as the meta-built CLIP `model`'s own tensors, and
+    its position ids made, whether its state dict lists them (persistent) or not."""
+    positions = _positions(model)
+    listed = model.state_dict()
+    given = {k: v for k, v in positions.items() if k in listed}
+    load_state(model, {**given, **weights}, path, assign=True)
+    for name, value in positions.items():
+        owner, _, leaf = name.rpartition(".")
+        model.get_submodule(owner).register_buffer(leaf, value, persistent=name in listed)
+    unset = [n for n, t in (*model.named_parameters(), *model.named_buffers()) if t.is_meta]
+    if unset:
+        raise CheckpointError(f"{path}: the text encoder's {unset[:5]} are not in the file")
 
 
 def _assigned(
