@@ -8,6 +8,8 @@ replaced and against diffusers' AutoencoderKL holding the same weights.
 Paths:
 - `ldmkit`: `Autoencoder.decode` without autograd, as sampling runs it (channels-last, the
   activations in place, each upsampling as four 2x2 convolutions of its input).
+- `ldmkit bf16`: the same under bf16 autocast, as `sample(precision="bf16")` decodes (its
+  quality: the shipped kl-f4's bf16 decode against its float32 one, printed first).
 - `ldmkit plain`: the same module with autograd on and its weights frozen, which takes the
   training path (contiguous layout, upsample then convolve, out of place) and builds no graph:
   what sampling ran before.
@@ -20,7 +22,9 @@ Prints the machine report, JSON lines and a table.
 """
 
 import argparse
+import contextlib
 import json
+import math
 import resource
 import statistics
 import subprocess
@@ -31,7 +35,7 @@ from collections.abc import Callable
 
 import torch
 
-PATHS = ("ldmkit", "ldmkit plain", "diffusers")
+PATHS = ("ldmkit", "ldmkit bf16", "ldmkit plain", "diffusers")
 
 
 def decoders(paths: list[str]) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
@@ -43,11 +47,44 @@ def decoders(paths: list[str]) -> dict[str, Callable[[torch.Tensor], torch.Tenso
     out: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
     if "ldmkit" in paths:
         out["ldmkit"] = lambda z: _run(torch.no_grad, model.decode, z)
+    if "ldmkit bf16" in paths:
+        out["ldmkit bf16"] = lambda z: _run(_bf16, model.decode, z).float()
     if "ldmkit plain" in paths:
         out["ldmkit plain"] = lambda z: _run(torch.enable_grad, model.decode, z)
     if "diffusers" in paths:
         out["diffusers"] = diffusers_decoder(model)
     return out
+
+
+def _bf16() -> contextlib.ExitStack:
+    """No autograd, bf16 autocast: how `sample(precision="bf16")` decodes."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.no_grad())
+    stack.enter_context(torch.autocast("cpu", torch.bfloat16))
+    return stack
+
+
+def bf16_quality(scenes: int = 8) -> dict:
+    """The shipped (trained) kl-f4's decode of held-out shapes scenes under bf16 autocast
+    against its float32 decode: PSNR over [-1, 1] images, and the largest difference."""
+    from ldmkit.assets import SHAPES_AUTOENCODER
+    from ldmkit.checkpoint import load_autoencoder
+    from ldmkit.data.shapes import ShapesConfig, ShapesDataset
+
+    model = load_autoencoder(SHAPES_AUTOENCODER).eval()
+    data = ShapesDataset(ShapesConfig(resolution=256), size=scenes, seed=1)
+    images = torch.stack([data[i]["image"] for i in range(scenes)])
+    with torch.no_grad():
+        z = model.to_latent(images)
+        full = model.from_latent(z).clamp(-1, 1)
+    with _bf16():
+        half = model.from_latent(z).float().clamp(-1, 1)
+    mse = torch.mean((full - half) ** 2).item()
+    return {
+        "bf16_decode_vs_fp32": "shipped kl-f4, 256x256 shapes scenes",
+        "psnr_db": round(10 * math.log10(4 / mse), 1),
+        "max_abs_diff": round((full - half).abs().max().item(), 4),
+    }
 
 
 def _run(mode: Callable, decode: Callable, z: torch.Tensor) -> torch.Tensor:
@@ -142,6 +179,7 @@ def main() -> None:
     from ldmkit.hardware import machine_report
 
     print("machine:", json.dumps(machine_report()), flush=True)
+    print(json.dumps(bf16_quality()), flush=True)
     rows = timed(args.paths, args.side, args.rounds)
     for row in rows:
         print(json.dumps(row), flush=True)

@@ -94,6 +94,24 @@ def test_bf16_sampling_is_close_to_fp32_and_bad_precision_is_refused(make_ldm: M
         model.sample(2, labels, options=SamplingOptions(steps=1, precision="int8"))
 
 
+@pytest.mark.parametrize(("precision", "decoded"), [("bf16", torch.bfloat16), ("fp32", None)])
+def test_the_decoder_runs_in_bf16_for_bf16_sampling_only(make_ldm: MakeLDM, precision, decoded):
+    """bf16 sampling decodes under bf16 autocast (half the decode's memory and time) and still
+    returns float32 images; fp32 decodes in float32 (fp16 too: its range overflows decoders)."""
+    model = make_ldm()
+    seen: list[torch.dtype | None] = []
+
+    def autocast_dtype(*_: object) -> None:
+        enabled = torch.is_autocast_enabled("cpu")
+        seen.append(torch.get_autocast_dtype("cpu") if enabled else None)
+
+    model.autoencoder.decoder.conv_out.register_forward_hook(autocast_dtype)
+    options = SamplingOptions(steps=2, guidance=1.0, seed=1, precision=precision)
+    images = model.sample(2, torch.tensor([0, 1]), options=options)
+    assert seen == [decoded] and images.dtype == torch.float32
+    assert images.isfinite().all()
+
+
 def test_compiled_denoiser_refuses_gradients(make_ldm: MakeLDM) -> None:
     denoiser = CompiledDenoiser(torch.nn.Conv2d(1, 1, 1))
     with pytest.raises(RuntimeError, match=r"torch\.no_grad"):

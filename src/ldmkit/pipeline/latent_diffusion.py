@@ -4,6 +4,7 @@ Training objective (Rombach et al. 2022, Eq. 2): L = E_{E(x), y, eps, t} || eps 
 y) ||^2 with z_0 = (E(x) - shift) * scale, the statistics measured from data (Appendix G).
 """
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -39,7 +40,13 @@ from ldmkit.pipeline.conditioners import build_conditioners
 from ldmkit.pipeline.conditions import default_guidance, guided_pair, latent_side
 from ldmkit.pipeline.config import DiffusionConfig
 from ldmkit.pipeline.image_to_image import noised_start
-from ldmkit.precision import DTYPES, autocast_call, check_precision, resolve_precision
+from ldmkit.precision import (
+    DTYPES,
+    autocast,
+    autocast_call,
+    check_precision,
+    resolve_precision,
+)
 from ldmkit.samplers import (
     SamplingOptions,
     StepCallback,
@@ -396,9 +403,9 @@ class LatentDiffusion(nn.Module):
 
         `options.compile` runs the UNet through `CompiledDenoiser` (frozen, channels-last
         `torch.compile`): the first call at a shape pays the compile time, the steps run faster.
-        `options.precision` "bf16" / "fp16" runs the UNet under autocast (the sampler's
-        arithmetic and the decoder stay in float32); "auto" picks bf16 where the device runs it
-        natively (`ldmkit.precision.resolve_precision`), and an emulated half precision warns.
+        `options.precision` "bf16" / "fp16" runs the UNet under autocast (the sampler in float32,
+        the decoder in bf16 for bf16, in float32 for fp16); "auto" picks bf16 where the device
+        runs it natively (`ldmkit.precision.resolve_precision`); emulated half precision warns.
         `options.tile` denoises in blended overlapping latent tiles of that side and decodes in
         seamless tiles (`autoencoder.tiled_decoder`).
         """
@@ -460,7 +467,9 @@ class LatentDiffusion(nn.Module):
             callback=callback,
             **sampler_options,
         )
-        return self.decode(z0, options.tile)
+        # bf16 decodes in bf16 (2x faster, half the memory); fp16's range overflows decoders.
+        with autocast(device, precision) if precision == "bf16" else contextlib.nullcontext():
+            return self.decode(z0, options.tile).float()
 
     def conditional_unet(
         self,
