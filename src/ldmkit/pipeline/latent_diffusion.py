@@ -4,7 +4,6 @@ Training objective (Rombach et al. 2022, Eq. 2): L = E_{E(x), y, eps, t} || eps 
 y) ||^2 with z_0 = (E(x) - shift) * scale, the statistics measured from data (Appendix G).
 """
 
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar, cast
@@ -468,7 +467,7 @@ class LatentDiffusion(nn.Module):
             **sampler_options,
         )
         # bf16 decodes in bf16 (2x faster, half the memory); fp16's range overflows decoders.
-        with autocast(device, precision) if precision == "bf16" else contextlib.nullcontext():
+        with autocast(device, precision if precision == "bf16" else "fp32"):
             return self.decode(z0, options.tile).float()
 
     def conditional_unet(
